@@ -1,0 +1,30 @@
+"""The `ds2` command: one click group, one module per verb group."""
+
+from __future__ import annotations
+
+import logging
+
+import click
+
+from ds2 import __version__
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "show_default": True})
+@click.version_option(__version__, prog_name="ds2")
+def main():
+    """Deep Speech 2 toolkit: prepare corpora, compute features, train, decode and score.
+
+    A recipe (egs/<corpus>/run.sh) calls these verbs stage by stage; every verb's
+    --help says what it reads and writes.
+    """
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s [%(name)s] %(message)s")
+
+
+def _register():
+    from ds2.cli import decode, features, prepare, results, tokens, train
+
+    for module in (prepare, features, tokens, train, decode, results):
+        main.add_command(module.command)
+
+
+_register()

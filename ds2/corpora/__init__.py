@@ -1,0 +1,1 @@
+"""Corpora that Lhotse does not prepare itself."""

@@ -1,0 +1,1 @@
+"""Features, the CutSet-to-batch dataset, samplers (SortaGrad) and augmentation."""

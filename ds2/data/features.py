@@ -1,0 +1,120 @@
+"""Acoustic features through Lhotse extractors, stored with Lilcom.
+
+Two kinds: DS2's log spectrogram (161 bins of a 20 ms window, 10 ms hop) and the log-mel
+filterbank. Entry point: `ds2 features data/manifests data/fbank --prefix synth`.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+import torch
+from lhotse import CutSet, Fbank, FbankConfig, LilcomChunkyWriter, Spectrogram, SpectrogramConfig
+from lhotse.features.base import register_extractor
+from tqdm import tqdm
+
+log = logging.getLogger(__name__)
+
+
+@register_extractor
+class LogSpectrogram(Spectrogram):
+    """Lhotse's (power) spectrogram on a log scale, as Deep Speech 2 uses it."""
+
+    name = "log-spectrogram"
+
+    def extract(self, samples, sampling_rate):
+        power = super().extract(samples, sampling_rate)
+        if isinstance(power, torch.Tensor):
+            return torch.log(power.clamp_min(1e-10))
+        return np.log(np.maximum(power, 1e-10)).astype(np.float32)
+
+
+@dataclass
+class FeatureConfig:
+    """Which features to compute."""
+
+    kind: str = "fbank"  # "fbank" (log-mel) or "spectrogram" (DS2's log spectrogram)
+    num_mel_bins: int = 80  # fbank only
+    frame_shift: float = 0.01  # seconds between frames
+    window: float = 0.02  # seconds per analysis window (DS2: 20 ms; 320 samples gives 161 bins)
+
+
+def make_extractor(cfg: FeatureConfig):
+    if cfg.kind == "fbank":
+        return Fbank(FbankConfig(num_filters=cfg.num_mel_bins, frame_length=cfg.window,
+                                 frame_shift=cfg.frame_shift))
+    if cfg.kind == "spectrogram":
+        return LogSpectrogram(SpectrogramConfig(frame_length=cfg.window, frame_shift=cfg.frame_shift,
+                                                round_to_power_of_two=False))
+    raise ValueError(f"unknown feature kind {cfg.kind!r}: choose fbank or spectrogram")
+
+
+def drop_unreadable(cuts: CutSet) -> CutSet:
+    """Cuts whose audio opens and holds samples; each bad one is logged with its id."""
+    bad = []
+
+    def readable(cut) -> bool:
+        try:
+            for source in cut.recording.sources:
+                if source.type == "file" and sf.info(source.source).frames == 0:
+                    raise ValueError("no samples")
+            return cut.duration > 0
+        except Exception as e:  # noqa: BLE001 - any failure to open is a bad item to report
+            bad.append(cut.id)
+            log.warning("skipping %s: unreadable audio (%s)", cut.id, e)
+            return False
+
+    kept = CutSet.from_cuts([c for c in tqdm(cuts, desc="checking audio", unit="cut", leave=False) if readable(c)])
+    if bad:
+        log.warning("%d cuts with unreadable audio were skipped: %s", len(bad), " ".join(bad[:20]))
+    return kept
+
+
+def compute_features(manifest_dir: str | Path, output_dir: str | Path, prefix: str, splits: list[str],
+                     cfg: FeatureConfig, num_jobs: int = 2) -> dict[str, Path]:
+    """Cut sets with features for each split: `output_dir/{prefix}_cuts_{split}.jsonl.gz`.
+
+    Reads `manifest_dir/{prefix}_{recordings,supervisions}_{split}.jsonl.gz`. On the train
+    split it also writes the global mean/std of the features (`{prefix}_stats_train.pt`).
+    """
+    from lhotse import RecordingSet, SupervisionSet
+
+    manifest_dir, output_dir = Path(manifest_dir), Path(output_dir)
+    output_dir.mkdir(parents=True, exist_ok=True)
+    extractor = make_extractor(cfg)
+    if num_jobs > 1:
+        torch.set_num_threads(1)  # worker processes share the cores; threads would oversubscribe them
+    written = {}
+    for split in splits:
+        recs = RecordingSet.from_file(manifest_dir / f"{prefix}_recordings_{split}.jsonl.gz")
+        sups = SupervisionSet.from_file(manifest_dir / f"{prefix}_supervisions_{split}.jsonl.gz")
+        cuts = drop_unreadable(CutSet.from_manifests(recordings=recs, supervisions=sups))
+        log.info("computing %s features for %d %s cuts", cfg.kind, len(cuts), split)
+        cuts = cuts.compute_and_store_features(
+            extractor=extractor, storage_path=output_dir / f"{prefix}_feats_{split}",
+            num_jobs=num_jobs, storage_type=LilcomChunkyWriter)
+        path = output_dir / f"{prefix}_cuts_{split}.jsonl.gz"
+        cuts.to_file(path)
+        written[split] = path
+        if split == "train":
+            stats = feature_stats(cuts)
+            torch.save(stats, output_dir / f"{prefix}_stats_train.pt")
+            written["stats"] = output_dir / f"{prefix}_stats_train.pt"
+    return written
+
+
+def feature_stats(cuts: CutSet) -> dict[str, torch.Tensor]:
+    """Per-dimension mean and standard deviation of all frames of `cuts` (float64 sums)."""
+    total, total_sq, count = None, None, 0
+    for cut in tqdm(cuts, desc="feature stats", unit="cut"):
+        x = torch.from_numpy(cut.load_features()).double()
+        total = x.sum(0) if total is None else total + x.sum(0)
+        total_sq = (x**2).sum(0) if total_sq is None else total_sq + (x**2).sum(0)
+        count += x.shape[0]
+    mean = total / count
+    std = (total_sq / count - mean**2).clamp_min(1e-8).sqrt()
+    return {"mean": mean.float(), "std": std.float()}

@@ -1,0 +1,1 @@
+"""Decoding CTC log-probabilities into text."""

@@ -1,0 +1,42 @@
+"""The typed configuration of DeepSpeech2; variants are YAML files in `egs/*/conf/`."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass
+class ModelConfig:
+    """Sizes of every part of DeepSpeech2 (Amodei et al. 2016, section 3)."""
+
+    # Convolutional front-end over (time, frequency), one entry per layer (1-3 layers).
+    conv_channels: list[int] = field(default_factory=lambda: [32, 32])  # output channels
+    conv_kernels: list[list[int]] = field(default_factory=lambda: [[11, 41], [11, 21]])  # (time, freq)
+    conv_strides: list[list[int]] = field(default_factory=lambda: [[2, 2], [1, 2]])  # (time, freq)
+    # Recurrent layers.
+    rnn_type: str = "gru"  # "rnn" (simple, ReLU), "gru" or "lstm"
+    rnn_layers: int = 5  # 1-7 in the paper
+    rnn_hidden: int = 512  # units per direction; directions are summed, as in the paper
+    bidirectional: bool = True  # False: forward-only layers followed by a row convolution
+    lookahead: int = 20  # row convolution: future frames seen (tau); forward-only models only
+    # Fully connected layers between the last recurrent layer and the softmax.
+    fc_dims: list[int] = field(default_factory=list)  # hidden sizes; [] goes straight to the softmax
+    dropout: float = 0.0  # dropout on the input of every recurrent layer but the first, and of the FC layers
+    relu_clip: float = 20.0  # the clipped ReLU min(max(x, 0), clip) of the paper
+
+    def __post_init__(self):
+        n = len(self.conv_channels)
+        if not 1 <= n <= 3 or len(self.conv_kernels) != n or len(self.conv_strides) != n:
+            raise ValueError("conv_channels, conv_kernels and conv_strides need 1-3 entries each, equally many")
+        if self.rnn_type not in ("rnn", "gru", "lstm"):
+            raise ValueError(f"rnn_type must be rnn, gru or lstm, not {self.rnn_type!r}")
+        if self.rnn_layers < 1:
+            raise ValueError("rnn_layers must be at least 1")
+
+    @property
+    def time_stride(self) -> int:
+        """Input frames per output frame."""
+        stride = 1
+        for s in self.conv_strides:
+            stride *= s[0]
+        return stride

@@ -1,0 +1,63 @@
+"""DeepSpeech2: normalisation, conv front-end, recurrent stack, (row conv,) FC, log-softmax."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
+
+from ds2.model.config import ModelConfig
+from ds2.model.layers import ConvFrontEnd, RecurrentLayer, RowConvolution, time_mask
+
+
+class DeepSpeech2(nn.Module):
+    """Features (B, T, F) and their lengths in; CTC log-probabilities (B, T', V) out.
+
+    The global feature mean/std are buffers of the model, so a checkpoint normalises its
+    own input wherever it is decoded.
+    """
+
+    def __init__(self, cfg: ModelConfig, num_features: int, vocab_size: int):
+        super().__init__()
+        self.cfg = cfg
+        self.num_features = num_features
+        self.vocab_size = vocab_size
+        self.register_buffer("feat_mean", torch.zeros(num_features))
+        self.register_buffer("feat_std", torch.ones(num_features))
+        self.front_end = ConvFrontEnd(num_features, cfg.conv_channels, cfg.conv_kernels,
+                                      cfg.conv_strides, cfg.relu_clip)
+        dims = [self.front_end.output_dim] + [cfg.rnn_hidden] * cfg.rnn_layers
+        self.rnns = nn.ModuleList(
+            RecurrentLayer(dims[i], cfg.rnn_hidden, cfg.rnn_type, cfg.bidirectional,
+                           dropout=cfg.dropout if i > 0 else 0.0)
+            for i in range(cfg.rnn_layers))
+        self.row_conv = None if cfg.bidirectional else RowConvolution(cfg.rnn_hidden, cfg.lookahead)
+        fc, dim = [], cfg.rnn_hidden
+        for hidden in cfg.fc_dims:
+            fc += [nn.Dropout(cfg.dropout), nn.Linear(dim, hidden), nn.Hardtanh(0.0, cfg.relu_clip)]
+            dim = hidden
+        fc.append(nn.Linear(dim, vocab_size))
+        self.fc = nn.Sequential(*fc)
+
+    def set_normalization(self, mean: torch.Tensor, std: torch.Tensor) -> None:
+        self.feat_mean.copy_(mean)
+        self.feat_std.copy_(std)
+
+    def output_lengths(self, lengths: torch.Tensor) -> torch.Tensor:
+        """Output frames for `lengths` input frames."""
+        return self.front_end.output_lengths(lengths)
+
+    def forward(self, feats: torch.Tensor, lengths: torch.Tensor):
+        x = (feats - self.feat_mean) / self.feat_std
+        x = x * time_mask(lengths, x.shape[1])[:, :, None].to(x.dtype)
+        x, lengths = self.front_end(x, lengths)
+        packed = pack_padded_sequence(x, lengths.cpu(), batch_first=True, enforce_sorted=False)
+        for rnn in self.rnns:
+            packed = rnn(packed)
+        x, _ = pad_packed_sequence(packed, batch_first=True, total_length=x.shape[1])
+        if self.row_conv is not None:
+            x = self.row_conv(x)
+        return self.fc(x).log_softmax(dim=-1), lengths
+
+    def num_params(self) -> int:
+        return sum(p.numel() for p in self.parameters())

@@ -1,0 +1,114 @@
+"""The layers of Deep Speech 2: convolutional front-end, sequence-wise batch norm,
+recurrent layers over packed sequences, and the row convolution."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+from torch.nn.utils.rnn import PackedSequence
+
+
+def conv_output_length(lengths: torch.Tensor, kernel: int, stride: int) -> torch.Tensor:
+    """Frames out of a convolution padded by kernel // 2 on both sides."""
+    pad = kernel // 2
+    return torch.div(lengths + 2 * pad - kernel, stride, rounding_mode="floor") + 1
+
+
+def time_mask(lengths: torch.Tensor, max_len: int) -> torch.Tensor:
+    """(B, T) boolean mask, True on valid frames."""
+    return torch.arange(max_len, device=lengths.device)[None, :] < lengths[:, None]
+
+
+class ConvFrontEnd(nn.Module):
+    """2-D convolutions over (time, frequency), each with batch norm and a clipped ReLU.
+
+    Frames past each utterance's length are zeroed after every layer, so a valid frame
+    sees the same zero padding whatever the batch it is in.
+    """
+
+    def __init__(self, num_features: int, channels, kernels, strides, relu_clip: float):
+        super().__init__()
+        self.kernels = [tuple(k) for k in kernels]
+        self.strides = [tuple(s) for s in strides]
+        layers, in_ch, freq = [], 1, num_features
+        for ch, (kt, kf), (st, sf) in zip(channels, self.kernels, self.strides):
+            layers.append(nn.ModuleDict({
+                "conv": nn.Conv2d(in_ch, ch, (kt, kf), (st, sf), padding=(kt // 2, kf // 2), bias=False),
+                "bn": nn.BatchNorm2d(ch),
+            }))
+            in_ch = ch
+            freq = int(conv_output_length(torch.tensor(freq), kf, sf))
+        self.layers = nn.ModuleList(layers)
+        self.act = nn.Hardtanh(0.0, relu_clip)
+        self.output_dim = in_ch * freq
+
+    def output_lengths(self, lengths: torch.Tensor) -> torch.Tensor:
+        for (kt, _), (st, _) in zip(self.kernels, self.strides):
+            lengths = conv_output_length(lengths, kt, st)
+        return lengths
+
+    def forward(self, x: torch.Tensor, lengths: torch.Tensor):
+        """x: (B, T, F) -> (B, T', C*F'), lengths (B,) -> (B,)."""
+        x = x.unsqueeze(1)  # (B, 1, T, F)
+        for layer, (kt, _), (st, _) in zip(self.layers, self.kernels, self.strides):
+            x = self.act(layer["bn"](layer["conv"](x)))
+            lengths = conv_output_length(lengths, kt, st)
+            x = x * time_mask(lengths, x.shape[2])[:, None, :, None].to(x.dtype)
+        b, c, t, f = x.shape
+        return x.permute(0, 2, 1, 3).reshape(b, t, c * f), lengths
+
+
+class SequenceBatchNorm(nn.BatchNorm1d):
+    """Sequence-wise batch norm (DS2 section 3.2): statistics over every valid frame of the
+    minibatch. Applied to a PackedSequence's `.data`, which holds exactly the valid frames,
+    so padding never enters the statistics."""
+
+    def forward(self, packed: PackedSequence) -> PackedSequence:  # type: ignore[override]
+        return packed._replace(data=super().forward(packed.data))
+
+
+_RNN = {"rnn": nn.RNN, "gru": nn.GRU, "lstm": nn.LSTM}
+
+
+class RecurrentLayer(nn.Module):
+    """Batch norm on the non-recurrent input, then one fused RNN/GRU/LSTM layer.
+
+    Bidirectional outputs are summed (as in the paper), so every layer outputs `hidden`.
+    """
+
+    def __init__(self, input_dim: int, hidden: int, rnn_type: str, bidirectional: bool,
+                 batch_norm: bool = True, dropout: float = 0.0):
+        super().__init__()
+        self.bn = SequenceBatchNorm(input_dim) if batch_norm else None
+        self.dropout = nn.Dropout(dropout) if dropout > 0 else None
+        kwargs = {"nonlinearity": "relu"} if rnn_type == "rnn" else {}
+        self.rnn = _RNN[rnn_type](input_dim, hidden, bidirectional=bidirectional, **kwargs)
+        self.hidden = hidden
+        self.bidirectional = bidirectional
+
+    def forward(self, packed: PackedSequence) -> PackedSequence:
+        if self.dropout is not None:
+            packed = packed._replace(data=self.dropout(packed.data))
+        if self.bn is not None:
+            packed = self.bn(packed)
+        out, _ = self.rnn(packed)
+        if self.bidirectional:
+            out = out._replace(data=out.data[:, : self.hidden] + out.data[:, self.hidden:])
+        return out
+
+
+class RowConvolution(nn.Module):
+    """Lookahead convolution (DS2 section 3.5): r_t = sum_{j=0..tau} W_j * h_{t+j}, per feature.
+
+    Lets a forward-only model see `tau` future frames, so it streams with bounded latency.
+    """
+
+    def __init__(self, dim: int, lookahead: int):
+        super().__init__()
+        self.lookahead = lookahead
+        self.conv = nn.Conv1d(dim, dim, kernel_size=lookahead + 1, groups=dim, bias=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """x: (B, T, D) with zeros past each length -> (B, T, D)."""
+        x = nn.functional.pad(x.transpose(1, 2), (0, self.lookahead))
+        return self.conv(x).transpose(1, 2)

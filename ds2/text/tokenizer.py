@@ -1,0 +1,177 @@
+"""Tokenizers: map normalised text to token ids and back, with id 0 the CTC blank.
+
+One interface (`Tokenizer`) serves English characters, Mandarin characters and
+sentencepiece BPE. A tokenizer is saved into every checkpoint as a plain dict
+(`to_dict` / `tokenizer_from_dict`), so decoding needs nothing but the checkpoint.
+"""
+
+from __future__ import annotations
+
+import base64
+from pathlib import Path
+from typing import Iterable
+
+from ds2.text.normalize import ENGLISH_CHARS
+
+BLANK = "<blk>"
+SPACE = "<space>"  # how the space character is written in tokens.txt
+
+
+class Tokenizer:
+    """Interface: `encode`, `decode`, `vocab_size`, `blank_id` (always 0), `to_dict`."""
+
+    blank_id = 0
+
+    @property
+    def vocab_size(self) -> int:
+        raise NotImplementedError
+
+    @property
+    def symbols(self) -> list[str]:
+        """Token strings indexed by id (id 0 is the blank)."""
+        raise NotImplementedError
+
+    def encode(self, text: str) -> list[int]:
+        """Token ids of `text`; raises ValueError when a symbol is not in the vocabulary."""
+        raise NotImplementedError
+
+    def decode(self, ids: Iterable[int]) -> str:
+        """Text of a token id sequence (blanks and repeats must already be removed)."""
+        raise NotImplementedError
+
+    def can_encode(self, text: str) -> bool:
+        try:
+            return len(self.encode(text)) > 0
+        except ValueError:
+            return False
+
+    def to_dict(self) -> dict:
+        raise NotImplementedError
+
+    def save(self, lang_dir: str | Path) -> None:
+        """Write `tokens.txt` ("symbol id" per line, icefall's format) and what loading needs."""
+        lang_dir = Path(lang_dir)
+        lang_dir.mkdir(parents=True, exist_ok=True)
+        with open(lang_dir / "tokens.txt", "w", encoding="utf-8") as f:
+            for i, sym in enumerate(self.symbols):
+                f.write(f"{SPACE if sym == ' ' else sym} {i}\n")
+
+
+class CharTokenizer(Tokenizer):
+    """Characters as tokens: English (blank + 28) by default, or any character list (Mandarin)."""
+
+    def __init__(self, chars: Iterable[str] = ENGLISH_CHARS):
+        chars = list(chars)
+        if len(set(chars)) != len(chars):
+            raise ValueError("duplicate characters in the vocabulary")
+        self._symbols = [BLANK] + chars
+        self._ids = {c: i for i, c in enumerate(self._symbols)}
+
+    @classmethod
+    def from_texts(cls, texts: Iterable[str]) -> "CharTokenizer":
+        """Vocabulary of every character in `texts` (space first if present), e.g. for Mandarin."""
+        chars = sorted({c for t in texts for c in t})
+        if " " in chars:
+            chars.remove(" ")
+            chars.insert(0, " ")
+        return cls(chars)
+
+    @property
+    def vocab_size(self) -> int:
+        return len(self._symbols)
+
+    @property
+    def symbols(self) -> list[str]:
+        return list(self._symbols)
+
+    def encode(self, text: str) -> list[int]:
+        try:
+            return [self._ids[c] for c in text if c != BLANK]
+        except KeyError as e:
+            raise ValueError(f"character {e.args[0]!r} is not in the vocabulary") from None
+
+    def decode(self, ids: Iterable[int]) -> str:
+        return "".join(self._symbols[i] for i in ids if i != self.blank_id)
+
+    def to_dict(self) -> dict:
+        return {"type": "char", "chars": self._symbols[1:]}
+
+
+class BpeTokenizer(Tokenizer):
+    """Sentencepiece BPE/unigram pieces, with `<blk>` at id 0 and `<unk>` at id 1."""
+
+    def __init__(self, model_proto: bytes):
+        import sentencepiece as spm
+
+        self._proto = model_proto
+        self._sp = spm.SentencePieceProcessor(model_proto=model_proto)
+        if self._sp.id_to_piece(0) != BLANK:
+            raise ValueError("the sentencepiece model must have <blk> at id 0 (train it with BpeTokenizer.train)")
+
+    @classmethod
+    def train(cls, texts: Iterable[str], vocab_size: int, model_type: str = "bpe") -> "BpeTokenizer":
+        import io
+
+        import sentencepiece as spm
+
+        out = io.BytesIO()
+        spm.SentencePieceTrainer.train(
+            sentence_iterator=iter(list(texts)),
+            model_writer=out,
+            vocab_size=vocab_size,
+            model_type=model_type,
+            character_coverage=1.0,
+            user_defined_symbols=[BLANK],
+            unk_id=1,
+            bos_id=-1,
+            eos_id=-1,
+            minloglevel=2,
+        )
+        return cls(out.getvalue())
+
+    @property
+    def vocab_size(self) -> int:
+        return self._sp.get_piece_size()
+
+    @property
+    def symbols(self) -> list[str]:
+        return [self._sp.id_to_piece(i) for i in range(self.vocab_size)]
+
+    def encode(self, text: str) -> list[int]:
+        ids = self._sp.encode(text)
+        if self._sp.unk_id() in ids:
+            raise ValueError(f"text {text!r} holds symbols outside the BPE vocabulary")
+        return ids
+
+    def decode(self, ids: Iterable[int]) -> str:
+        return self._sp.decode([i for i in ids if i != self.blank_id])
+
+    def to_dict(self) -> dict:
+        return {"type": "bpe", "model": base64.b64encode(self._proto).decode("ascii")}
+
+    def save(self, lang_dir: str | Path) -> None:
+        super().save(lang_dir)
+        (Path(lang_dir) / "bpe.model").write_bytes(self._proto)
+
+
+def tokenizer_from_dict(d: dict) -> Tokenizer:
+    """Rebuild a tokenizer saved with `Tokenizer.to_dict` (e.g. from a checkpoint)."""
+    if d["type"] == "char":
+        return CharTokenizer(d["chars"])
+    if d["type"] == "bpe":
+        return BpeTokenizer(base64.b64decode(d["model"]))
+    raise ValueError(f"unknown tokenizer type {d['type']!r}")
+
+
+def load_tokenizer(lang_dir: str | Path) -> Tokenizer:
+    """Load the tokenizer a `ds2 tokens` stage wrote to `lang_dir`."""
+    lang_dir = Path(lang_dir)
+    if (lang_dir / "bpe.model").exists():
+        return BpeTokenizer((lang_dir / "bpe.model").read_bytes())
+    symbols = []
+    for line in (lang_dir / "tokens.txt").read_text(encoding="utf-8").splitlines():
+        sym, _ = line.rsplit(" ", 1)
+        symbols.append(" " if sym == SPACE else sym)
+    if symbols[0] != BLANK:
+        raise ValueError(f"{lang_dir}/tokens.txt must start with {BLANK} 0")
+    return CharTokenizer(symbols[1:])
