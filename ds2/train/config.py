@@ -54,7 +54,25 @@ def _apply(obj, values: dict, where: str):
                 raise ValueError(f"{where}{key} is a section; give it a mapping")
             _apply(current, value, f"{where}{key}.")
         else:
-            setattr(obj, key, value)
+            setattr(obj, key, _coerce(value, current, f"{where}{key}"))
+
+
+def _coerce(value, current, name: str):
+    """Give `value` the type of the default it replaces (YAML reads `2e-3` as a string)."""
+    try:
+        if isinstance(current, bool):
+            if not isinstance(value, bool):
+                raise ValueError
+            return value
+        if isinstance(current, float) and isinstance(value, (int, float, str)):
+            return float(value)
+        if isinstance(current, int) and isinstance(value, int) and not isinstance(value, bool):
+            return value
+        if isinstance(current, int):
+            raise ValueError
+    except ValueError:
+        raise ValueError(f"{name} must be a {type(current).__name__}, not {value!r}") from None
+    return value
 
 
 def parse_override(text: str) -> tuple[list[str], object]:
