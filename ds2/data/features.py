@@ -7,6 +7,10 @@ filterbank. Entry point: `ds2 features data/manifests data/fbank --prefix synth`
 from __future__ import annotations
 
 import logging
+import math
+import shutil
+from concurrent.futures import ProcessPoolExecutor
+from multiprocessing import get_context
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -74,6 +78,37 @@ def drop_unreadable(cuts: CutSet) -> CutSet:
     return kept
 
 
+def _compute_shard(args) -> CutSet:
+    cuts, extractor, storage_path = args
+    torch.set_num_threads(1)  # one process per core; threads inside would oversubscribe them
+    return cuts.compute_and_store_features(extractor=extractor, storage_path=storage_path, num_jobs=1,
+                                           storage_type=LilcomChunkyWriter, progress_bar=False)
+
+
+def compute_cut_features(cuts: CutSet, extractor, storage_dir: Path, num_jobs: int, desc: str) -> CutSet:
+    """Features of `cuts` in `storage_dir`, computed in shards over `num_jobs` processes with a
+    progress bar per cut. A half-written `storage_dir` from an interrupted run is replaced."""
+    if storage_dir.exists():
+        shutil.rmtree(storage_dir)
+    storage_dir.mkdir(parents=True)
+    shard_size = max(1, min(200, math.ceil(len(cuts) / (4 * max(1, num_jobs)))))
+    items = list(cuts)
+    shards = [CutSet.from_cuts(items[i:i + shard_size]) for i in range(0, len(items), shard_size)]
+    jobs = [(shard, extractor, storage_dir / f"feats-{i:04d}") for i, shard in enumerate(shards)]
+    done = []
+    with tqdm(total=len(cuts), desc=desc, unit="cut") as bar:
+        if num_jobs <= 1:
+            for job in jobs:
+                done.append(_compute_shard(job))
+                bar.update(len(job[0]))
+        else:
+            with ProcessPoolExecutor(max_workers=num_jobs, mp_context=get_context("spawn")) as pool:
+                for job, result in zip(jobs, pool.map(_compute_shard, jobs)):
+                    done.append(result)
+                    bar.update(len(job[0]))
+    return CutSet.from_cuts(c for shard in done for c in shard)
+
+
 def compute_features(manifest_dir: str | Path, output_dir: str | Path, prefix: str, splits: list[str],
                      cfg: FeatureConfig, num_jobs: int = 2) -> dict[str, Path]:
     """Cut sets with features for each split: `output_dir/{prefix}_cuts_{split}.jsonl.gz`.
@@ -86,17 +121,13 @@ def compute_features(manifest_dir: str | Path, output_dir: str | Path, prefix: s
     manifest_dir, output_dir = Path(manifest_dir), Path(output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
     extractor = make_extractor(cfg)
-    if num_jobs > 1:
-        torch.set_num_threads(1)  # worker processes share the cores; threads would oversubscribe them
     written = {}
     for split in splits:
         recs = RecordingSet.from_file(manifest_dir / f"{prefix}_recordings_{split}.jsonl.gz")
         sups = SupervisionSet.from_file(manifest_dir / f"{prefix}_supervisions_{split}.jsonl.gz")
         cuts = drop_unreadable(CutSet.from_manifests(recordings=recs, supervisions=sups))
-        log.info("computing %s features for %d %s cuts", cfg.kind, len(cuts), split)
-        cuts = cuts.compute_and_store_features(
-            extractor=extractor, storage_path=output_dir / f"{prefix}_feats_{split}",
-            num_jobs=num_jobs, storage_type=LilcomChunkyWriter)
+        cuts = compute_cut_features(cuts, extractor, output_dir / f"{prefix}_feats_{split}", num_jobs,
+                                    desc=f"{cfg.kind} {split}")
         path = output_dir / f"{prefix}_cuts_{split}.jsonl.gz"
         cuts.to_file(path)
         written[split] = path

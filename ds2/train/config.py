@@ -71,7 +71,7 @@ def _coerce(value, current, name: str):
         if isinstance(current, int):
             raise ValueError
     except ValueError:
-        raise ValueError(f"{name} must be a {type(current).__name__}, not {value!r}") from None
+        raise ValueError(f"{name} must be of type {type(current).__name__}, not {value!r}") from None
     return value
 
 

@@ -1,0 +1,107 @@
+"""Training throughput of the full DeepSpeech2 against a bare nn.GRU stack of the same sizes.
+
+    python bench/train_throughput.py [--config egs/synth/conf/ds2.yaml] [--batch-seconds 120]
+
+Both train (forward, backward, AdamW step) on the same batch in one run; the bare stack
+is `nn.GRU(num_layers=L, hidden=H, bidirectional)` on the front-end's output size and frame
+rate, with no convolutions, batch norm, packing, FC or CTC. Prints audio seconds per wall
+second for each and their ratio.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+from ds2.model import DeepSpeech2
+from ds2.train.config import resolve_config
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def make_batch(batch_seconds: float, mean_seconds: float, num_features: int, seed: int = 0):
+    """Utterances of mean_seconds +- 30 % until batch_seconds of audio (100 frames per second)."""
+    g = torch.Generator().manual_seed(seed)
+    lengths = []
+    while sum(lengths) < batch_seconds * 100:
+        lengths.append(int(mean_seconds * 100 * (0.7 + 0.6 * torch.rand(1, generator=g).item())))
+    lengths = torch.tensor(sorted(lengths, reverse=True))
+    feats = torch.randn(len(lengths), int(lengths.max()), num_features, generator=g)
+    return feats, lengths
+
+
+def time_steps(step, warmup: int, repeats: int) -> float:
+    for _ in range(warmup):
+        step()
+    start = time.perf_counter()
+    for _ in range(repeats):
+        step()
+    return (time.perf_counter() - start) / repeats
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--config", default=str(REPO / "egs/synth/conf/ds2.yaml"))
+    p.add_argument("--num-features", type=int, default=80)
+    p.add_argument("--batch-seconds", type=float, default=120.0)
+    p.add_argument("--utterance-seconds", type=float, default=3.5)
+    p.add_argument("--repeats", type=int, default=5)
+    p.add_argument("--threads", type=int, default=0, help="torch threads (0: all cores)")
+    args = p.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    torch.manual_seed(0)
+    cfg = resolve_config(args.config).model
+    feats, lengths = make_batch(args.batch_seconds, args.utterance_seconds, args.num_features)
+    audio = float(lengths.sum()) / 100
+    vocab = 29
+
+    model = DeepSpeech2(cfg, args.num_features, vocab).train()
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
+    out_lens = model.output_lengths(lengths)
+    targets = torch.randint(1, vocab, (int(out_lens.sum() // 3),))
+    target_lens = torch.full((len(lengths),), len(targets) // len(lengths))
+    targets = targets[: int(target_lens.sum())]
+
+    def full_step():
+        log_probs, olens = model(feats, lengths)
+        loss = F.ctc_loss(log_probs.transpose(0, 1), targets, olens, target_lens, zero_infinity=True)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+
+    with torch.no_grad():
+        rnn_in, _ = model.front_end(feats, lengths)
+    rnn_in = rnn_in.detach()
+    bare = torch.nn.GRU(rnn_in.shape[2], cfg.rnn_hidden, num_layers=cfg.rnn_layers,
+                        bidirectional=cfg.bidirectional, batch_first=True)
+    bare_opt = torch.optim.AdamW(bare.parameters(), lr=1e-4)
+
+    def bare_step():
+        out, _ = bare(rnn_in)
+        loss = out.pow(2).mean()
+        bare_opt.zero_grad()
+        loss.backward()
+        bare_opt.step()
+
+    # Interleave so drift of a shared machine hits both alike.
+    full_t, bare_t = [], []
+    for _ in range(2):
+        full_t.append(time_steps(full_step, 1, args.repeats))
+        bare_t.append(time_steps(bare_step, 1, args.repeats))
+    full_s, bare_s = min(full_t), min(bare_t)
+    print(f"batch: {len(lengths)} utterances, {audio:.1f} s of audio, {rnn_in.shape[1]} RNN frames, "
+          f"{torch.get_num_threads()} threads")
+    print(f"DeepSpeech2 ({model.num_params() / 1e6:.2f}M params): {full_s:.3f} s/step, "
+          f"{audio / full_s:.1f} audio s per wall s")
+    print(f"bare nn.GRU stack ({sum(q.numel() for q in bare.parameters()) / 1e6:.2f}M params): "
+          f"{bare_s:.3f} s/step, {audio / bare_s:.1f} audio s per wall s")
+    print(f"ratio DeepSpeech2 / bare GRU throughput: {bare_s / full_s:.2f}")
+
+
+if __name__ == "__main__":
+    main()

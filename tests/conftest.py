@@ -1,0 +1,23 @@
+"""Shared fixtures: a tiny real corpus (espeak-ng audio, Lhotse manifests, fbank features)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from ds2.corpora.synth import SynthOptions, prepare_synth
+from ds2.data.features import FeatureConfig, compute_features
+
+REPO = Path(__file__).resolve().parents[1]
+TINY = SynthOptions(num_train=40, num_dev=8, num_test=8, num_dev_voices=4, num_test_voices=4, seed=3)
+
+
+@pytest.fixture(scope="session")
+def tiny_corpus(tmp_path_factory) -> Path:
+    """data/ of a tiny synthetic corpus: manifests/ and fbank/ (with train stats)."""
+    root = tmp_path_factory.mktemp("tiny")
+    prepare_synth(root / "manifests", root / "audio", TINY, num_jobs=2)
+    compute_features(root / "manifests", root / "fbank", "synth", ["train", "dev", "test"],
+                     FeatureConfig(kind="fbank"), num_jobs=1)
+    return root

@@ -1,0 +1,105 @@
+import pytest
+import torch
+from lhotse import CutSet
+from torch.nn.utils.rnn import pack_padded_sequence
+
+from ds2.data.dataset import AsrDataset
+from ds2.decode.greedy import greedy_decode
+from ds2.model import DeepSpeech2, ModelConfig
+from ds2.model.layers import RecurrentLayer, SequenceBatchNorm
+from ds2.text import CharTokenizer
+
+CONFIGS = [
+    ModelConfig(conv_channels=[4], conv_kernels=[[5, 7]], conv_strides=[[2, 2]], rnn_layers=1, rnn_hidden=8),
+    ModelConfig(conv_channels=[4, 4], conv_kernels=[[11, 21], [11, 11]], conv_strides=[[3, 2], [1, 2]],
+                rnn_layers=2, rnn_hidden=8, rnn_type="lstm"),
+    ModelConfig(conv_channels=[2, 2, 2], conv_kernels=[[3, 3], [4, 5], [5, 3]], conv_strides=[[2, 1], [2, 2], [1, 3]],
+                rnn_layers=2, rnn_hidden=8, rnn_type="rnn", bidirectional=False, lookahead=3, fc_dims=[16]),
+]
+
+
+@pytest.mark.parametrize("cfg", CONFIGS)
+def test_output_length_formula_matches_real_output(cfg):
+    torch.manual_seed(0)
+    model = DeepSpeech2(cfg, num_features=40, vocab_size=29).eval()
+    lengths = torch.tensor([1, 2, 3, 7, 8, 31, 64, 100, 101])
+    feats = torch.randn(len(lengths), int(lengths.max()), 40)
+    log_probs, out_lens = model(feats, lengths)
+    assert torch.equal(out_lens, model.output_lengths(lengths))
+    assert log_probs.shape[1] == int(model.output_lengths(lengths).max())
+    assert log_probs.shape[2] == 29
+    # each utterance alone gives the same number of frames as in the batch
+    for i, n in enumerate(lengths.tolist()):
+        alone, alone_len = model(feats[i:i + 1, :n], lengths[i:i + 1])
+        assert alone.shape[1] == int(alone_len) == int(out_lens[i])
+        assert torch.allclose(alone[0], log_probs[i, : int(alone_len)], atol=1e-4)
+
+
+def _packed(x, lengths):
+    return pack_padded_sequence(x, lengths, batch_first=True, enforce_sorted=False)
+
+
+def test_sequence_batch_norm_ignores_padding():
+    torch.manual_seed(0)
+    lengths = torch.tensor([5, 9, 3])
+    x = torch.randn(3, 9, 6)
+    extra = torch.cat([x, 100 * torch.randn(3, 7, 6)], dim=1)  # more padding, full of junk
+    for i, n in enumerate(lengths.tolist()):
+        extra[i, n:] = 1e3 * torch.randn(extra.shape[1] - n, 6)
+    a, b = SequenceBatchNorm(6), SequenceBatchNorm(6)
+    out_a, out_b = a(_packed(x, lengths)), b(_packed(extra, lengths))
+    assert torch.allclose(out_a.data, out_b.data, atol=1e-5)
+    assert torch.allclose(a.running_mean, b.running_mean) and torch.allclose(a.running_var, b.running_var)
+    # the statistics are exactly those of the valid frames
+    valid = torch.cat([x[i, :n] for i, n in enumerate(lengths.tolist())])
+    assert torch.allclose(a.running_mean, 0.1 * valid.mean(0), atol=1e-6)
+
+
+def test_recurrent_layer_output_on_valid_frames_independent_of_padding():
+    torch.manual_seed(0)
+    layer = RecurrentLayer(6, 5, "gru", bidirectional=True).train()
+    lengths = torch.tensor([4, 8])
+    x = torch.randn(2, 8, 6)
+    padded = torch.cat([x, torch.randn(2, 5, 6)], dim=1)
+    assert torch.allclose(layer(_packed(x, lengths)).data, layer(_packed(padded, lengths)).data, atol=1e-6)
+
+
+def test_forward_only_model_sees_only_lookahead_future_frames():
+    torch.manual_seed(0)
+    cfg = ModelConfig(conv_channels=[2], conv_kernels=[[1, 3]], conv_strides=[[1, 1]], rnn_layers=2,
+                      rnn_hidden=8, bidirectional=False, lookahead=2)
+    model = DeepSpeech2(cfg, num_features=10, vocab_size=5).eval()
+    x = torch.randn(1, 20, 10)
+    out, _ = model(x, torch.tensor([20]))
+    changed = x.clone()
+    changed[0, 12:] += 5.0  # change the future from frame 12 on
+    out2, _ = model(changed, torch.tensor([20]))
+    assert torch.allclose(out[0, :10], out2[0, :10], atol=1e-6)  # frames <= 12 - lookahead - 1 unchanged
+    assert not torch.allclose(out[0, 10], out2[0, 10])  # frame 10 sees frame 12
+
+
+def test_model_overfits_a_tiny_real_batch(tiny_corpus):
+    torch.manual_seed(0)
+    cuts = CutSet.from_file(tiny_corpus / "fbank" / "synth_cuts_train.jsonl.gz").subset(first=3)
+    tok = CharTokenizer()
+    batch = AsrDataset(tok)[cuts]
+    stats = torch.load(tiny_corpus / "fbank" / "synth_stats_train.pt", weights_only=True)
+    cfg = ModelConfig(conv_channels=[16], conv_kernels=[[5, 11]], conv_strides=[[2, 2]], rnn_layers=2,
+                      rnn_hidden=128)
+    model = DeepSpeech2(cfg, num_features=80, vocab_size=tok.vocab_size)
+    model.set_normalization(stats["mean"], stats["std"])
+    opt = torch.optim.Adam(model.parameters(), lr=3e-3)
+    for step in range(400):
+        log_probs, out_lens = model(batch["features"], batch["feature_lens"])
+        loss = torch.nn.functional.ctc_loss(log_probs.transpose(0, 1), batch["targets"], out_lens,
+                                            batch["target_lens"], reduction="sum") / batch["target_lens"].sum()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        if loss.item() < 0.01:
+            break
+    assert loss.item() < 0.05
+    model.eval()
+    with torch.no_grad():
+        log_probs, out_lens = model(batch["features"], batch["feature_lens"])
+    assert greedy_decode(log_probs, out_lens, tok) == batch["texts"]
