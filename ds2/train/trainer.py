@@ -81,10 +81,19 @@ def filter_trainable(cuts: CutSet, tokenizer: Tokenizer, model: DeepSpeech2, fra
     return CutSet.from_cuts(kept)
 
 
-def compute_loss(model, batch: dict, device: torch.device):
-    """Summed CTC loss of a batch, its token count, and the model outputs."""
+DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+
+
+def compute_loss(model, batch: dict, device: torch.device, dtype: str = "float32"):
+    """Summed CTC loss of a batch, its token count, and the model outputs.
+
+    The model runs under autocast in `dtype`; the CTC loss is always computed in float32.
+    """
+    if dtype not in DTYPES:
+        raise ValueError(f"dtype must be one of {', '.join(DTYPES)}, not {dtype!r}")
     feats = batch["features"].to(device)
-    log_probs, out_lens = model(feats, batch["feature_lens"].to(device))
+    with torch.autocast(device.type, dtype=DTYPES[dtype], enabled=dtype != "float32"):
+        log_probs, out_lens = model(feats, batch["feature_lens"].to(device))
     loss = F.ctc_loss(log_probs.transpose(0, 1).float(), batch["targets"].to(device), out_lens,
                       batch["target_lens"].to(device), blank=0, reduction="sum", zero_infinity=True)
     return loss, int(batch["target_lens"].sum()), log_probs, out_lens
@@ -130,6 +139,8 @@ class Trainer:
         if world_size > 1:
             self.ddp_model = torch.nn.parallel.DistributedDataParallel(self.model)
 
+        # float16 needs loss scaling; for float32/bfloat16 the scaler is a pass-through.
+        self.scaler = torch.amp.GradScaler(self.device.type, enabled=tc.dtype == "float16")
         self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=tc.lr, weight_decay=tc.weight_decay)
         total_audio = sum(c.duration for c in self.train_cuts)
         self.steps_per_epoch = max(1, math.ceil(total_audio / (tc.max_duration * world_size)))
@@ -162,6 +173,7 @@ class Trainer:
             "model": self.model.state_dict(),
             "optimizer": self.optimizer.state_dict(),
             "scheduler": self.scheduler.state_dict(),
+            "scaler": self.scaler.state_dict(),
             "config": config_to_dict(self.cfg),
             "tokenizer": self.tokenizer.to_dict(),
             "num_features": self.num_features,
@@ -180,6 +192,7 @@ class Trainer:
         self.model.load_state_dict(ckpt["model"])
         self.optimizer.load_state_dict(ckpt["optimizer"])
         self.scheduler.load_state_dict(ckpt["scheduler"])
+        self.scaler.load_state_dict(ckpt["scaler"])
         self.epoch, self.step, self.best_cer = ckpt["epoch"], ckpt["step"], ckpt["best_cer"]
         self.history = json.loads(ckpt["history"])
 
@@ -200,11 +213,13 @@ class Trainer:
         for i, batch in enumerate(bar):
             if not batch["cut_ids"]:
                 continue
-            loss, tokens, _, _ = compute_loss(self.ddp_model, batch, self.device)
+            loss, tokens, _, _ = compute_loss(self.ddp_model, batch, self.device, tc.dtype)
             self.optimizer.zero_grad(set_to_none=True)
-            (loss / max(1, tokens)).backward()
+            self.scaler.scale(loss / max(1, tokens)).backward()
+            self.scaler.unscale_(self.optimizer)
             grad_norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), tc.grad_clip)
-            self.optimizer.step()
+            self.scaler.step(self.optimizer)
+            self.scaler.update()
             self.scheduler.step()
             self.step += 1
             loss_value = loss.item() / max(1, tokens)
@@ -236,7 +251,7 @@ class Trainer:
         for batch in self.loader(sampler, self.eval_set, 0):
             if not batch["cut_ids"]:
                 continue
-            loss, tokens, log_probs, out_lens = compute_loss(self.model, batch, self.device)
+            loss, tokens, log_probs, out_lens = compute_loss(self.model, batch, self.device, self.cfg.train.dtype)
             total_loss += loss.item()
             total_tokens += tokens
             for ref, hyp in zip(batch["texts"], greedy_decode(log_probs, out_lens, self.tokenizer)):
