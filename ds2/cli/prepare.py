@@ -21,7 +21,7 @@ def command():
 @click.option("--num-test", default=300, help="Test utterances (one per held-out sentence).")
 @click.option("--num-dev-voices", default=40, help="(accent, variant) voices held out for dev.")
 @click.option("--num-test-voices", default=60, help="Voices held out for test.")
-@click.option("--train-noise-prob", default=0.5, help="Share of training utterances with added noise.")
+@click.option("--train-noise-prob", default=0.3, help="Share of training utterances with added noise.")
 @click.option("--seed", default=0, help="Everything about the corpus follows from it.")
 @click.option("--num-jobs", "-j", default=2, help="Parallel espeak-ng processes.")
 def synth(output_dir, audio_dir, num_train, num_dev, num_test, num_dev_voices, num_test_voices,

@@ -9,6 +9,10 @@ from dataclasses import dataclass, field
 class ModelConfig:
     """Sizes of every part of DeepSpeech2 (Amodei et al. 2016, section 3)."""
 
+    # Feature normalisation: "global" (train-set mean/std stored in the model) or "utterance"
+    # (each utterance's own mean/std over its valid frames, which also removes speaker and
+    # channel offsets).
+    feature_norm: str = "utterance"
     # Convolutional front-end over (time, frequency), one entry per layer (1-3 layers).
     conv_channels: list[int] = field(default_factory=lambda: [32, 32])  # output channels
     conv_kernels: list[list[int]] = field(default_factory=lambda: [[11, 41], [11, 21]])  # (time, freq)
@@ -28,6 +32,8 @@ class ModelConfig:
         n = len(self.conv_channels)
         if not 1 <= n <= 3 or len(self.conv_kernels) != n or len(self.conv_strides) != n:
             raise ValueError("conv_channels, conv_kernels and conv_strides need 1-3 entries each, equally many")
+        if self.feature_norm not in ("global", "utterance"):
+            raise ValueError(f"feature_norm must be global or utterance, not {self.feature_norm!r}")
         if self.rnn_type not in ("rnn", "gru", "lstm"):
             raise ValueError(f"rnn_type must be rnn, gru or lstm, not {self.rnn_type!r}")
         if self.rnn_layers < 1:

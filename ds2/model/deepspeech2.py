@@ -47,9 +47,18 @@ class DeepSpeech2(nn.Module):
         """Output frames for `lengths` input frames."""
         return self.front_end.output_lengths(lengths)
 
+    def normalize(self, feats: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        """Mean/variance-normalised features, zero past each length."""
+        mask = time_mask(lengths, feats.shape[1])[:, :, None].to(feats.dtype)
+        if self.cfg.feature_norm == "utterance":
+            n = lengths.clamp_min(1)[:, None, None].to(feats.dtype)
+            mean = (feats * mask).sum(1, keepdim=True) / n
+            var = (((feats - mean) * mask) ** 2).sum(1, keepdim=True) / n
+            return (feats - mean) / (var + 1e-5).sqrt() * mask
+        return (feats - self.feat_mean) / self.feat_std * mask
+
     def forward(self, feats: torch.Tensor, lengths: torch.Tensor):
-        x = (feats - self.feat_mean) / self.feat_std
-        x = x * time_mask(lengths, x.shape[1])[:, :, None].to(x.dtype)
+        x = self.normalize(feats, lengths)
         x, lengths = self.front_end(x, lengths)
         packed = pack_padded_sequence(x, lengths.cpu(), batch_first=True, enforce_sorted=False)
         for rnn in self.rnns:
