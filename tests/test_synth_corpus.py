@@ -57,13 +57,14 @@ def test_audio_is_16k_and_matches_the_manifest(tiny_corpus):
 
 
 def test_deterministic_for_a_seed(tiny_corpus, tmp_path):
-    opts = SynthOptions(num_train=5, num_dev=2, num_test=2, num_dev_voices=4, num_test_voices=4, seed=TINY.seed)
-    prepare_synth(tmp_path / "m", tmp_path / "a", opts, num_jobs=1)
-    again = list(SupervisionSet.from_file(tmp_path / "m" / "synth_supervisions_test.jsonl.gz"))
-    first = list(_sups(tiny_corpus, "test"))[:2]
-    assert [(s.text, s.speaker, s.custom) for s in again] == [(s.text, s.speaker, s.custom) for s in first]
+    prepare_synth(tmp_path / "m", tmp_path / "a", TINY, num_jobs=1)
+    for split in ("train", "test"):
+        again = list(SupervisionSet.from_file(tmp_path / "m" / f"synth_supervisions_{split}.jsonl.gz"))
+        first = list(_sups(tiny_corpus, split))
+        assert [(s.text, s.speaker, s.custom) for s in again] == [(s.text, s.speaker, s.custom) for s in first]
 
     def digest(p):
         return hashlib.md5(p.read_bytes()).hexdigest()
 
-    assert digest(tmp_path / "a" / "synth-test-000000.wav") == digest(tiny_corpus / "audio" / "synth-test-000000.wav")
+    for name in ("synth-test-000000.wav", "synth-train-000007.wav"):
+        assert digest(tmp_path / "a" / name) == digest(tiny_corpus / "audio" / name)

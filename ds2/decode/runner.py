@@ -15,6 +15,7 @@ from ds2.data.sampler import make_eval_sampler
 from ds2.decode.greedy import greedy_decode
 from ds2.score import ErrorRate, write_decode_dir
 from ds2.train.checkpoint import find_checkpoint, load_checkpoint, model_from_checkpoint
+from ds2.train.trainer import DTYPES
 
 log = logging.getLogger(__name__)
 
@@ -32,7 +33,8 @@ def decode_cuts(exp_dir: str | Path, cuts_path: str | Path, set_name: str, metho
         raise ValueError(f"unknown decoding method {method!r}; choose from {', '.join(METHODS)}")
     exp_dir = Path(exp_dir)
     ckpt_path = find_checkpoint(checkpoint or exp_dir)
-    model, tokenizer, _ = model_from_checkpoint(load_checkpoint(ckpt_path))
+    model, tokenizer, cfg = model_from_checkpoint(load_checkpoint(ckpt_path))
+    dtype = DTYPES[cfg.train.dtype]  # decode in the precision the model was trained in
     cuts = CutSet.from_file(cuts_path)
     dataset = AsrDataset(tokenizer)
     refs, hyps = {}, {}
@@ -43,7 +45,8 @@ def decode_cuts(exp_dir: str | Path, cuts_path: str | Path, set_name: str, metho
         for batch in tqdm(loader, desc=f"decoding {set_name}", unit="batch"):
             if not batch["cut_ids"]:
                 continue
-            log_probs, out_lens = model(batch["features"], batch["feature_lens"])
+            with torch.autocast("cpu", dtype=dtype, enabled=dtype != torch.float32):
+                log_probs, out_lens = model(batch["features"], batch["feature_lens"])
             for uid, ref, hyp in zip(batch["cut_ids"], batch["texts"],
                                      greedy_decode(log_probs, out_lens, tokenizer)):
                 refs[uid], hyps[uid] = ref, hyp

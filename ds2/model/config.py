@@ -11,7 +11,7 @@ class ModelConfig:
 
     # Feature normalisation: "global" (train-set mean/std stored in the model) or "utterance"
     # (each utterance's own mean/std over its valid frames, which also removes speaker and
-    # channel offsets).
+    # channel offsets, but needs the whole utterance: use "global" for streaming models).
     feature_norm: str = "utterance"
     # Convolutional front-end over (time, frequency), one entry per layer (1-3 layers).
     conv_channels: list[int] = field(default_factory=lambda: [32, 32])  # output channels
