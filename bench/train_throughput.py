@@ -2,10 +2,11 @@
 
     python bench/train_throughput.py [--config egs/synth/conf/ds2.yaml] [--batch-seconds 120]
 
-Both train (forward, backward, AdamW step) on the same batch in one run; the bare stack
-is `nn.GRU(num_layers=L, hidden=H, bidirectional)` on the front-end's output size and frame
-rate, with no convolutions, batch norm, packing, FC or CTC. Prints audio seconds per wall
-second for each and their ratio.
+Both train (forward, backward, AdamW step) on the same batch in one run, in float32 and
+under bfloat16 autocast. The bare stack has the model's recurrent sizes exactly (L single-layer
+bidirectional `nn.GRU`s of hidden H, directions summed as in the model) on the front-end's
+output size and frame rate, padded, with no convolutions, batch norm, packing, FC or CTC.
+Prints audio seconds per wall second for each and their ratio.
 """
 
 from __future__ import annotations
@@ -77,30 +78,41 @@ def main():
     with torch.no_grad():
         rnn_in, _ = model.front_end(feats, lengths)
     rnn_in = rnn_in.detach()
-    bare = torch.nn.GRU(rnn_in.shape[2], cfg.rnn_hidden, num_layers=cfg.rnn_layers,
-                        bidirectional=cfg.bidirectional, batch_first=True)
+    dims = [rnn_in.shape[2]] + [cfg.rnn_hidden] * cfg.rnn_layers
+    bare = torch.nn.ModuleList(torch.nn.GRU(dims[i], cfg.rnn_hidden, bidirectional=cfg.bidirectional,
+                                            batch_first=True) for i in range(cfg.rnn_layers))
     bare_opt = torch.optim.AdamW(bare.parameters(), lr=1e-4)
 
     def bare_step():
-        out, _ = bare(rnn_in)
-        loss = out.pow(2).mean()
+        x = rnn_in
+        for gru in bare:
+            x, _ = gru(x)
+            if cfg.bidirectional:
+                x = x[..., : cfg.rnn_hidden] + x[..., cfg.rnn_hidden:]
+        loss = x.pow(2).mean()
         bare_opt.zero_grad()
         loss.backward()
         bare_opt.step()
 
-    # Interleave so drift of a shared machine hits both alike.
-    full_t, bare_t = [], []
-    for _ in range(2):
-        full_t.append(time_steps(full_step, 1, args.repeats))
-        bare_t.append(time_steps(bare_step, 1, args.repeats))
-    full_s, bare_s = min(full_t), min(bare_t)
+    def autocast(dtype):
+        return torch.autocast("cpu", dtype=dtype, enabled=dtype != torch.float32)
+
+    def timed(step, dtype):
+        def run():
+            with autocast(dtype):
+                step()
+        return time_steps(run, 1, args.repeats)
+
     print(f"batch: {len(lengths)} utterances, {audio:.1f} s of audio, {rnn_in.shape[1]} RNN frames, "
-          f"{torch.get_num_threads()} threads")
-    print(f"DeepSpeech2 ({model.num_params() / 1e6:.2f}M params): {full_s:.3f} s/step, "
-          f"{audio / full_s:.1f} audio s per wall s")
-    print(f"bare nn.GRU stack ({sum(q.numel() for q in bare.parameters()) / 1e6:.2f}M params): "
-          f"{bare_s:.3f} s/step, {audio / bare_s:.1f} audio s per wall s")
-    print(f"ratio DeepSpeech2 / bare GRU throughput: {bare_s / full_s:.2f}")
+          f"{torch.get_num_threads()} threads; DeepSpeech2 {model.num_params() / 1e6:.2f}M params, "
+          f"bare GRU stack {sum(q.numel() for q in bare.parameters()) / 1e6:.2f}M params")
+    for name, dtype in (("float32", torch.float32), ("bfloat16", torch.bfloat16)):
+        # Interleave so drift of a shared machine hits both alike; keep the faster of two rounds.
+        full_s = min(timed(full_step, dtype), timed(full_step, dtype))
+        bare_s = min(timed(bare_step, dtype), timed(bare_step, dtype))
+        print(f"{name}: DeepSpeech2 {audio / full_s:.1f} audio s/s ({full_s:.3f} s/step), "
+              f"bare nn.GRU stack {audio / bare_s:.1f} audio s/s ({bare_s:.3f} s/step), "
+              f"ratio {bare_s / full_s:.2f}")
 
 
 if __name__ == "__main__":

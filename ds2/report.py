@@ -56,7 +56,8 @@ def training_summary(exp_dir: Path) -> str:
              f"curves: `exp/{exp_dir.name}/curves.png`"]
     cfg = exp_dir / "config.yaml"
     if cfg.exists():
-        lines.append(f"  (config: `exp/{exp_dir.name}/config.yaml`)")
+        lines += ["", f"<details><summary>exp/{exp_dir.name}/config.yaml</summary>", "", "```yaml",
+                  cfg.read_text().strip(), "```", "", "</details>"]
     return "\n".join(lines)
 
 
