@@ -35,7 +35,7 @@ def decode_cuts(exp_dir: str | Path, cuts_path: str | Path, set_name: str, metho
     ckpt_path = find_checkpoint(checkpoint or exp_dir)
     model, tokenizer, cfg = model_from_checkpoint(load_checkpoint(ckpt_path))
     dtype = DTYPES[cfg.train.dtype]  # decode in the precision the model was trained in
-    cuts = CutSet.from_file(cuts_path)
+    cuts = CutSet.from_file(cuts_path).to_eager()
     dataset = AsrDataset(tokenizer)
     refs, hyps = {}, {}
     audio_seconds, start = 0.0, time.time()
@@ -50,7 +50,7 @@ def decode_cuts(exp_dir: str | Path, cuts_path: str | Path, set_name: str, metho
             for uid, ref, hyp in zip(batch["cut_ids"], batch["texts"],
                                      greedy_decode(log_probs, out_lens, tokenizer)):
                 refs[uid], hyps[uid] = ref, hyp
-            audio_seconds += float(batch["feature_lens"].sum()) * 0.01
+            audio_seconds += sum(cuts[uid].duration for uid in batch["cut_ids"])
     elapsed = time.time() - start
     skipped = len(cuts) - len(refs)
     if skipped:

@@ -50,8 +50,7 @@ def ctc_label_frames(tokens: list[int]) -> int:
     return len(tokens) + sum(1 for a, b in zip(tokens, tokens[1:]) if a == b)
 
 
-def filter_trainable(cuts: CutSet, tokenizer: Tokenizer, model: DeepSpeech2, frame_shift: float,
-                     split: str) -> CutSet:
+def filter_trainable(cuts: CutSet, tokenizer: Tokenizer, model: DeepSpeech2, split: str) -> CutSet:
     """Drop cuts with an empty or unmappable transcript, or too few output frames for their
     label sequence; log a count per reason and the ids."""
     dropped: dict[str, list[str]] = {"empty transcript": [], "unmappable transcript": [],
@@ -67,8 +66,7 @@ def filter_trainable(cuts: CutSet, tokenizer: Tokenizer, model: DeepSpeech2, fra
         except ValueError:
             dropped["unmappable transcript"].append(cut.id)
             continue
-        frames = int(round(cut.duration / frame_shift))
-        out_frames = int(model.output_lengths(torch.tensor([frames]))[0])
+        out_frames = int(model.output_lengths(torch.tensor([cut.num_frames]))[0])
         if out_frames < ctc_label_frames(tokens):
             dropped["too short for its label sequence"].append(cut.id)
             continue
@@ -133,8 +131,8 @@ class Trainer:
         self.model = DeepSpeech2(cfg.model, self.num_features, tokenizer.vocab_size)
         self.model.set_normalization(stats["mean"], stats["std"])
         self.model.to(self.device)
-        self.train_cuts = filter_trainable(train_cuts, tokenizer, self.model, self.frame_shift, "train").to_eager()
-        self.dev_cuts = filter_trainable(dev_cuts, tokenizer, self.model, self.frame_shift, "dev").to_eager()
+        self.train_cuts = filter_trainable(train_cuts, tokenizer, self.model, "train").to_eager()
+        self.dev_cuts = filter_trainable(dev_cuts, tokenizer, self.model, "dev").to_eager()
         self.ddp_model = self.model
         if world_size > 1:
             self.ddp_model = torch.nn.parallel.DistributedDataParallel(self.model)
