@@ -6,6 +6,7 @@ from torch.nn.utils.rnn import pack_padded_sequence
 from ds2.data.dataset import AsrDataset
 from ds2.decode.greedy import greedy_decode
 from ds2.model import DeepSpeech2, ModelConfig
+from ds2.model.gru import packed_gru
 from ds2.model.layers import RecurrentLayer, SequenceBatchNorm
 from ds2.text import CharTokenizer
 
@@ -104,3 +105,20 @@ def test_model_overfits_a_tiny_real_batch(tiny_corpus):
     with torch.no_grad():
         log_probs, out_lens = model(batch["features"], batch["feature_lens"])
     assert greedy_decode(log_probs, out_lens, tok) == batch["texts"]
+
+
+@pytest.mark.parametrize("bidirectional", [False, True])
+def test_packed_gru_matches_nn_gru_outputs_and_gradients(bidirectional):
+    torch.manual_seed(0)
+    x = torch.randn(30, 5, 7)
+    lengths = torch.tensor([30, 22, 22, 9, 1])  # ties, a long gap and a one-frame utterance
+    gru = torch.nn.GRU(7, 6, bidirectional=bidirectional)
+    xa, xb = x.clone().requires_grad_(), x.clone().requires_grad_()
+    ref = gru(pack_padded_sequence(xa, lengths))[0].data
+    out = packed_gru(pack_padded_sequence(xb, lengths), gru).data
+    assert torch.allclose(out, ref, atol=1e-6)
+    weights = torch.randn_like(ref)
+    grads_ref = torch.autograd.grad((ref * weights).sum(), [xa, *gru.parameters()])
+    grads = torch.autograd.grad((out * weights).sum(), [xb, *gru.parameters()])
+    for a, b in zip(grads, grads_ref):
+        assert torch.allclose(a, b, atol=1e-5)

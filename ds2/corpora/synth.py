@@ -166,7 +166,8 @@ def plan_utterances(sentences: list[str], variants: list[str], opts: SynthOption
     }
     voices = split_voices(variants, opts)
     utts = []
-    for split, count in (("train", opts.num_train), ("dev", n_dev), ("test", n_test)):
+    # Test and dev first: they stay the same utterances whatever the size of train.
+    for split, count in (("test", n_test), ("dev", n_dev), ("train", opts.num_train)):
         pool = pools[split]
         for i in range(count):
             accent, variant = rng.choice(voices[split])
