@@ -9,16 +9,23 @@ STAMP := $(VENV)/.installed
 TORCH := torch==2.13.0
 PYTEST_ARGS ?=
 
+KENLM := tools/kenlm/bin/lmplz
+
 .PHONY: setup demo test clean-demo
 
-setup: $(STAMP)
-	@bash tools/install_system_deps.sh
+# System packages first: the Python `kenlm` module compiles from source with g++.
+setup: $(STAMP) $(KENLM)
 
 $(STAMP): pyproject.toml
+	@bash tools/install_system_deps.sh
 	@test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/pip install -q --disable-pip-version-check $(TORCH)
 	$(VENV)/bin/pip install -q --disable-pip-version-check -e '.[dev]'
 	@touch $(STAMP)
+
+# KenLM's lmplz and build_binary, built from the source distribution on PyPI (about a minute).
+$(KENLM): tools/install_kenlm.sh | $(STAMP)
+	PYTHON=$(VENV)/bin/python bash tools/install_kenlm.sh
 
 demo: setup
 	cd egs/synth && ./run.sh

@@ -38,8 +38,23 @@ def collect(exp_root: Path) -> list[dict]:
         tag = wer_file.parent.parent.name
         _, set_name, method = wer_file.parent.name.split("_", 2)
         rates = parse_wer_file(wer_file)
-        rows.append({"tag": tag, "set": set_name, "method": method, **rates})
+        header = next((ln[1:].strip() for ln in wer_file.read_text().splitlines() if ln.startswith("#")), "")
+        rows.append({"tag": tag, "set": set_name, "method": method, "header": header, **rates})
     return rows
+
+
+def _method_order(method: str) -> tuple[int, str]:
+    from ds2.decode.methods import METHODS
+
+    return (METHODS.index(method) if method in METHODS else len(METHODS), method)
+
+
+def _header_fields(header: str) -> tuple[str, str]:
+    """(RTF, the method's options) of a wer.txt header `set method checkpoint=... RTF=... key=value ...`."""
+    fields = header.split()[2:]
+    rtf = next((f.split("=", 1)[1] for f in fields if f.startswith("RTF=")), "")
+    options = [f for f in fields if "=" in f and not f.startswith(("RTF=", "checkpoint=", "utterances="))]
+    return rtf, " ".join(f"`{o}`" for o in options)
 
 
 def training_summary(exp_dir: Path) -> str:
@@ -83,10 +98,10 @@ def write_results(recipe_dir: str | Path, output: str | Path | None = None, titl
     if not rows:
         raise FileNotFoundError(f"no decoding results under {exp_root}/*/decode_*_*/wer.txt (run the decode stage)")
     sets = sorted({r["set"] for r in rows}, key=lambda s: (s != "dev", s))
-    keys = sorted({(r["tag"], r["method"]) for r in rows})
+    keys = sorted({(r["tag"], r["method"]) for r in rows}, key=lambda k: (k[0], _method_order(k[1])))
     table = ["| experiment | method | " + " | ".join(f"{s} %WER | {s} %CER" for s in sets) + " |",
              "| --- | --- | " + " | ".join("---: | ---:" for _ in sets) + " |"]
-    details = []
+    details, settings = [], []
     for tag, method in keys:
         cells = []
         for s in sets:
@@ -96,6 +111,9 @@ def write_results(recipe_dir: str | Path, output: str | Path | None = None, titl
                 continue
             cells += [f"{row['WER'].rate:.2f}", f"{row['CER'].rate:.2f}"]
             details.append(f"| {tag} | {method} | {s} | {row['WER'].line('WER')} | {row['CER'].line('CER')} |")
+            if s == sets[-1]:
+                rtf, options = _header_fields(row["header"])
+                settings.append(f"| {tag} | {method} | {rtf} | {options} |")
         table.append(f"| {tag} | {method} | " + " | ".join(cells) + " |")
     tags = sorted({r["tag"] for r in rows})
     now = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
@@ -114,6 +132,13 @@ def write_results(recipe_dir: str | Path, output: str | Path | None = None, titl
         "| --- | --- | --- | --- | --- |",
         *details,
         "",
+        f"Search settings (weights tuned on dev by `ds2 tune`) and the search's real-time factor per core "
+        f"on {sets[-1]} (the acoustic model excluded):",
+        "",
+        "| experiment | method | RTF per core | settings |",
+        "| --- | --- | ---: | --- |",
+        *settings,
+        "",
         "## Training",
         "",
         *[s for s in (training_summary(exp_root / t) for t in tags) if s],
@@ -122,7 +147,8 @@ def write_results(recipe_dir: str | Path, output: str | Path | None = None, titl
         "",
         f"- git: `{git_description(recipe_dir)}`",
         f"- ds2 {_version('ds2')}, torch {_version('torch')}, lhotse {_version('lhotse')}, "
-        f"kaldialign {_version('kaldialign')}, Python {platform.python_version()}",
+        f"kaldialign {_version('kaldialign')}, kenlm {_version('kenlm')}, kaldifst {_version('kaldifst')}, "
+        f"kaldilm {_version('kaldilm')}, kaldi-decoder {_version('kaldi-decoder')}, Python {platform.python_version()}",
         f"- machine: {platform.machine()}, {platform.system()} {platform.release()}, "
         f"{_cpu_count()} CPU cores",
         "",

@@ -44,7 +44,15 @@ def mtimes(recipe: Path) -> dict[str, float]:
 def test_run_sh_end_to_end_then_reruns_only_what_is_asked(recipe):
     first = run_recipe(recipe)
     results = (recipe / "RESULTS.md").read_text()
-    assert "| ds2 | greedy |" in results
+    for method in ("greedy", "ctc-graph", "beam", "hlg", "nbest-rescore"):
+        assert f"| ds2 | {method} |" in results
+        assert (recipe / "exp" / "ds2" / f"decode_test_{method}" / "wer.txt").exists()
+    assert "`alpha=" in results and "`lm_scale=" in results  # the tuned weights are shown
+    for method in ("beam", "hlg", "nbest-rescore"):
+        assert (recipe / "data" / "lm" / f"tuned_ds2_{method}.json").exists()
+    for name in ("H", "L", "G", "HLG"):
+        assert (recipe / "data" / "lang_char" / f"{name}.fst").exists()
+    assert "perplexity on" in first.stdout
     assert "dev %WER" in results and "test %WER" in results
     assert "ds2 prepare synth data/manifests" in results  # commands recorded by the stage markers
     assert "git:" in results and "torch" in results
@@ -54,22 +62,24 @@ def test_run_sh_end_to_end_then_reruns_only_what_is_asked(recipe):
         assert (recipe / "exp" / "ds2" / f"decode_{split}_greedy" / "errs.txt").exists()
     assert (recipe / "exp" / "ds2" / "curves.png").stat().st_size > 1000
     assert (recipe / "exp" / "ds2" / "config.yaml").exists()
-    assert "Stage 6" in first.stderr
+    assert "Stage 9" in first.stderr
 
     # Re-running after it finished does no work.
     before = mtimes(recipe)
     again = run_recipe(recipe)
-    assert again.stderr.count("skipping:") == 5
+    # markers: prepare, features, tokens, 2 LMs, graph, train, 3 tunings, 5 decodings
+    assert again.stderr.count("skipping:") == 15
     assert mtimes(recipe) == before
 
     # Deleting one marker redoes only that stage.
-    (recipe / "exp" / ".done" / "stage5.decode.ds2.greedy").unlink()
+    (recipe / "exp" / ".done" / "stage8.decode.ds2.beam").unlink()
     run_recipe(recipe)
     after = mtimes(recipe)
     changed = {k for k in after if after[k] != before.get(k)}
-    assert changed and all(k.startswith("exp/ds2/decode_") or k.startswith("exp/.done/stage5") for k in changed)
+    assert changed and all(k.startswith(("exp/ds2/decode_dev_beam/", "exp/ds2/decode_test_beam/",
+                                         "exp/.done/stage8.decode.ds2.beam")) for k in changed), changed
 
     # A failing stage leaves no marker, so it is redone rather than trusted next time.
-    failed = run_recipe(recipe, "--stage", "5", "--stop-stage", "5", "--tag", "missing", check=False)
+    failed = run_recipe(recipe, "--stage", "8", "--stop-stage", "8", "--tag", "missing", check=False)
     assert failed.returncode != 0
-    assert not (recipe / "exp" / ".done" / "stage5.decode.missing.greedy").exists()
+    assert not (recipe / "exp" / ".done" / "stage8.decode.missing.greedy").exists()

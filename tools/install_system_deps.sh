@@ -1,18 +1,22 @@
 #!/usr/bin/env bash
-# Make sure the system tools that pip cannot install are there: espeak-ng (speech for the
-# synthetic corpus) and Debian's fortunes texts (its sentences). Installs them with apt when
-# run as root; otherwise prints the exact command and fails.
+# Make sure the system packages that pip cannot install are there:
+#   espeak-ng, fortunes-min, fortunes   speech and sentences of the synthetic corpus
+#   g++ make cmake, Boost, zlib/bz2/lzma dev packages   to build KenLM (tools/install_kenlm.sh
+#                                                       and the Python `kenlm` module)
+# Installs what is missing with apt when run as root; otherwise prints the exact command and fails.
 set -euo pipefail
 
-packages=(espeak-ng fortunes-min fortunes)
+packages=(espeak-ng fortunes-min fortunes
+          g++ make cmake libboost-program-options-dev libboost-system-dev libboost-thread-dev
+          libboost-test-dev zlib1g-dev libbz2-dev liblzma-dev)
 missing=()
-command -v espeak-ng >/dev/null || missing+=(espeak-ng)
-[ -f /usr/share/games/fortunes/fortunes ] || missing+=(fortunes-min)
-[ -f /usr/share/games/fortunes/literature ] || missing+=(fortunes)
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
 if [ ${#missing[@]} -eq 0 ]; then
   exit 0
 fi
-cmd="apt-get update && apt-get install -y ${packages[*]}"
+cmd="apt-get update && apt-get install -y ${missing[*]}"
 if [ "$(id -u)" -ne 0 ]; then
   echo "Missing system packages: ${missing[*]}. Install them with:" >&2
   echo "  sudo sh -c '$cmd'" >&2
@@ -21,4 +25,4 @@ fi
 echo "Installing ${missing[*]} with apt-get" >&2
 export DEBIAN_FRONTEND=noninteractive
 apt-get update -qq
-apt-get install -y -qq "${packages[@]}" >/dev/null
+apt-get install -y -qq "${missing[@]}" >/dev/null

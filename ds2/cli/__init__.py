@@ -12,7 +12,7 @@ from ds2 import __version__
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "show_default": True})
 @click.version_option(__version__, prog_name="ds2")
 def main():
-    """Deep Speech 2 toolkit: prepare corpora, compute features, train, decode and score.
+    """Deep Speech 2 toolkit: prepare corpora, compute features, train LMs and models, decode and score.
 
     A recipe (egs/<corpus>/run.sh) calls these verbs stage by stage; every verb's
     --help says what it reads and writes.
@@ -21,10 +21,11 @@ def main():
 
 
 def _register():
-    from ds2.cli import decode, features, prepare, results, tokens, train
+    from ds2.cli import decode, features, lm, prepare, results, tokens, train
 
-    for module in (prepare, features, tokens, train, decode, results):
+    for module in (prepare, features, tokens, lm, train, decode, results):
         main.add_command(module.command)
+    main.add_command(decode.tune_command)
 
 
 _register()

@@ -36,6 +36,13 @@ FORTUNE_FILES = (
     "magic", "medicine", "miscellaneous", "people", "pets", "platitudes", "pratchett",
     "riddles", "science", "sports", "tao", "wisdom", "work",
 )
+# The LM text also reads the other prose files of fortunes-min and fortunes (not the ASCII
+# art), and keeps sentences of any length: 3.4x the words of the spoken sentences.
+LM_FORTUNE_FILES = FORTUNE_FILES + (
+    "art", "computers", "debian", "definitions", "disclaimer", "drugs", "ethnic", "goedel", "kids",
+    "knghtbrd", "linux", "linuxcookie", "men-women", "news", "paradoxum", "perl", "politics",
+    "songs-poems", "startrek", "translate-me", "zippy",
+)
 # espeak-ng's own English accents (the mbrola voices need extra packages).
 ACCENTS = ("en", "en-us", "en-gb-scotland", "en-gb-x-gbclan", "en-gb-x-rp",
            "en-gb-x-gbcwmd", "en-029", "en-us-nyc")
@@ -200,7 +207,8 @@ def prepare_synth(output_dir: str | Path, audio_dir: str | Path, opts: SynthOpti
     """Synthesise the corpus and write Lhotse manifests and the LM text.
 
     Writes `output_dir/synth_{recordings,supervisions}_{train,dev,test}.jsonl.gz`, and
-    `output_dir/synth_lm_text.txt`: every usable sentence that is not in dev or test.
+    `output_dir/synth_lm_text.txt`: every sentence of the LM's fortune files (any length) that
+    is not in dev or test.
     Returns the paths written. Deterministic for a given `opts.seed`.
     """
     from lhotse import AudioSource, Recording, RecordingSet, SupervisionSegment, SupervisionSet
@@ -244,7 +252,8 @@ def prepare_synth(output_dir: str | Path, audio_dir: str | Path, opts: SynthOpti
             written[f"{kind}_{split}"] = path
 
     held_out = {u.text for u in utts if u.split in ("dev", "test")}
+    lm_sentences = read_sentences(LM_FORTUNE_FILES, min_words=1, max_words=10**6)
     lm_text = output_dir / "synth_lm_text.txt"
-    lm_text.write_text("".join(s + "\n" for s in sentences if s not in held_out), encoding="utf-8")
+    lm_text.write_text("".join(s + "\n" for s in lm_sentences if s not in held_out), encoding="utf-8")
     written["lm_text"] = lm_text
     return written

@@ -1,0 +1,1 @@
+"""Word n-gram language models: KenLM estimation and queries, and G.fst for graph decoding."""

@@ -1,0 +1,116 @@
+"""Word n-gram LMs with KenLM: estimate with `lmplz`, binarise with `build_binary`, query.
+
+    ds2 lm train data/lm/text.txt data/lm --order 3 --dev-text data/manifests/synth_supervisions_dev.jsonl.gz
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import math
+import os
+import shutil
+import subprocess
+import tempfile
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+INSTALL_HINT = "build them with tools/install_kenlm.sh (or put lmplz and build_binary on PATH)"
+
+
+def kenlm_tool(name: str) -> Path:
+    """Path of a KenLM program: $KENLM_BIN, then tools/kenlm/bin, then PATH."""
+    for folder in (os.environ.get("KENLM_BIN"), REPO / "tools" / "kenlm" / "bin"):
+        if folder and (Path(folder) / name).is_file():
+            return Path(folder) / name
+    found = shutil.which(name)
+    if found:
+        return Path(found)
+    raise FileNotFoundError(f"KenLM's {name} was not found: {INSTALL_HINT}")
+
+
+def read_texts(path: str | Path) -> list[str]:
+    """Sentences of a text file (one per line) or of a Lhotse supervision/cut manifest."""
+    path = Path(path)
+    if path.name.endswith((".jsonl.gz", ".jsonl")):
+        opener = gzip.open if path.suffix == ".gz" else open
+        texts = []
+        with opener(path, "rt", encoding="utf-8") as f:
+            for line in f:
+                item = json.loads(line)
+                sups = item.get("supervisions", [item])  # a cut holds supervisions; a supervision is one
+                texts.extend(s["text"] for s in sups if s.get("text"))
+        return texts
+    return [line.strip() for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
+def lm_paths(lm_dir: str | Path, order: int) -> tuple[Path, Path]:
+    """(ARPA, KenLM binary) paths of the order-`order` LM in `lm_dir`."""
+    lm_dir = Path(lm_dir)
+    return lm_dir / f"lm_{order}gram.arpa", lm_dir / f"lm_{order}gram.bin"
+
+
+def train_ngram(text: str | Path, lm_dir: str | Path, order: int = 3, prune: list[int] | None = None,
+                memory: str = "10%") -> tuple[Path, Path]:
+    """Estimate a modified Kneser-Ney `order`-gram on `text` (one sentence per line).
+
+    `prune` are lmplz's count thresholds per order (e.g. [0, 0, 1] drops trigram singletons).
+    Writes `lm_<order>gram.arpa` and `lm_<order>gram.bin` into `lm_dir` atomically and returns them.
+    """
+    arpa, binary = lm_paths(lm_dir, order)
+    arpa.parent.mkdir(parents=True, exist_ok=True)
+    lmplz, build_binary = kenlm_tool("lmplz"), kenlm_tool("build_binary")
+    with tempfile.TemporaryDirectory(dir=arpa.parent) as tmp:
+        cmd = [str(lmplz), "-o", str(order), "-S", memory, "-T", tmp, "--text", str(text),
+               "--arpa", f"{tmp}/lm.arpa", "--discount_fallback"]  # small texts lack the counts KN needs
+        if prune:
+            if len(prune) > order or any(p < 0 for p in prune):
+                raise ValueError(f"prune needs at most {order} non-negative thresholds, not {prune}")
+            cmd += ["--prune", *map(str, prune)]
+        _run(cmd)
+        _run([str(build_binary), "-s", f"{tmp}/lm.arpa", f"{tmp}/lm.bin"])
+        os.replace(f"{tmp}/lm.arpa", arpa)
+        os.replace(f"{tmp}/lm.bin", binary)
+    return arpa, binary
+
+
+def _run(cmd: list[str]):
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise RuntimeError(f"{Path(cmd[0]).name} failed ({proc.returncode}):\n{proc.stderr[-2000:]}")
+
+
+def load_lm(path: str | Path):
+    """A `kenlm.Model` (ARPA or binary)."""
+    import kenlm
+
+    return kenlm.Model(str(path))
+
+
+def perplexity(lm, sentences: list[str]) -> float:
+    """Per-word perplexity (with </s>) of `sentences` under the KenLM model `lm`."""
+    log10_total, count = 0.0, 0
+    for s in sentences:
+        log10_total += lm.score(s, bos=True, eos=True)
+        count += len(s.split()) + 1
+    return 10 ** (-log10_total / max(count, 1))
+
+
+def arpa_vocabulary(arpa: str | Path) -> list[str]:
+    """The words of an ARPA file's unigram section, without <s>, </s> and <unk>."""
+    words, in_unigrams = [], False
+    with open(arpa, encoding="utf-8") as f:
+        for line in f:
+            line = line.strip()
+            if line == "\\1-grams:":
+                in_unigrams = True
+            elif in_unigrams and line.startswith("\\"):
+                break
+            elif in_unigrams and line:
+                word = line.split("\t")[1]
+                if word not in ("<s>", "</s>", "<unk>"):
+                    words.append(word)
+    return words
+
+
+LOG10_TO_LN = math.log(10.0)

@@ -1,0 +1,121 @@
+"""KenLM training, H/L/G/HLG graphs, prefix beam search with an LM, and alpha/beta tuning.
+
+Log-probs are built by hand so the right answer is known: a "peaky" CTC output spells a
+text frame by frame, with ties or near-ties where a test needs the LM to decide.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from ds2.decode.beam import BeamOptions, PrefixBeamSearch
+from ds2.decode.graph import GraphDecoder
+from ds2.decode.methods import DecodeOptions, decode_many
+from ds2.decode.runner import LogProbs
+from ds2.decode.tune import tune
+from ds2.lm.graph import add_disambig, build_graphs
+from ds2.lm.ngram import arpa_vocabulary, load_lm, perplexity, train_ngram
+from ds2.text import CharTokenizer
+
+TOK = CharTokenizer()
+LM_TEXT = [
+    "the cat sat there",
+    "there is a cat",
+    "the dog sat there",
+    "a cat is there",
+    "the cat is on the mat",
+    "there the dog is",
+    "is the cat there",
+] * 3
+
+
+def spelled(frames: list[dict[str, float]], floor: float = 1e-4) -> np.ndarray:
+    """(T, V) log-probs: each frame a {char: prob} dict ('' is the blank); the rest share `floor`."""
+    out = np.full((len(frames), TOK.vocab_size), math.log(floor), dtype=np.float32)
+    for t, frame in enumerate(frames):
+        for ch, p in frame.items():
+            out[t, 0 if ch == "" else TOK.encode(ch)[0]] = math.log(p)
+    return out
+
+
+def peaky(text: str) -> list[dict[str, float]]:
+    """Frames that spell `text` with a blank after every character."""
+    frames = []
+    for ch in text:
+        frames += [{ch: 0.98}, {"": 0.98}]
+    return frames
+
+
+@pytest.fixture(scope="module")
+def lm(tmp_path_factory):
+    d = tmp_path_factory.mktemp("lm")
+    (d / "text.txt").write_text("\n".join(LM_TEXT) + "\n")
+    arpa, binary = train_ngram(d / "text.txt", d / "lm", order=3)
+    return arpa, binary
+
+
+def test_kenlm_trains_a_real_lm(lm):
+    arpa, binary = lm
+    text = arpa.read_text()
+    assert "\\3-grams:" in text
+    assert set(arpa_vocabulary(arpa)) == {w for s in LM_TEXT for w in s.split()}
+    model = load_lm(binary)
+    assert perplexity(model, ["the cat sat there"]) < perplexity(model, ["there sat cat the"])
+
+
+def test_add_disambig_marks_prefixes_only():
+    lex, max_k = add_disambig({"a": (1,), "at": (1, 2), "cat": (3, 1, 2)})
+    assert lex == {"a": (1, -1), "at": (1, 2), "cat": (3, 1, 2)}
+    assert max_k == 1
+
+
+def test_graphs_decode_known_log_probs(lm, tmp_path):
+    arpa, _ = lm
+    lang = tmp_path / "lang"
+    TOK.save(lang)
+    paths = build_graphs(lang, arpa, TOK)
+    for name in ("H", "L", "G", "HLG"):
+        assert paths[name].stat().st_size > 0
+    log_probs = spelled(peaky("the cat sat there"))
+    assert GraphDecoder(paths["HLG"], TOK, lang / "words.txt").decode(log_probs) == "the cat sat there"
+    assert GraphDecoder(paths["H"], TOK).decode(log_probs) == "the cat sat there"
+    # A misspelling the acoustics prefer: H keeps it, HLG can only output words of the LM.
+    frames = peaky("the cat sat th") + [{"e": 0.4, "a": 0.6}, {"": 0.98}] + peaky("re")
+    assert GraphDecoder(paths["H"], TOK).decode(spelled(frames)) == "the cat sat thare"
+    assert GraphDecoder(paths["HLG"], TOK, lang / "words.txt").decode(spelled(frames)) == "the cat sat there"
+
+
+def test_beam_search_prefers_the_lm_spelling(lm):
+    _, binary = lm
+    frames = peaky("the cat sat th") + [{"e": 0.45, "a": 0.55}, {"": 0.98}] + peaky("re")
+    log_probs = spelled(frames)
+    assert PrefixBeamSearch(TOK, None).decode(log_probs) == "the cat sat thare"  # acoustics alone
+    with_lm = PrefixBeamSearch(TOK, load_lm(binary), BeamOptions(alpha=0.5, beta=1.0))
+    assert with_lm.decode(log_probs) == "the cat sat there"
+
+
+def test_beam_search_without_lm_matches_greedy_on_clear_input():
+    log_probs = spelled(peaky("a cat is there"))
+    assert PrefixBeamSearch(TOK, None).decode(log_probs) == "a cat is there"
+    texts, _ = decode_many(DecodeOptions(), TOK, [log_probs])
+    assert texts == ["a cat is there"]
+
+
+def test_tuning_raises_alpha_when_the_acoustics_mislead(lm):
+    _, binary = lm
+    # The acoustics prefer a misspelling 0.9 : 0.1, so a weak LM weight keeps it.
+    bad = [peaky("the cat sat th") + [{"e": 0.1, "a": 0.9}, {"": 0.98}] + peaky("re"),
+           peaky("there is a c") + [{"a": 0.1, "u": 0.9}, {"": 0.98}] + peaky("t")]
+    lp = LogProbs(["u1", "u2"], ["the cat sat there", "there is a cat"], [1.0, 1.0],
+                  [spelled(f) for f in bad], TOK, "none")
+    opts = DecodeOptions(method="beam", lm=str(binary), alpha=0.05, beta=0.0)
+    start, _ = decode_many(opts, TOK, lp.log_probs)
+    assert start != lp.texts  # the starting weights get it wrong
+    params, table = tune(lp, opts, grid={"alpha": [0.05, 0.5, 1.0, 2.0], "beta": [0.0, 1.0]})
+    assert params["alpha"] > 0.05
+    assert min(r["wer"] for r in table) == 0.0
+    tuned, _ = decode_many(opts.replace(**params), TOK, lp.log_probs)
+    assert tuned == lp.texts
