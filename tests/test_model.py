@@ -122,3 +122,12 @@ def test_packed_gru_matches_nn_gru_outputs_and_gradients(bidirectional):
     grads = torch.autograd.grad((out * weights).sum(), [xb, *gru.parameters()])
     for a, b in zip(grads, grads_ref):
         assert torch.allclose(a, b, atol=1e-5)
+
+
+def test_packed_gru_backward_inside_autocast():
+    gru = torch.nn.GRU(4, 3, bidirectional=True)
+    x = torch.randn(5, 2, 4, requires_grad=True)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out = packed_gru(pack_padded_sequence(x, torch.tensor([5, 3])), gru).data
+        out.float().sum().backward()  # backward() called inside the autocast region, as some loops do
+    assert x.grad is not None and gru.weight_hh_l0.grad.dtype == torch.float32

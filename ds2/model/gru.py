@@ -76,6 +76,12 @@ class _PackedGRUFunction(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, grad_out):
+        # float32 like the forward, even when backward() is called inside an autocast region
+        with torch.autocast(grad_out.device.type, enabled=False):
+            return _PackedGRUFunction._backward(ctx, grad_out.float())
+
+    @staticmethod
+    def _backward(ctx, grad_out):
         out, rz, cand, gh, w_hh = ctx.saved_tensors
         batch_sizes, reverse = ctx.batch_sizes, ctx.reverse
         hidden = w_hh.shape[1]
