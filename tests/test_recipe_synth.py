@@ -14,7 +14,7 @@ pytestmark = pytest.mark.slow
 
 TINY_ARGS = ["--num-train", "30", "--num-dev", "6", "--num-test", "6",
              "--overrides", "train.epochs=1 train.max_duration=40 model.rnn_layers=1 model.rnn_hidden=32 "
-                            "model.conv_channels=[4,4] train.num_workers=0"]
+                            "model.conv_channels=[4] train.num_workers=0"]
 
 
 @pytest.fixture(scope="module")
