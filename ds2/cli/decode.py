@@ -110,7 +110,7 @@ def tune_command(exp_dir, cut_sets, params_file, checkpoint, max_duration, num_j
              --cuts dev=data/fbank/synth_cuts_dev.jsonl.gz --output data/lm/tuned_ds2_beam.json
     """
     from ds2.decode.runner import compute_log_probs
-    from ds2.decode.tune import tune, write_params
+    from ds2.decode.tune import best_point, tune, write_params
 
     opts = _options(params_file, search)
     sets = list(_sets(cut_sets))
@@ -125,6 +125,6 @@ def tune_command(exp_dir, cut_sets, params_file, checkpoint, max_duration, num_j
     if opts.method == "nbest-rescore":  # its file also carries the first pass's weights
         params = {"alpha": opts.alpha, "beta": opts.beta, **params}
     write_params(output, opts.method, params, table, name)
-    best = min(table, key=lambda r: (r["wer"], r["cer"]))
+    best = best_point(table)
     click.echo(f"{output}: {' '.join(f'{k}={v}' for k, v in params.items())} "
                f"(dev %WER {best['wer']:.2f}, %CER {best['cer']:.2f})")

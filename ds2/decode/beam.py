@@ -61,13 +61,12 @@ def token_fragments(tokenizer: Tokenizer) -> list[str]:
 class _Prefix:
     """What a prefix keeps between frames: its CTC scores, LM score and state, and last token."""
 
-    __slots__ = ("lm", "state", "last", "words", "partial")
+    __slots__ = ("lm", "state", "last", "partial")
 
-    def __init__(self, lm: float, state, last: int, words: int, partial: bool = False):
+    def __init__(self, lm: float, state, last: int, partial: bool = False):
         self.lm = lm  # alpha * log p_lm of its complete words + beta * their count
         self.state = state  # KenLM state after its complete words
         self.last = last  # last token id (-1: none)
-        self.words = words
         self.partial = partial  # its last word begins no LM word: it pays the OOV penalty early
 
 
@@ -126,14 +125,13 @@ class PrefixBeamSearch:
         node = prefixes.get(new_text)
         if node is not None:
             return new_text, node
-        lm, state, words = parent.lm, parent.state, parent.words
+        lm, state = parent.lm, parent.state
         if self.lm is not None and frag.startswith(" "):
             word = text[text.rfind(" ") + 1:]
             if word:  # a word boundary closes the word before it
                 score, state = self._score_word(state, word)
                 lm += score
-                words += 1
-        node = _Prefix(lm, state, token, words, self._partial_oov(new_text))
+        node = _Prefix(lm, state, token, self._partial_oov(new_text))
         prefixes[new_text] = node
         return new_text, node
 
@@ -167,7 +165,7 @@ class PrefixBeamSearch:
             start_state = kenlm.State()
             self.lm.BeginSentenceWrite(start_state)
         known: dict[str, _Prefix] = {}  # every prefix met in this utterance, with its LM score
-        known[""] = _Prefix(0.0, start_state, -1, 0)
+        known[""] = _Prefix(0.0, start_state, -1)
         beams = {"": (0.0, NEG_INF)}  # text -> (p_blank, p_non_blank) of the kept prefixes
 
         for t, row in enumerate(rows):

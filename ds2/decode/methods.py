@@ -18,7 +18,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import torch
 
+from ds2.decode.greedy import greedy_ids
 from ds2.lm.ngram import LOG10_TO_LN
 from ds2.text import Tokenizer, tokenizer_from_dict
 
@@ -60,14 +62,9 @@ class Greedy:
     def __init__(self, tokenizer: Tokenizer):
         self.tokenizer = tokenizer
 
-    def set_params(self):
-        pass
-
     def decode(self, log_probs: np.ndarray) -> str:
-        best = log_probs.argmax(axis=-1)
-        keep = np.ones(len(best), dtype=bool)
-        keep[1:] = best[1:] != best[:-1]
-        ids = [int(t) for t in best[keep] if t != self.tokenizer.blank_id]
+        lp = torch.from_numpy(log_probs)[None]
+        (ids,) = greedy_ids(lp, torch.tensor([lp.shape[1]]), self.tokenizer.blank_id)
         return " ".join(self.tokenizer.decode(ids).split())
 
 
@@ -118,8 +115,6 @@ _worker_decoder = None
 
 def _init_worker(opts: DecodeOptions, tokenizer_dict: dict):
     global _worker_decoder
-    import torch
-
     torch.set_num_threads(1)
     _worker_decoder = build_decoder(opts, tokenizer_from_dict(tokenizer_dict))
 

@@ -53,8 +53,13 @@ def tune(lp, opts: DecodeOptions, grid: dict[str, list[float]] | None = None,
             table.append({**point, "wer": round(wer.rate, 3), "cer": round(cer.rate, 3)})
             log.info("%s: %%WER %.2f %%CER %.2f", " ".join(f"{k}={v}" for k, v in point.items()),
                      wer.rate, cer.rate)
-    best = min(table, key=lambda r: (r["wer"], r["cer"]))
+    best = best_point(table)
     return {n: best[n] for n in names}, table
+
+
+def best_point(table: list[dict]) -> dict:
+    """The grid point of lowest WER (CER breaks ties)."""
+    return min(table, key=lambda r: (r["wer"], r["cer"]))
 
 
 def _rescoring_grid(lp, opts: DecodeOptions, pool: "DecoderPool"):
@@ -78,7 +83,7 @@ def write_params(path: str | Path, method: str, params: dict, table: list[dict],
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
-    best = min(table, key=lambda r: (r["wer"], r["cer"]))
+    best = best_point(table)
     tmp.write_text(json.dumps({"method": method, "tuned_on": set_name, "params": params,
                                "dev_wer": best["wer"], "dev_cer": best["cer"], "grid": table}, indent=1))
     os.replace(tmp, path)

@@ -31,15 +31,15 @@ def _offsets(batch_sizes: list[int]) -> list[int]:
 def _previous_rows(batch_sizes: list[int], reverse: bool) -> torch.Tensor:
     """For each packed row, the row of the same sequence one step earlier in the direction of
     the recurrence, or -1 where the sequence starts (its previous hidden state is zero)."""
-    offsets = _offsets(batch_sizes)
-    prev = []
-    for t, (s, b) in enumerate(zip(offsets, batch_sizes)):
-        if not reverse:
-            prev += [offsets[t - 1] + i if t > 0 else -1 for i in range(b)]
-        else:
-            nxt = batch_sizes[t + 1] if t + 1 < len(batch_sizes) else 0
-            prev += [offsets[t + 1] + i if i < nxt else -1 for i in range(b)]
-    return torch.tensor(prev, dtype=torch.long)
+    sizes = torch.tensor(batch_sizes)
+    offsets = torch.cumsum(sizes, 0) - sizes
+    step = torch.repeat_interleave(torch.arange(len(sizes)), sizes)  # the time step of each row
+    seq = torch.arange(int(sizes.sum())) - offsets[step]  # the sequence of each row
+    other = step + 1 if reverse else step - 1
+    valid = (other >= 0) & (other < len(sizes))
+    other = other.clamp(0, len(sizes) - 1)
+    valid &= seq < sizes[other]
+    return torch.where(valid, offsets[other] + seq, -1)
 
 
 class _PackedGRUFunction(torch.autograd.Function):
