@@ -107,8 +107,19 @@ def test_model_overfits_a_tiny_real_batch(tiny_corpus):
     assert greedy_decode(log_probs, out_lens, tok) == batch["texts"]
 
 
-@pytest.mark.parametrize("bidirectional", [False, True])
-def test_packed_gru_matches_nn_gru_outputs_and_gradients(bidirectional):
+@pytest.mark.parametrize("bidirectional,threads", [(False, 2), (True, 1), (True, 2)])
+def test_packed_gru_matches_nn_gru_outputs_and_gradients(bidirectional, threads, monkeypatch):
+    # with two threads the directions run concurrently, with one in turn
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    monkeypatch.setattr(torch, "get_num_threads", lambda: threads)
+    try:
+        _check_packed_gru_against_nn_gru(bidirectional)
+    finally:
+        torch.set_num_threads(before)
+
+
+def _check_packed_gru_against_nn_gru(bidirectional):
     torch.manual_seed(0)
     x = torch.randn(30, 5, 7)
     lengths = torch.tensor([30, 22, 22, 9, 1])  # ties, a long gap and a one-frame utterance
@@ -131,3 +142,17 @@ def test_packed_gru_backward_inside_autocast():
         out = packed_gru(pack_padded_sequence(x, torch.tensor([5, 3])), gru).data
         out.float().sum().backward()  # backward() called inside the autocast region, as some loops do
     assert x.grad is not None and gru.weight_hh_l0.grad.dtype == torch.float32
+
+
+def test_packed_gru_bfloat16_gradients_close_to_float32():
+    torch.manual_seed(0)
+    gru = torch.nn.GRU(16, 32, bidirectional=True)
+    x = torch.randn(40, 6, 16)
+    lengths = torch.tensor([40, 35, 30, 20, 10, 3])
+    grads = {}
+    for dtype in (torch.float32, torch.bfloat16):
+        with torch.autocast("cpu", dtype=dtype, enabled=dtype != torch.float32):
+            out = packed_gru(pack_padded_sequence(x, lengths), gru).data
+        grads[dtype] = torch.autograd.grad(out.float().square().sum(), list(gru.parameters()))
+    for a, b in zip(grads[torch.float32], grads[torch.bfloat16]):
+        assert torch.linalg.norm(a - b) <= 0.03 * torch.linalg.norm(a)

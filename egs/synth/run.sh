@@ -13,7 +13,7 @@ cd "$(dirname "$0")"
 
 stage=1                 # first stage to run
 stop_stage=9            # last stage to run
-num_train=16000         # training utterances to synthesise
+num_train=20000         # training utterances to synthesise
 num_dev=200             # dev utterances (held-out sentences and voices)
 num_test=300            # test utterances (held-out sentences and voices)
 seed=0                  # seed of the corpus (texts, voices, speeds, pitches, noise)
