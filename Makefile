@@ -16,7 +16,8 @@ KENLM := tools/kenlm/bin/lmplz
 # System packages first: the Python `kenlm` module compiles from source with g++.
 setup: $(STAMP) $(KENLM)
 
-$(STAMP): pyproject.toml
+# setup.py and the C++ source: `pip install -e .` compiles the beam search loop (ds2/decode/_prefix_beam.cpp)
+$(STAMP): pyproject.toml setup.py ds2/decode/_prefix_beam.cpp
 	@bash tools/install_system_deps.sh
 	@test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/pip install -q --disable-pip-version-check $(TORCH)

@@ -104,6 +104,30 @@ def test_beam_search_without_lm_matches_greedy_on_clear_input():
     assert texts == ["a cat is there"]
 
 
+def noisy(text: str, rng: np.random.Generator) -> np.ndarray:
+    """Softmax of random logits with the spelling of `text` boosted: many live prefixes per frame."""
+    target = np.zeros((2 * len(text), TOK.vocab_size), dtype=np.float32)
+    for t, ch in enumerate(text):
+        target[2 * t, TOK.encode(ch)[0]] = 1.0
+        target[2 * t + 1, 0] = 1.0
+    logits = 4.0 * target + rng.normal(0.0, 1.2, target.shape).astype(np.float32)
+    return logits - np.logaddexp.reduce(logits, axis=1, keepdims=True)
+
+
+@pytest.mark.parametrize("with_lm", [False, True])
+def test_cpp_beam_search_equals_the_python_reference(lm, with_lm):
+    model = load_lm(lm[1]) if with_lm else None
+    opts = BeamOptions(beam=12, alpha=0.6, beta=1.5, token_min_logp=-4.0)
+    cpp = PrefixBeamSearch(TOK, model, opts)
+    ref = PrefixBeamSearch(TOK, model, opts, backend="python")
+    rng = np.random.default_rng(0)
+    for text in ["the cat sat there", "a dog is on the mat", "thre cat iz ther", "xq zz"] * 2:
+        log_probs = noisy(text, rng)
+        a, b = cpp.nbest(log_probs, 8), ref.nbest(log_probs, 8)
+        assert [h[0] for h in a] == [h[0] for h in b] and len(a) > 1
+        assert np.allclose([h[1] for h in a], [h[1] for h in b], atol=1e-6)
+
+
 def test_tuning_raises_alpha_when_the_acoustics_mislead(lm):
     _, binary = lm
     # The acoustics prefer a misspelling 0.9 : 0.1, so a weak LM weight keeps it.

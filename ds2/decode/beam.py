@@ -8,7 +8,10 @@ The vocabulary stays open: a word the LM does not know gets its <unk> probabilit
 Speed comes from doing little per frame: tokens below `token_min_logp` are not extended,
 frames where only the blank survives take a fast path without new prefixes, prefixes keep
 their LM score and state once computed, and beams more than `prune_margin` below the best
-are dropped.
+are dropped. The frame loop runs in C++ (`_prefix_beam.cpp`, built by `pip install`), a
+line-by-line port of `_search_python` below, which stays as the readable specification and
+is what the tests compare the C++ loop against (`backend="python"`). KenLM stays in Python:
+the C++ loop asks `_lm_score` once per distinct (LM state, word) and caches the answer.
 """
 
 from __future__ import annotations
@@ -73,7 +76,10 @@ class _Prefix:
 class PrefixBeamSearch:
     """Decode (T, V) CTC log-probs into text with a KenLM word model (or none: lm=None)."""
 
-    def __init__(self, tokenizer: Tokenizer, lm=None, options: BeamOptions = BeamOptions()):
+    def __init__(self, tokenizer: Tokenizer, lm=None, options: BeamOptions = BeamOptions(),
+                 backend: str = "cpp"):
+        if backend not in ("cpp", "python"):
+            raise ValueError(f"backend must be 'cpp' or 'python', not {backend!r}")
         self.frags = token_fragments(tokenizer)
         self.blank = tokenizer.blank_id
         self.lm = lm
@@ -84,6 +90,24 @@ class PrefixBeamSearch:
             self.vocabulary = set(lm_vocabulary(lm))
             self.word_prefixes = {w[:k] for w in self.vocabulary for k in range(1, len(w) + 1)}
         self._word_cache: dict = {}
+        self._core = None
+        if backend == "cpp":
+            try:
+                from ds2.decode._prefix_beam import PrefixBeamCore
+            except ImportError as e:
+                raise ImportError("the C++ beam search (ds2/decode/_prefix_beam.cpp) is not built: reinstall ds2 "
+                                  "with `pip install -e .` (it needs g++), or pass backend='python'") from e
+
+            self._states: list = []  # LM states of the C++ loop, by id; 0 is <s>
+            self._state_ids: dict = {}
+            if lm is not None:
+                import kenlm
+
+                start = kenlm.State()
+                lm.BeginSentenceWrite(start)
+                self._state_id(start)
+            self._core = PrefixBeamCore(self.frags, self.blank, sorted(self.vocabulary),
+                                        self._lm_score if lm is not None else None)
 
     # -- LM -----------------------------------------------------------------------------------
     def set_params(self, alpha: float | None = None, beta: float | None = None, beam: int | None = None):
@@ -105,6 +129,23 @@ class PrefixBeamSearch:
             hit = (log10 * LOG10_TO_LN, out)
             self._word_cache[key] = hit
         return self.opts.alpha * hit[0] + self.opts.beta, hit[1]
+
+    def _state_id(self, state) -> int:
+        sid = self._state_ids.get(state)
+        if sid is None:
+            sid = self._state_ids[state] = len(self._states)
+            self._states.append(state)
+        return sid
+
+    def _lm_score(self, state_id: int, word: str) -> tuple[float, int]:
+        """For the C++ loop: (ln p(word | state) with the OOV penalty, next state id), unweighted."""
+        import kenlm
+
+        out = kenlm.State()
+        log10 = self.lm.BaseScore(self._states[state_id], word, out)
+        if word not in self.vocabulary and word != "</s>":
+            log10 += self.opts.oov_penalty
+        return log10 * LOG10_TO_LN, self._state_id(out)
 
     def _partial_oov(self, text: str) -> bool:
         """Whether the unfinished last word of `text` begins no word of the LM."""
@@ -142,7 +183,12 @@ class PrefixBeamSearch:
 
     def nbest(self, log_probs: np.ndarray, n: int) -> list[tuple[str, float, int]]:
         """The `n` best (text, log p_ctc, word count), best first, for LM rescoring."""
-        beams, known = self._search(log_probs)
+        if self._core is not None:
+            o = self.opts
+            found = self._core.search(np.asarray(log_probs, dtype=np.float32), o.beam, o.alpha, o.beta,
+                                      o.token_min_logp, o.prune_margin, o.oov_penalty, n)
+            return [(text, ctc, len(text.split())) for text, ctc, _ in found]
+        beams, known = self._search_python(log_probs)
         scored = []
         for text, (pb, pnb) in beams.items():
             ctc = log_add(pb, pnb)
@@ -150,7 +196,7 @@ class PrefixBeamSearch:
         scored.sort(reverse=True)
         return [(text, ctc, len(text.split())) for _, text, ctc in scored[:n]]
 
-    def _search(self, log_probs: np.ndarray) -> tuple[dict, dict]:
+    def _search_python(self, log_probs: np.ndarray) -> tuple[dict, dict]:
         opts, blank = self.opts, self.blank
         log_probs = np.asarray(log_probs, dtype=np.float32)
         rows = log_probs.tolist()

@@ -1,0 +1,285 @@
+// The frame loop of ds2.decode.beam.PrefixBeamSearch in C++: CTC prefix beam search with a
+// word LM scored at word boundaries, as Deep Speech 2 decodes (Amodei et al. 2016, 3.8).
+//
+// It is a line-by-line port of PrefixBeamSearch._search_python (read that first: it is the
+// specification, and tests check that both give the same n-best). The LM stays in Python:
+// a callback scores (LM state id, word) pairs the first time they are met, and this module
+// caches the answer, so KenLM is asked once per distinct word in context.
+#include <pybind11/numpy.h>
+#include <pybind11/pybind11.h>
+#include <pybind11/stl.h>
+
+#include <algorithm>
+#include <cmath>
+#include <string>
+#include <tuple>
+#include <unordered_map>
+#include <unordered_set>
+#include <utility>
+#include <vector>
+
+namespace py = pybind11;
+
+namespace {
+
+constexpr double kNegInf = -1e30;  // finite, like NEG_INF in beam.py
+const double kLog10ToLn = std::log(10.0);
+
+inline double log_add(double a, double b) {
+  if (a < b) std::swap(a, b);
+  return a + std::log1p(std::exp(b - a));
+}
+
+struct Options {
+  int beam;
+  double alpha, beta, token_min_logp, prune_margin, oov_penalty;
+};
+
+// A prefix met in the utterance: its text, weighted LM score of its complete words and the
+// LM state after them, its last token, and whether its unfinished word begins no LM word.
+struct Node {
+  std::string text;
+  double lm;
+  int state;
+  int last;
+  bool partial;
+  std::vector<std::pair<int, int>> children;  // (token, node) extensions already made
+};
+
+struct Beam {
+  int node;
+  double pb, pnb;
+};
+
+class PrefixBeamCore {
+ public:
+  PrefixBeamCore(std::vector<std::string> fragments, int blank, std::vector<std::string> vocabulary,
+                 py::object lm_score)
+      : frags_(std::move(fragments)), blank_(blank), lm_score_(std::move(lm_score)) {
+    has_lm_ = !lm_score_.is_none();
+    for (const auto& word : vocabulary)
+      for (size_t k = 1; k <= word.size(); ++k) word_prefixes_.insert(word.substr(0, k));
+  }
+
+  // The n best (text with single spaces, log p_ctc, total score), best first.
+  std::vector<std::tuple<std::string, double, double>> search(
+      py::array_t<float, py::array::c_style | py::array::forcecast> log_probs, int beam, double alpha,
+      double beta, double token_min_logp, double prune_margin, double oov_penalty, int n) {
+    if (log_probs.ndim() != 2) throw std::invalid_argument("log_probs must be (frames, tokens)");
+    const int T = static_cast<int>(log_probs.shape(0)), V = static_cast<int>(log_probs.shape(1));
+    if (V != static_cast<int>(frags_.size()))
+      throw std::invalid_argument("log_probs has " + std::to_string(V) + " tokens, the tokenizer " +
+                                  std::to_string(frags_.size()));
+    opts_ = {beam, alpha, beta, token_min_logp, prune_margin, oov_penalty};
+    const float* lp = log_probs.data();
+    nodes_.clear();
+    index_.clear();
+    nodes_.push_back({"", 0.0, 0, -1, false, {}});
+    index_.emplace("", 0);
+    std::vector<Beam> beams{{0, 0.0, kNegInf}};
+    std::vector<int> cands;
+
+    for (int t = 0; t < T; ++t) {
+      const float* row = lp + static_cast<size_t>(t) * V;
+      const double lp_blank = row[blank_];
+      cands.clear();
+      for (int c = 0; c < V; ++c)
+        if (c != blank_ && row[c] >= token_min_logp) cands.push_back(c);
+      if (cands.empty()) {  // only the blank survives: no new prefix, no pruning needed
+        for (auto& b : beams) {
+          const int last = nodes_[b.node].last;
+          const double pb = log_add(b.pb, b.pnb) + lp_blank;
+          b.pnb = last >= 0 ? b.pnb + row[last] : kNegInf;
+          b.pb = pb;
+        }
+        continue;
+      }
+      touched_.clear();
+      for (const auto& b : beams) {
+        const int last = nodes_[b.node].last;
+        const double total = log_add(b.pb, b.pnb);
+        const int slot = acc(b.node);
+        acc_pb_[slot] = log_add(acc_pb_[slot], total + lp_blank);
+        if (last >= 0)  // the last token repeated without a blank collapses into it
+          acc_pnb_[slot] = log_add(acc_pnb_[slot], b.pnb + row[last]);
+        for (int c : cands) {
+          const double l = row[c];
+          const int child = extend(b.node, c);
+          // a repeat of the last token only starts a new one after a blank
+          const double score = c == last ? b.pb + l : total + l;
+          const int s = child == b.node ? slot : acc(child);  // the same text: an extra word boundary
+          acc_pnb_[s] = log_add(acc_pnb_[s], score);
+        }
+      }
+      prune(beams);
+    }
+
+    std::vector<std::tuple<double, std::string, double>> scored;
+    for (const auto& b : beams) {
+      const double ctc = log_add(b.pb, b.pnb);
+      scored.emplace_back(ctc + final_lm(b.node), normalize(nodes_[b.node].text), ctc);
+    }
+    std::sort(scored.begin(), scored.end(), [](const auto& a, const auto& b) { return a > b; });
+    std::vector<std::tuple<std::string, double, double>> out;
+    for (int i = 0; i < static_cast<int>(scored.size()) && i < n; ++i)
+      out.emplace_back(std::get<1>(scored[i]), std::get<2>(scored[i]), std::get<0>(scored[i]));
+    return out;
+  }
+
+  size_t cached_words() const { return word_cache_.size(); }
+
+ private:
+  // The accumulator slot of `node` in this frame (created at -inf).
+  int acc(int node) {
+    if (static_cast<int>(slot_of_.size()) <= node) slot_of_.resize(nodes_.size() * 2, -1);
+    int& s = slot_of_[node];
+    if (s < 0 || s >= static_cast<int>(touched_.size()) || touched_[s] != node) {
+      s = static_cast<int>(touched_.size());
+      touched_.push_back(node);
+      if (acc_pb_.size() < touched_.size()) {
+        acc_pb_.resize(touched_.size());
+        acc_pnb_.resize(touched_.size());
+      }
+      acc_pb_[s] = kNegInf;
+      acc_pnb_[s] = kNegInf;
+    }
+    return s;
+  }
+
+  void prune(std::vector<Beam>& beams) {
+    const double oov = opts_.alpha * opts_.oov_penalty * kLog10ToLn;
+    ranked_.clear();
+    for (size_t s = 0; s < touched_.size(); ++s) {
+      const Node& node = nodes_[touched_[s]];
+      const double score = log_add(acc_pb_[s], acc_pnb_[s]) + node.lm + (node.partial ? oov : 0.0);
+      ranked_.push_back({score, static_cast<int>(s)});
+    }
+    const size_t keep = std::min<size_t>(ranked_.size(), static_cast<size_t>(opts_.beam));
+    std::partial_sort(ranked_.begin(), ranked_.begin() + keep, ranked_.end(),
+                      [](const auto& a, const auto& b) { return a.first > b.first; });
+    beams.clear();
+    const double floor = ranked_[0].first - opts_.prune_margin;
+    for (size_t i = 0; i < keep && ranked_[i].first >= floor; ++i) {
+      const int s = ranked_[i].second;
+      beams.push_back({touched_[s], acc_pb_[s], acc_pnb_[s]});
+    }
+  }
+
+  // The prefix `text` + token, created with its LM score if new; a word boundary at the start
+  // or after another changes no words, so it returns the parent itself.
+  int extend(int parent, int token) {
+    for (const auto& [tok, child] : nodes_[parent].children)
+      if (tok == token) return child;
+    const int child = make_child(parent, token);
+    nodes_[parent].children.emplace_back(token, child);
+    return child;
+  }
+
+  int make_child(int parent, int token) {
+    const std::string& text = nodes_[parent].text;
+    std::string frag = frags_[token];
+    const bool boundary = !frag.empty() && frag[0] == ' ';
+    if (boundary && (text.empty() || text.back() == ' ')) {
+      frag.erase(0, 1);
+      if (frag.empty()) return parent;
+    }
+    std::string new_text = text + frag;
+    auto it = index_.find(new_text);
+    if (it != index_.end()) return it->second;
+    double lm = nodes_[parent].lm;
+    int state = nodes_[parent].state;
+    if (has_lm_ && !frag.empty() && frag[0] == ' ') {
+      std::string word = last_word(text);
+      if (!word.empty()) {  // a word boundary closes the word before it
+        auto [score, next] = score_word(state, word);
+        lm += score;
+        state = next;
+      }
+    }
+    const bool partial = partial_oov(new_text);
+    const int id = static_cast<int>(nodes_.size());
+    index_.emplace(new_text, id);
+    nodes_.push_back({std::move(new_text), lm, state, token, partial, {}});
+    return id;
+  }
+
+  static std::string last_word(const std::string& text) {
+    const size_t space = text.rfind(' ');
+    return space == std::string::npos ? text : text.substr(space + 1);
+  }
+
+  bool partial_oov(const std::string& text) const {
+    if (!has_lm_ || word_prefixes_.empty()) return false;
+    const std::string word = last_word(text);
+    return !word.empty() && word_prefixes_.find(word) == word_prefixes_.end();
+  }
+
+  // (alpha * ln p(word | state) + beta, next state); the LM is asked once per (state, word).
+  std::pair<double, int> score_word(int state, const std::string& word) {
+    std::string key = std::to_string(state);
+    key.push_back('\0');
+    key += word;
+    auto it = word_cache_.find(key);
+    if (it == word_cache_.end()) {
+      auto answer = lm_score_(state, word).cast<std::pair<double, int>>();
+      it = word_cache_.emplace(std::move(key), answer).first;
+    }
+    return {opts_.alpha * it->second.first + opts_.beta, it->second.second};
+  }
+
+  // The prefix's LM score with its last word and </s> scored (</s> is not a word: no beta).
+  double final_lm(int id) {
+    if (!has_lm_) return 0.0;
+    const Node& node = nodes_[id];
+    double score = node.lm;
+    int state = node.state;
+    const std::string word = last_word(node.text);
+    if (!word.empty()) {
+      auto [s, next] = score_word(state, word);
+      score += s;
+      state = next;
+    }
+    return score + score_word(state, "</s>").first - opts_.beta;
+  }
+
+  static std::string normalize(const std::string& text) {  // " ".join(text.split())
+    std::string out;
+    size_t i = 0;
+    while (i < text.size()) {
+      while (i < text.size() && text[i] == ' ') ++i;
+      size_t j = i;
+      while (j < text.size() && text[j] != ' ') ++j;
+      if (j > i) {
+        if (!out.empty()) out.push_back(' ');
+        out.append(text, i, j - i);
+      }
+      i = j;
+    }
+    return out;
+  }
+
+  std::vector<std::string> frags_;
+  int blank_;
+  py::object lm_score_;
+  bool has_lm_ = false;
+  std::unordered_set<std::string> word_prefixes_;
+  std::unordered_map<std::string, std::pair<double, int>> word_cache_;
+  Options opts_{};
+  std::vector<Node> nodes_;
+  std::unordered_map<std::string, int> index_;
+  std::vector<int> slot_of_, touched_;
+  std::vector<double> acc_pb_, acc_pnb_;
+  std::vector<std::pair<double, int>> ranked_;
+};
+
+}  // namespace
+
+PYBIND11_MODULE(_prefix_beam, m) {
+  m.doc() = "C++ frame loop of ds2.decode.beam.PrefixBeamSearch";
+  py::class_<PrefixBeamCore>(m, "PrefixBeamCore")
+      .def(py::init<std::vector<std::string>, int, std::vector<std::string>, py::object>(), py::arg("fragments"),
+           py::arg("blank"), py::arg("vocabulary"), py::arg("lm_score"))
+      .def("search", &PrefixBeamCore::search, py::arg("log_probs"), py::arg("beam"), py::arg("alpha"),
+           py::arg("beta"), py::arg("token_min_logp"), py::arg("prune_margin"), py::arg("oov_penalty"), py::arg("n"))
+      .def_property_readonly("cached_words", &PrefixBeamCore::cached_words);
+}
