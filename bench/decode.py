@@ -5,7 +5,7 @@
 
 Reads the log-probs `ds2 decode` kept in EXP_DIR/logprobs/{dev,test}.pt (run the recipe
 first). Every LM decoder gets its LM weight and word bonus tuned on dev by the same small
-grid at beam 16, then decodes test at each beam in one process. Prints %WER and the real-time
+grid at each beam, then decodes test at that beam, all in one process. Prints %WER and the real-time
 factor per core (search seconds / audio seconds; the acoustic model is not included), with
 ratios to pyctcdecode at the same beam. HLG (kaldi-decoder) is measured alongside.
 """
@@ -115,10 +115,10 @@ def run(decoder, lp: LogProbs) -> tuple[dict, float]:
     return hyps, (time.perf_counter() - start) / lp.audio_seconds
 
 
-def tune(decoder, dev: LogProbs) -> tuple[float, float]:
+def tune(decoder, dev: LogProbs, beam: int) -> tuple[float, float]:
     best = None
     for alpha, beta in itertools.product(decoder.grid["alpha"], decoder.grid["beta"]):
-        decoder.configure(16, alpha, beta)
+        decoder.configure(beam, alpha, beta)
         wer, _ = score(dev.refs, run(decoder, dev)[0])
         if best is None or wer.rate < best[0]:
             best = (wer.rate, alpha, beta)
@@ -137,13 +137,13 @@ def main():
     test = LogProbs.load(args.exp_dir / "logprobs" / "test.pt")
     arpa, lm_bin = args.lm_dir / f"lm_{args.order}gram.arpa", args.lm_dir / f"lm_{args.order}gram.bin"
     print(f"test: {len(test.ids)} utterances, {test.audio_seconds:.0f} s of audio; LM {lm_bin}; "
-          f"LM weight and word bonus of each decoder tuned on dev ({len(dev.ids)} utterances) at beam 16")
+          f"LM weight and word bonus of each decoder tuned on dev ({len(dev.ids)} utterances) at each beam")
 
     rows = {}
     for cls in (PyCtcDecode, Ours, Flashlight):
         decoder = cls(test.tokenizer, lm_bin, arpa)
-        alpha, beta = tune(decoder, dev)
         for beam in args.beams:
+            alpha, beta = tune(decoder, dev, beam)
             decoder.configure(beam, alpha, beta)
             hyps, rtf = run(decoder, test)
             wer, _ = score(test.refs, hyps)
@@ -152,7 +152,7 @@ def main():
     if (args.lang_dir / "HLG.fst").is_file():
         from ds2.decode.graph import GraphDecoder
 
-        for scale in (0.3, 0.5, 0.8):  # its weight, tuned on dev as well
+        for scale in (0.5, 0.8, 1.0, 1.3, 1.6):  # its weight, tuned on dev as well
             dec = GraphDecoder(args.lang_dir / "HLG.fst", test.tokenizer, args.lang_dir / "words.txt", lm_scale=scale)
             wer, _ = score(dev.refs, run(dec, dev)[0])
             if ("hlg", 0) not in rows or wer.rate < rows[("hlg", 0)][0]:

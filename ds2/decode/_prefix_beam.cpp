@@ -10,6 +10,7 @@
 #include <pybind11/stl.h>
 
 #include <algorithm>
+#include <cstdint>
 #include <cmath>
 #include <string>
 #include <tuple>
@@ -35,14 +36,19 @@ struct Options {
   double alpha, beta, token_min_logp, prune_margin, oov_penalty;
 };
 
-// A prefix met in the utterance: its text, weighted LM score of its complete words and the
-// LM state after them, its last token, and whether its unfinished word begins no LM word.
+// A prefix met in the utterance, as a tree node: the text it appended to its parent, its
+// unfinished last word, the weighted LM score of its complete words and the LM state after
+// them, its last token, whether its unfinished word begins no LM word, and whether it ends
+// at a word boundary (empty or ending in a space). Its full text is kept only when tokens
+// of several characters can spell one text in two ways (BPE), to find it by text.
 struct Node {
-  std::string text;
+  int parent;
+  std::string frag, word;
   double lm;
   int state;
   int last;
-  bool partial;
+  bool partial, boundary;
+  std::string text;
   std::vector<std::pair<int, int>> children;  // (token, node) extensions already made
 };
 
@@ -57,6 +63,7 @@ class PrefixBeamCore {
                  py::object lm_score)
       : frags_(std::move(fragments)), blank_(blank), lm_score_(std::move(lm_score)) {
     has_lm_ = !lm_score_.is_none();
+    for (const auto& f : frags_) index_by_text_ = index_by_text_ || f.size() > 1;
     for (const auto& word : vocabulary)
       for (size_t k = 1; k <= word.size(); ++k) word_prefixes_.insert(word.substr(0, k));
   }
@@ -74,8 +81,8 @@ class PrefixBeamCore {
     const float* lp = log_probs.data();
     nodes_.clear();
     index_.clear();
-    nodes_.push_back({"", 0.0, 0, -1, false, {}});
-    index_.emplace("", 0);
+    nodes_.push_back({-1, "", "", 0.0, 0, -1, false, true, "", {}});
+    if (index_by_text_) index_.emplace("", 0);
     std::vector<Beam> beams{{0, 0.0, kNegInf}};
     std::vector<int> cands;
 
@@ -95,20 +102,29 @@ class PrefixBeamCore {
         continue;
       }
       touched_.clear();
+      // Extensions scoring prune_margin below the best seen so far in this frame are not made:
+      // the pruning would drop them (the LM can add at most a word bonus of beta).
+      double best = kNegInf;
+      const double bonus = std::max(opts_.beta, 0.0), oov = opts_.alpha * opts_.oov_penalty * kLog10ToLn;
       for (const auto& b : beams) {
-        const int last = nodes_[b.node].last;
+        const Node& node = nodes_[b.node];
+        const int last = node.last;
+        const double lm = node.lm;
         const double total = log_add(b.pb, b.pnb);
         const int slot = acc(b.node);
         acc_pb_[slot] = log_add(acc_pb_[slot], total + lp_blank);
+        best = std::max(best, total + lp_blank + lm + (node.partial ? oov : 0.0));
         if (last >= 0)  // the last token repeated without a blank collapses into it
           acc_pnb_[slot] = log_add(acc_pnb_[slot], b.pnb + row[last]);
         for (int c : cands) {
           const double l = row[c];
-          const int child = extend(b.node, c);
           // a repeat of the last token only starts a new one after a blank
           const double score = c == last ? b.pb + l : total + l;
+          if (score + lm + bonus < best - prune_margin) continue;
+          const int child = extend(b.node, c);
           const int s = child == b.node ? slot : acc(child);  // the same text: an extra word boundary
           acc_pnb_[s] = log_add(acc_pnb_[s], score);
+          best = std::max(best, score + nodes_[child].lm + (nodes_[child].partial ? oov : 0.0));
         }
       }
       prune(beams);
@@ -117,7 +133,7 @@ class PrefixBeamCore {
     std::vector<std::tuple<double, std::string, double>> scored;
     for (const auto& b : beams) {
       const double ctc = log_add(b.pb, b.pnb);
-      scored.emplace_back(ctc + final_lm(b.node), normalize(nodes_[b.node].text), ctc);
+      scored.emplace_back(ctc + final_lm(b.node), normalize(text_of(b.node)), ctc);
     }
     std::sort(scored.begin(), scored.end(), [](const auto& a, const auto& b) { return a > b; });
     std::vector<std::tuple<std::string, double, double>> out;
@@ -154,15 +170,31 @@ class PrefixBeamCore {
       const double score = log_add(acc_pb_[s], acc_pnb_[s]) + node.lm + (node.partial ? oov : 0.0);
       ranked_.push_back({score, static_cast<int>(s)});
     }
-    const size_t keep = std::min<size_t>(ranked_.size(), static_cast<size_t>(opts_.beam));
-    std::partial_sort(ranked_.begin(), ranked_.begin() + keep, ranked_.end(),
-                      [](const auto& a, const auto& b) { return a.first > b.first; });
+    std::sort(ranked_.begin(), ranked_.end(), [](const auto& a, const auto& b) { return a.first > b.first; });
     beams.clear();
+    kept_hashes_.clear();
     const double floor = ranked_[0].first - opts_.prune_margin;
-    for (size_t i = 0; i < keep && ranked_[i].first >= floor; ++i) {
+    for (size_t i = 0; i < ranked_.size() && static_cast<int>(beams.size()) < opts_.beam; ++i) {
+      if (ranked_[i].first < floor) break;
       const int s = ranked_[i].second;
+      if (recombined(touched_[s], beams)) continue;
       beams.push_back({touched_[s], acc_pb_[s], acc_pnb_[s]});
     }
+  }
+
+  // Whether a kept beam has the same LM state, unfinished word and last token as `id`: the same
+  // future, so only the better (kept first) of them stays (recombination).
+  bool recombined(int id, const std::vector<Beam>& kept) {
+    const Node& node = nodes_[id];
+    const uint64_t h = std::hash<std::string>{}(node.word) ^ (static_cast<uint64_t>(node.state) << 20) ^
+                       static_cast<uint64_t>(node.last + 1);
+    for (size_t k = 0; k < kept_hashes_.size(); ++k) {
+      if (kept_hashes_[k] != h) continue;
+      const Node& other = nodes_[kept[k].node];
+      if (other.state == node.state && other.last == node.last && other.word == node.word) return true;
+    }
+    kept_hashes_.push_back(h);
+    return false;
   }
 
   // The prefix `text` + token, created with its LM score if new; a word boundary at the start
@@ -176,31 +208,49 @@ class PrefixBeamCore {
   }
 
   int make_child(int parent, int token) {
-    const std::string& text = nodes_[parent].text;
     std::string frag = frags_[token];
     const bool boundary = !frag.empty() && frag[0] == ' ';
-    if (boundary && (text.empty() || text.back() == ' ')) {
+    if (boundary && nodes_[parent].boundary) {
       frag.erase(0, 1);
       if (frag.empty()) return parent;
     }
-    std::string new_text = text + frag;
-    auto it = index_.find(new_text);
-    if (it != index_.end()) return it->second;
+    std::string text;
+    if (index_by_text_) {
+      text = nodes_[parent].text + frag;
+      auto it = index_.find(text);
+      if (it != index_.end()) return it->second;
+    }
     double lm = nodes_[parent].lm;
     int state = nodes_[parent].state;
-    if (has_lm_ && !frag.empty() && frag[0] == ' ') {
-      std::string word = last_word(text);
-      if (!word.empty()) {  // a word boundary closes the word before it
-        auto [score, next] = score_word(state, word);
+    std::string word;
+    if (!frag.empty() && frag[0] == ' ') {
+      const std::string& closed = nodes_[parent].word;
+      if (has_lm_ && !closed.empty()) {  // a word boundary closes the word before it
+        auto [score, next] = score_word(state, closed);
         lm += score;
         state = next;
       }
+      word = last_word(frag);
+    } else {
+      word = nodes_[parent].word + frag;
+      const size_t space = word.rfind(' ');
+      if (space != std::string::npos) word.erase(0, space + 1);
     }
-    const bool partial = partial_oov(new_text);
+    const bool partial = partial_oov(word);
+    const bool at_boundary = frag.back() == ' ';
     const int id = static_cast<int>(nodes_.size());
-    index_.emplace(new_text, id);
-    nodes_.push_back({std::move(new_text), lm, state, token, partial, {}});
+    if (index_by_text_) index_.emplace(text, id);
+    nodes_.push_back({parent, std::move(frag), std::move(word), lm, state, token, partial, at_boundary,
+                      std::move(text), {}});
     return id;
+  }
+
+  std::string text_of(int id) const {
+    std::vector<const std::string*> parts;
+    for (; id > 0; id = nodes_[id].parent) parts.push_back(&nodes_[id].frag);
+    std::string text;
+    for (auto it = parts.rbegin(); it != parts.rend(); ++it) text += **it;
+    return text;
   }
 
   static std::string last_word(const std::string& text) {
@@ -208,9 +258,8 @@ class PrefixBeamCore {
     return space == std::string::npos ? text : text.substr(space + 1);
   }
 
-  bool partial_oov(const std::string& text) const {
+  bool partial_oov(const std::string& word) const {
     if (!has_lm_ || word_prefixes_.empty()) return false;
-    const std::string word = last_word(text);
     return !word.empty() && word_prefixes_.find(word) == word_prefixes_.end();
   }
 
@@ -233,9 +282,8 @@ class PrefixBeamCore {
     const Node& node = nodes_[id];
     double score = node.lm;
     int state = node.state;
-    const std::string word = last_word(node.text);
-    if (!word.empty()) {
-      auto [s, next] = score_word(state, word);
+    if (!node.word.empty()) {
+      auto [s, next] = score_word(state, node.word);
       score += s;
       state = next;
     }
@@ -270,6 +318,8 @@ class PrefixBeamCore {
   std::vector<int> slot_of_, touched_;
   std::vector<double> acc_pb_, acc_pnb_;
   std::vector<std::pair<double, int>> ranked_;
+  std::vector<uint64_t> kept_hashes_;  // of the beams kept so far in this frame, in their order
+  bool index_by_text_ = false;
 };
 
 }  // namespace

@@ -7,8 +7,8 @@ The vocabulary stays open: a word the LM does not know gets its <unk> probabilit
 
 Speed comes from doing little per frame: tokens below `token_min_logp` are not extended,
 frames where only the blank survives take a fast path without new prefixes, prefixes keep
-their LM score and state once computed, and beams more than `prune_margin` below the best
-are dropped. The frame loop runs in C++ (`_prefix_beam.cpp`, built by `pip install`), a
+their LM score and state once computed, beams more than `prune_margin` below the best are
+dropped, and prefixes whose futures are the same are recombined (see `_prune`). The frame loop runs in C++ (`_prefix_beam.cpp`, built by `pip install`), a
 line-by-line port of `_search_python` below, which stays as the readable specification and
 is what the tests compare the C++ loop against (`backend="python"`). KenLM stays in Python:
 the C++ loop asks `_lm_score` once per distinct (LM state, word) and caches the answer.
@@ -17,7 +17,7 @@ the C++ loop asks `_lm_score` once per distinct (LM state, word) and caches the 
 from __future__ import annotations
 
 import dataclasses
-import heapq
+import gc
 import math
 from dataclasses import dataclass
 
@@ -42,7 +42,7 @@ class BeamOptions:
     beam: int = 16  # prefixes kept after every frame
     alpha: float = 0.8  # LM weight
     beta: float = 1.0  # bonus per word (counters the LM's preference for fewer words)
-    token_min_logp: float = -5.0  # a token below this log-prob at a frame is not extended
+    token_min_logp: float = -8.0  # a token below this log-prob at a frame is not extended
     prune_margin: float = 10.0  # drop prefixes scoring this far below the best
     oov_penalty: float = -10.0  # log10 units added to the LM score of a word the LM does not know,
     # and to a prefix's score while its last, unfinished word begins no word the LM knows
@@ -185,8 +185,16 @@ class PrefixBeamSearch:
         """The `n` best (text, log p_ctc, word count), best first, for LM rescoring."""
         if self._core is not None:
             o = self.opts
-            found = self._core.search(np.asarray(log_probs, dtype=np.float32), o.beam, o.alpha, o.beta,
-                                      o.token_min_logp, o.prune_margin, o.oov_penalty, n)
+            # The LM callbacks allocate objects that would trigger the cyclic garbage collector,
+            # whose passes over the heap cost more than the search; they create no cycles.
+            gc_was_on = gc.isenabled()
+            gc.disable()
+            try:
+                found = self._core.search(np.asarray(log_probs, dtype=np.float32), o.beam, o.alpha, o.beta,
+                                          o.token_min_logp, o.prune_margin, o.oov_penalty, n)
+            finally:
+                if gc_was_on:
+                    gc.enable()
             return [(text, ctc, len(text.split())) for text, ctc, _ in found]
         beams, known = self._search_python(log_probs)
         scored = []
@@ -223,6 +231,10 @@ class PrefixBeamSearch:
                          for text, (pb, pnb) in beams.items()}
                 continue
             nxt: dict[str, list[float]] = {}
+            # Extensions scoring prune_margin below the best seen so far in this frame are not
+            # made: the pruning would drop them (the LM can add at most a word bonus of beta).
+            best = NEG_INF
+            bonus, oov = max(opts.beta, 0.0), opts.alpha * opts.oov_penalty * LOG10_TO_LN
             for text, (pb, pnb) in beams.items():
                 node = known[text]
                 total = log_add(pb, pnb)
@@ -230,13 +242,17 @@ class PrefixBeamSearch:
                 if acc is None:
                     acc = nxt[text] = [NEG_INF, NEG_INF]
                 acc[0] = log_add(acc[0], total + lp_blank)
+                best = max(best, total + lp_blank + node.lm + (oov if node.partial else 0.0))
                 if node.last >= 0:  # the last token repeated without a blank collapses into it
                     acc[1] = log_add(acc[1], pnb + row[node.last])
                 for c in cands:
                     lp = row[c]
-                    new_text, child = self._extend(known, text, node, c)
                     # a repeat of the last token only starts a new one after a blank
                     score = pb + lp if c == node.last else total + lp
+                    if score + node.lm + bonus < best - opts.prune_margin:
+                        continue
+                    new_text, child = self._extend(known, text, node, c)
+                    best = max(best, score + child.lm + (oov if child.partial else 0.0))
                     if child is node:  # the same text (an extra word boundary)
                         acc[1] = log_add(acc[1], score)
                         continue
@@ -248,15 +264,28 @@ class PrefixBeamSearch:
         return beams, known
 
     def _prune(self, nxt: dict, known: dict) -> dict:
+        """The `beam` best prefixes within `prune_margin` of the best. Prefixes with the same LM
+        state, unfinished word and last token have the same future (recombination, as a graph
+        decoder merges paths into one state): only the best of them is kept, which leaves room in
+        the beam for prefixes that differ where it still matters."""
         opts = self.opts
         oov = opts.alpha * opts.oov_penalty * LOG10_TO_LN
         scored = []
         for text, (pb, pnb) in nxt.items():
             node = known[text]
             scored.append((log_add(pb, pnb) + node.lm + (oov if node.partial else 0.0), text, pb, pnb))
-        top = heapq.nlargest(opts.beam, scored) if len(scored) > opts.beam else scored
-        best = max(s[0] for s in top)
-        return {text: (pb, pnb) for score, text, pb, pnb in top if score >= best - opts.prune_margin}
+        scored.sort(key=lambda s: s[0], reverse=True)
+        floor = scored[0][0] - opts.prune_margin
+        kept, seen = {}, set()
+        for score, text, pb, pnb in scored:
+            if len(kept) == opts.beam or score < floor:
+                break
+            node = known[text]
+            key = (node.state, node.last, text[text.rfind(" ") + 1:])
+            if key not in seen:
+                seen.add(key)
+                kept[text] = (pb, pnb)
+        return kept
 
     def _final_lm(self, text: str, node: _Prefix) -> float:
         """The prefix's LM score with its last word and </s> scored."""
