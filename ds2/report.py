@@ -69,6 +69,11 @@ def training_summary(exp_dir: Path) -> str:
     lines = [f"- `{exp_dir.name}`: {len(epochs)} epochs, {epochs[-1]['step']} steps, {minutes:.1f} min of "
              f"training; best dev CER {100 * best['dev_cer']:.2f}% (epoch {best['epoch'] + 1}); "
              f"curves: `exp/{exp_dir.name}/curves.png`"]
+    averaged = exp_dir / "checkpoints" / "averaged.json"
+    if averaged.exists():
+        a = json.loads(averaged.read_text())
+        lines.append(f"- decoded with `{a['chosen']}`: dev CER of the average of {', '.join(a['averaged'])} "
+                     f"{100 * a['dev_cer_averaged']:.2f}%, of best.pt {100 * a['dev_cer_best']:.2f}% (`ds2 average`)")
     cfg = exp_dir / "config.yaml"
     if cfg.exists():
         lines += ["", f"<details><summary>exp/{exp_dir.name}/config.yaml</summary>", "", "```yaml",

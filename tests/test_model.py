@@ -56,6 +56,36 @@ def test_sequence_batch_norm_ignores_padding():
     assert torch.allclose(a.running_mean, 0.1 * valid.mean(0), atol=1e-6)
 
 
+def test_sequence_batch_norm_equals_torch_batch_norm_on_the_valid_frames():
+    torch.manual_seed(0)
+    lengths = torch.tensor([9, 5, 3])
+    x = torch.randn(3, 9, 6) * 3 + 1
+    ours, ref = SequenceBatchNorm(6), torch.nn.BatchNorm1d(6)
+    ref.load_state_dict(ours.state_dict())
+    packed = _packed(x, lengths)
+    out = ours(packed).data
+    expected = ref(packed.data)
+    assert torch.allclose(out, expected, atol=1e-5)
+    assert torch.allclose(ours.running_var, ref.running_var, atol=1e-6)
+    ours.eval(), ref.eval()
+    assert torch.allclose(ours(packed).data, ref(packed.data), atol=1e-5)
+
+
+def test_whole_model_in_training_mode_is_independent_of_padding():
+    # the conv front-end's batch norm too: its statistics skip the padded frames
+    torch.manual_seed(0)
+    model = DeepSpeech2(ModelConfig(conv_channels=[4], conv_kernels=[[5, 5]], conv_strides=[[2, 2]], rnn_hidden=8,
+                                    rnn_layers=1), 10, 5)
+    lengths = torch.tensor([30, 17])
+    x = torch.randn(2, 30, 10)
+    padded = torch.cat([x, 50 * torch.randn(2, 12, 10)], dim=1)
+    padded[1, 17:] = 50 * torch.randn(25, 10)
+    out_a, lens = model(x, lengths)
+    out_b, _ = model(padded, lengths)
+    for i, n in enumerate(lens.tolist()):
+        assert torch.allclose(out_a[i, :n], out_b[i, :n], atol=1e-5)
+
+
 def test_recurrent_layer_output_on_valid_frames_independent_of_padding():
     torch.manual_seed(0)
     layer = RecurrentLayer(6, 5, "gru", bidirectional=True).train()

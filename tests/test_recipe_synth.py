@@ -1,4 +1,4 @@
-"""End to end: the real egs/synth/run.sh stages on a tiny corpus, one epoch."""
+"""End to end: the real egs/synth/run.sh stages on a tiny corpus, two epochs (and their average)."""
 
 import os
 import shutil
@@ -13,7 +13,7 @@ from tests.conftest import REPO
 pytestmark = pytest.mark.slow
 
 TINY_ARGS = ["--num-train", "30", "--num-dev", "6", "--num-test", "6",
-             "--overrides", "train.epochs=1 train.max_duration=40 model.rnn_layers=1 model.rnn_hidden=32 "
+             "--overrides", "train.epochs=2 train.max_duration=40 model.rnn_layers=1 model.rnn_hidden=32 "
                             "model.conv_channels=[4] train.num_workers=0"]
 
 
@@ -63,12 +63,13 @@ def test_run_sh_end_to_end_then_reruns_only_what_is_asked(recipe):
     assert (recipe / "exp" / "ds2" / "curves.png").stat().st_size > 1000
     assert (recipe / "exp" / "ds2" / "config.yaml").exists()
     assert "Stage 9" in first.stderr
+    assert "decoded with `" in results  # averaged.pt or best.pt, chosen on dev
 
     # Re-running after it finished does no work.
     before = mtimes(recipe)
     again = run_recipe(recipe)
-    # markers: prepare, features, tokens, 2 LMs, graph, train, 3 tunings, 5 decodings
-    assert again.stderr.count("skipping:") == 15
+    # markers: prepare, features, tokens, 2 LMs, graph, train, average, 3 tunings, 5 decodings
+    assert again.stderr.count("skipping:") == 16
     assert mtimes(recipe) == before
 
     # Deleting one marker redoes only that stage.

@@ -13,7 +13,8 @@ _PATH = click.Path(exists=True, dir_okay=False, path_type=Path)
 @click.command("train")
 @click.option("--exp-dir", required=True, type=click.Path(file_okay=False, path_type=Path),
               help="Experiment folder: config.yaml, checkpoints/, log/, tensorboard/, curves.png.")
-@click.option("--train-cuts", required=True, type=_PATH, help="Training cuts with features.")
+@click.option("--train-cuts", required=True, type=click.Path(exists=True, path_type=Path),
+              help="Training cuts with features, or a folder of Shar shards from `ds2 shar` (each rank reads its own).")
 @click.option("--dev-cuts", required=True, type=_PATH, help="Validation cuts with features.")
 @click.option("--stats", required=True, type=_PATH, help="Feature mean/std of the train split.")
 @click.option("--lang-dir", required=True, type=click.Path(exists=True, file_okay=False, path_type=Path),
@@ -22,14 +23,26 @@ _PATH = click.Path(exists=True, dir_okay=False, path_type=Path)
               help="YAML with `model:` and `train:` sections over the defaults.")
 @click.option("--set", "overrides", multiple=True, metavar="SECTION.KEY=VALUE",
               help="Override one option, e.g. --set train.epochs=2 --set model.rnn_layers=3.")
-@click.option("--resume", is_flag=True, help="Continue the run in --exp-dir from its last checkpoint.")
-def command(exp_dir, train_cuts, dev_cuts, stats, lang_dir, config_file, overrides, resume):
+@click.option("--dtype", type=click.Choice(["float32", "bfloat16", "float16"]), default=None,
+              help="Autocast precision (train.dtype): bfloat16 on GPUs and AVX-512-BF16/AMX CPUs, float16 on "
+                   "GPUs (with loss scaling).")
+@click.option("--resume", is_flag=True,
+              help="Continue the run in --exp-dir from its newest checkpoint, mid-epoch if a step checkpoint is newer "
+                   "than the last finished epoch.")
+def command(exp_dir, train_cuts, dev_cuts, stats, lang_dir, config_file, overrides, dtype, resume):
     """Train with CTC, SortaGrad and AdamW; validate and checkpoint every epoch.
 
     Options come in three layers: built-in defaults, then --config, then --set. The
     resolved config is written to EXP_DIR/config.yaml; every checkpoint carries it with
-    the tokenizer and the feature normalisation. Launched by torchrun, it trains with
-    DistributedDataParallel (gloo on CPU, NCCL on GPUs).
+    the tokenizer and the feature normalisation. Checkpoints: epoch-N.pt, best.pt and
+    last.pt at epoch ends, and step-N.pt every train.save_every_steps steps (resumable
+    mid-epoch). Bad cuts (unreadable features, empty or unmappable text, too short for
+    their labels) and bad batches (non-finite loss, out of memory) are skipped, counted
+    and named in the log.
+
+    Launched by torchrun, it trains with DistributedDataParallel (gloo on CPU, NCCL on
+    GPUs), e.g. torchrun --nproc-per-node 2 $(which ds2) train ...; batch sizes are per
+    process, and the loss is normalised over the global batch.
 
     Example: ds2 train --config conf/ds2.yaml --exp-dir exp/ds2 --train-cuts data/fbank/synth_cuts_train.jsonl.gz
     --dev-cuts data/fbank/synth_cuts_dev.jsonl.gz --stats data/fbank/synth_stats_train.pt --lang-dir data/lang_char
@@ -39,7 +52,7 @@ def command(exp_dir, train_cuts, dev_cuts, stats, lang_dir, config_file, overrid
     from ds2.train.trainer import TrainData, run
 
     try:
-        cfg = resolve_config(config_file, list(overrides))
+        cfg = resolve_config(config_file, list(overrides) + ([f"train.dtype={dtype}"] if dtype else []))
     except ValueError as e:
         raise click.UsageError(str(e)) from None
     rank = int(os.environ.get("RANK", 0))
@@ -51,3 +64,26 @@ def command(exp_dir, train_cuts, dev_cuts, stats, lang_dir, config_file, overrid
         raise click.ClickException(str(e)) from None
     if rank == 0:
         click.echo(f"best checkpoint: {best}")
+
+
+@click.command("average")
+@click.argument("exp_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--num", "-n", default=2, show_default=True, help="Average the last N epoch checkpoints.")
+@click.option("--dev-cuts", required=True, type=_PATH, help="Cuts on which the average must beat best.pt.")
+def average_command(exp_dir, num, dev_cuts):
+    """Average the weights of the last N epoch checkpoints of EXP_DIR (as icefall/ESPnet do).
+
+    The average is kept as EXP_DIR/checkpoints/averaged.pt, which `ds2 decode EXP_DIR` then
+    uses, only if its greedy CER on --dev-cuts is lower than best.pt's; the comparison is
+    written to checkpoints/averaged.json either way.
+
+    Example: ds2 average exp/ds2 --num 2 --dev-cuts data/fbank/synth_cuts_dev.jsonl.gz
+    """
+    from ds2.train.average import average_and_choose
+
+    try:
+        report = average_and_choose(exp_dir, num, dev_cuts)
+    except (ValueError, FileNotFoundError) as e:
+        raise click.ClickException(str(e)) from None
+    click.echo(f"dev CER: average of {', '.join(report['averaged'])} {100 * report['dev_cer_averaged']:.2f}%, "
+               f"best.pt {100 * report['dev_cer_best']:.2f}%: decoding uses {report['chosen']}")

@@ -2,22 +2,19 @@
 
 from __future__ import annotations
 
-import logging
-
 import torch
 from lhotse import CutSet
 from torch.nn.utils.rnn import pad_sequence
 
 from ds2.text import Tokenizer
 
-log = logging.getLogger(__name__)
-
 
 class AsrDataset(torch.utils.data.Dataset):
     """Turns a CutSet (one sampler batch) into padded features and CTC targets.
 
     A cut whose features cannot be loaded or whose text cannot be tokenized is left out
-    of the batch with a warning naming it, so one bad item never stops an epoch.
+    of the batch and listed in its "skipped" entry as (cut id, reason), so one bad item never
+    stops an epoch and the training loop can count and name them.
     `augment` (e.g. Lhotse's SpecAugment) is applied to the padded (B, T, F) features.
     """
 
@@ -26,23 +23,27 @@ class AsrDataset(torch.utils.data.Dataset):
         self.augment = augment
 
     def __getitem__(self, cuts: CutSet) -> dict:
-        feats, targets, ids, texts = [], [], [], []
+        feats, targets, ids, texts, skipped = [], [], [], [], []
         for cut in cuts:
             text = " ".join(s.text for s in cut.supervisions if s.text)
             try:
                 tokens = self.tokenizer.encode(text)
-                if not tokens:
-                    raise ValueError("empty transcript")
+            except ValueError:
+                tokens = None
+            if not tokens:
+                skipped.append((cut.id, "empty transcript" if not text.strip() else "unmappable transcript"))
+                continue
+            try:
                 x = torch.from_numpy(cut.load_features())
             except Exception as e:  # noqa: BLE001 - reported and skipped, never fatal
-                log.warning("skipping %s in this batch: %s", cut.id, e)
+                skipped.append((cut.id, f"unreadable features ({type(e).__name__}: {e})"))
                 continue
             feats.append(x)
             targets.append(torch.tensor(tokens, dtype=torch.int32))
             ids.append(cut.id)
             texts.append(text)
         if not feats:
-            return {"cut_ids": []}
+            return {"cut_ids": [], "skipped": skipped}
         lengths = torch.tensor([f.shape[0] for f in feats], dtype=torch.int64)
         padded = pad_sequence(feats, batch_first=True)
         if self.augment is not None:
@@ -54,4 +55,5 @@ class AsrDataset(torch.utils.data.Dataset):
             "target_lens": torch.tensor([len(t) for t in targets], dtype=torch.int64),
             "cut_ids": ids,
             "texts": texts,
+            "skipped": skipped,
         }

@@ -10,6 +10,7 @@ import logging
 import math
 import shutil
 from concurrent.futures import ProcessPoolExecutor
+from contextlib import ExitStack
 from multiprocessing import get_context
 from dataclasses import dataclass
 from pathlib import Path
@@ -78,16 +79,24 @@ def drop_unreadable(cuts: CutSet) -> CutSet:
     return kept
 
 
-def _compute_shard(args) -> CutSet:
+def _compute_shard(args) -> tuple[list, list[tuple[str, str]]]:
+    """Cuts with features, and (id, error) of those whose audio failed to load or extract."""
     cuts, extractor, storage_path = args
     torch.set_num_threads(1)  # one process per core; threads inside would oversubscribe them
-    return cuts.compute_and_store_features(extractor=extractor, storage_path=storage_path, num_jobs=1,
-                                           storage_type=LilcomChunkyWriter, progress_bar=False)
+    done, failed = [], []
+    with LilcomChunkyWriter(storage_path) as writer:
+        for cut in cuts:
+            try:
+                done.append(cut.compute_and_store_features(extractor, writer))
+            except Exception as e:  # noqa: BLE001 - a truncated or corrupt file is reported, not fatal
+                failed.append((cut.id, f"{type(e).__name__}: {e}".splitlines()[0]))
+    return done, failed
 
 
 def compute_cut_features(cuts: CutSet, extractor, storage_dir: Path, num_jobs: int, desc: str) -> CutSet:
     """Features of `cuts` in `storage_dir`, computed in shards over `num_jobs` processes with a
-    progress bar per cut. A half-written `storage_dir` from an interrupted run is replaced."""
+    progress bar per cut. Cuts whose audio fails to load (e.g. a truncated file) are logged
+    with their ids and left out. A half-written `storage_dir` from an interrupted run is replaced."""
     if storage_dir.exists():
         shutil.rmtree(storage_dir)
     storage_dir.mkdir(parents=True)
@@ -95,18 +104,22 @@ def compute_cut_features(cuts: CutSet, extractor, storage_dir: Path, num_jobs: i
     items = list(cuts)
     shards = [CutSet.from_cuts(items[i:i + shard_size]) for i in range(0, len(items), shard_size)]
     jobs = [(shard, extractor, storage_dir / f"feats-{i:04d}") for i, shard in enumerate(shards)]
-    done = []
-    with tqdm(total=len(cuts), desc=desc, unit="cut") as bar:
-        if num_jobs <= 1:
-            for job in jobs:
-                done.append(_compute_shard(job))
-                bar.update(len(job[0]))
-        else:
-            with ProcessPoolExecutor(max_workers=num_jobs, mp_context=get_context("spawn")) as pool:
-                for job, result in zip(jobs, pool.map(_compute_shard, jobs)):
-                    done.append(result)
-                    bar.update(len(job[0]))
-    return CutSet.from_cuts(c for shard in done for c in shard)
+    done, failed = [], []
+    with tqdm(total=len(cuts), desc=desc, unit="cut") as bar, ExitStack() as stack:
+        results = map(_compute_shard, jobs)
+        if num_jobs > 1:
+            pool = stack.enter_context(ProcessPoolExecutor(max_workers=num_jobs, mp_context=get_context("spawn")))
+            results = pool.map(_compute_shard, jobs)
+        for job, (shard_done, shard_failed) in zip(jobs, results):
+            done += shard_done
+            failed += shard_failed
+            bar.update(len(job[0]))
+    for cut_id, error in failed:
+        log.warning("skipping %s: its audio failed to load (%s)", cut_id, error)
+    if failed:
+        log.warning("%d cuts whose audio failed to load were skipped: %s", len(failed),
+                    " ".join(cut_id for cut_id, _ in failed[:20]))
+    return CutSet.from_cuts(done)
 
 
 def compute_features(manifest_dir: str | Path, output_dir: str | Path, prefix: str, splits: list[str],

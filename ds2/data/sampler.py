@@ -2,27 +2,46 @@
 
 from __future__ import annotations
 
+import itertools
+
 from lhotse import CutSet
 from lhotse.dataset import DynamicBucketingSampler, SimpleCutSampler
 
 
 def make_train_sampler(cuts: CutSet, max_duration: float, epoch: int, sortagrad: bool = True,
-                       num_buckets: int = 10, seed: int = 0, world_size: int = 1, rank: int = 0):
-    """The sampler of one training epoch.
+                       num_buckets: int = 10, seed: int = 0, world_size: int = 1, rank: int = 0,
+                       max_cuts: int = 0):
+    """The sampler of one training epoch; the same arguments give the same batches.
 
     SortaGrad (DS2 section 3.1): epoch 0 walks the cuts from shortest to longest, which
     steadies early CTC training; later epochs draw duration buckets in random order.
-    Batches hold up to `max_duration` seconds of audio on each of `world_size` ranks.
+    Batches hold up to `max_duration` seconds of audio (and `max_cuts` cuts, if set) on each
+    of `world_size` ranks: every step takes `world_size` consecutive batches, one per rank.
     """
+    limits = {"max_duration": max_duration, "max_cuts": max_cuts or None}
     if sortagrad and epoch == 0:
-        sampler = SimpleCutSampler(cuts.sort_by_duration(ascending=True), max_duration=max_duration,
-                                   shuffle=False, world_size=world_size, rank=rank, seed=seed)
+        sampler = SimpleCutSampler(cuts.sort_by_duration(ascending=True), shuffle=False, world_size=world_size,
+                                   rank=rank, seed=seed, **limits)
     else:
-        sampler = DynamicBucketingSampler(cuts, max_duration=max_duration, shuffle=True,
-                                          num_buckets=num_buckets, seed=seed,
-                                          world_size=world_size, rank=rank)
+        sampler = DynamicBucketingSampler(cuts, shuffle=True, num_buckets=num_buckets, seed=seed,
+                                          world_size=world_size, rank=rank, **limits)
     sampler.set_epoch(epoch)
     return sampler
+
+
+class SkipFirst:
+    """The batches of `sampler` after its first `n` (and before batch `stop`, if given): where
+    a run resumed mid-epoch goes on.
+
+    Lhotse's own `state_dict` counts the batches the sampler has handed out, which a
+    DataLoader prefetches ahead of training; the count of trained batches is exact.
+    """
+
+    def __init__(self, sampler, n: int, stop: int | None = None):
+        self.sampler, self.n, self.stop = sampler, n, stop
+
+    def __iter__(self):
+        return itertools.islice(iter(self.sampler), self.n, self.stop)
 
 
 def make_eval_sampler(cuts: CutSet, max_duration: float, world_size: int = 1, rank: int = 0):

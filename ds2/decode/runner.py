@@ -76,6 +76,8 @@ def compute_log_probs(exp_dir: str | Path, cuts_path: str | Path, set_name: str,
     ids, texts, durations, log_probs = [], [], [], []
     with torch.no_grad():
         for batch in tqdm(loader, desc=f"acoustic model on {set_name}", unit="batch"):
+            for uid, reason in batch["skipped"]:
+                log.warning("%s: cannot decode %s: %s", set_name, uid, reason)
             if not batch["cut_ids"]:
                 continue
             with torch.autocast("cpu", dtype=dtype, enabled=dtype != torch.float32):
@@ -88,7 +90,7 @@ def compute_log_probs(exp_dir: str | Path, cuts_path: str | Path, set_name: str,
                 log_probs.append(out[i, : out_lens[i]].numpy().copy())
     skipped = len(cuts) - len(ids)
     if skipped:
-        log.warning("%d cuts of %s could not be decoded (see warnings above)", skipped, set_name)
+        log.warning("%d cuts of %s could not be decoded (named above)", skipped, set_name)
     result = LogProbs(ids, texts, durations, log_probs, tokenizer, str(ckpt_path))
     result.save(cache)
     return result

@@ -4,6 +4,7 @@ recurrent layers over packed sequences, and the row convolution."""
 from __future__ import annotations
 
 import torch
+import torch.distributed as dist
 from torch import nn
 from torch.nn.utils.rnn import PackedSequence
 
@@ -21,11 +22,49 @@ def time_mask(lengths: torch.Tensor, max_len: int) -> torch.Tensor:
     return torch.arange(max_len, device=lengths.device)[None, :] < lengths[:, None]
 
 
+def _sum_over_ranks(x: torch.Tensor) -> torch.Tensor:
+    """Sum of `x` over the processes of a distributed run (with its gradient), else `x`."""
+    if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
+        from torch.distributed.nn.functional import all_reduce
+
+        return all_reduce(x)
+    return x
+
+
+def valid_frames_batch_norm(bn: nn.modules.batchnorm._BatchNorm, x: torch.Tensor, rows: torch.Tensor,
+                            channel_dim: int) -> torch.Tensor:
+    """Batch norm of `x` with `bn`'s parameters, whose statistics come from `rows` only:
+    (N, C), the valid frames of `x`, so padding never enters them. In a distributed run the
+    statistics are those of the global batch (summed over all processes, like SyncBatchNorm),
+    so one process with a batch and N processes with its parts compute the same function."""
+    if bn.training:
+        rows = rows.float()
+        moments = torch.cat([rows.sum(0), (rows * rows).sum(0), rows.new_full((1,), rows.shape[0])])
+        moments = _sum_over_ranks(moments)
+        c = rows.shape[1]
+        count = moments[2 * c]
+        mean = moments[:c] / count
+        var = (moments[c: 2 * c] / count - mean * mean).clamp_min(0.0)
+        with torch.no_grad():
+            m = bn.momentum
+            bn.running_mean.mul_(1 - m).add_(mean.detach(), alpha=m)
+            bn.running_var.mul_(1 - m).add_(var.detach() * (count / (count - 1).clamp_min(1)), alpha=m)
+            bn.num_batches_tracked.add_(1)
+    else:
+        mean, var = bn.running_mean, bn.running_var
+    scale = bn.weight * torch.rsqrt(var + bn.eps)
+    shape = [1] * x.dim()
+    shape[channel_dim] = -1
+    y = x.float() * scale.view(shape) + (bn.bias - mean * scale).view(shape)
+    return y.to(x.dtype)
+
+
 class ConvFrontEnd(nn.Module):
     """2-D convolutions over (time, frequency), each with batch norm and a clipped ReLU.
 
-    Frames past each utterance's length are zeroed after every layer, so a valid frame
-    sees the same zero padding whatever the batch it is in.
+    Batch norm statistics come from valid frames only, and frames past each utterance's
+    length are zeroed after every layer, so a valid frame's output does not depend on the
+    padding of the batch it is in.
     """
 
     def __init__(self, num_features: int, channels, kernels, strides, relu_clip: float):
@@ -53,9 +92,12 @@ class ConvFrontEnd(nn.Module):
         """x: (B, T, F) -> (B, T', C*F'), lengths (B,) -> (B,)."""
         x = x.unsqueeze(1)  # (B, 1, T, F)
         for layer, (kt, _), (st, _) in zip(self.layers, self.kernels, self.strides):
-            x = self.act(layer["bn"](layer["conv"](x)))
+            x = layer["conv"](x)
             lengths = conv_output_length(lengths, kt, st)
-            x = x * time_mask(lengths, x.shape[2])[:, None, :, None].to(x.dtype)
+            mask = time_mask(lengths, x.shape[2])
+            rows = x.permute(0, 2, 3, 1)[mask].reshape(-1, x.shape[1])  # (valid frames x freq, C)
+            x = self.act(valid_frames_batch_norm(layer["bn"], x, rows, channel_dim=1))
+            x = x * mask[:, None, :, None].to(x.dtype)
         b, c, t, f = x.shape
         return x.permute(0, 2, 1, 3).reshape(b, t, c * f), lengths
 
@@ -66,7 +108,7 @@ class SequenceBatchNorm(nn.BatchNorm1d):
     so padding never enters the statistics."""
 
     def forward(self, packed: PackedSequence) -> PackedSequence:  # type: ignore[override]
-        return packed._replace(data=super().forward(packed.data))
+        return packed._replace(data=valid_frames_batch_norm(self, packed.data, packed.data, channel_dim=1))
 
 
 _RNN = {"rnn": nn.RNN, "gru": nn.GRU, "lstm": nn.LSTM}

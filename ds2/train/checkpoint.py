@@ -37,11 +37,12 @@ def load_checkpoint(path: str | Path) -> dict:
 
 
 def find_checkpoint(exp_or_file: str | Path) -> Path:
-    """A checkpoint file, or the best/last one of an experiment folder."""
+    """A checkpoint file, or the one of an experiment folder that decoding uses: averaged.pt
+    (written by `ds2 average` only when it beats best.pt on dev), else best.pt, else last.pt."""
     p = Path(exp_or_file)
     if p.is_file():
         return p
-    for name in ("best.pt", "last.pt"):
+    for name in ("averaged.pt", "best.pt", "last.pt"):
         if (p / "checkpoints" / name).exists():
             return p / "checkpoints" / name
     raise FileNotFoundError(f"no checkpoint in {p}/checkpoints (train first: ds2 train ... --exp-dir {p})")

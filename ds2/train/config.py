@@ -17,6 +17,7 @@ class TrainConfig:
 
     epochs: int = 10  # passes over the training cuts
     max_duration: float = 200.0  # seconds of audio per batch (per process under DDP)
+    max_cuts: int = 0  # most utterances per batch (per process under DDP); 0: no limit
     lr: float = 1.5e-3  # peak learning rate of AdamW
     warmup_steps: int = 300  # linear warm-up to the peak
     final_lr_ratio: float = 0.02  # cosine decay ends at lr * final_lr_ratio after the last epoch
@@ -35,6 +36,10 @@ class TrainConfig:
     threads: int = 0  # torch intra-op threads (0: all cores)
     seed: int = 42
     log_interval: int = 25  # steps between TensorBoard/log lines
+    save_every_steps: int = 500  # a resumable checkpoint every N optimizer steps (0: only at epoch ends)
+    keep_last_steps: int = 3  # step checkpoints kept (older ones are deleted)
+    max_bad_batches: int = 20  # batches skipped in a row (non-finite loss, out of memory) before training stops
+    check_largest_batch: bool = True  # before the first epoch, run the largest batch once: an OOM shows at once
 
 
 @dataclass

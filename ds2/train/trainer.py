@@ -7,6 +7,7 @@ rank 0 writes.
 
 from __future__ import annotations
 
+import copy
 import json
 import logging
 import math
@@ -24,7 +25,8 @@ from lhotse import CutSet
 from tqdm import tqdm
 
 from ds2.data.dataset import AsrDataset
-from ds2.data.sampler import make_eval_sampler, make_train_sampler
+from ds2.data.sampler import SkipFirst, make_eval_sampler, make_train_sampler
+from ds2.data.shar import is_shar_dir, load_rank_shards
 from ds2.decode.greedy import greedy_decode
 from ds2.model import DeepSpeech2
 from ds2.score import error_counts
@@ -109,8 +111,18 @@ def lr_lambda(warmup: int, total: int, final_ratio: float):
     return factor
 
 
+class BatchSkipped(Exception):
+    """A batch the loop leaves out (non-finite loss, out of memory); training goes on."""
+
+
 class Trainer:
-    """State of one training run; `run` builds it and calls the loop."""
+    """State of one training run; `run` builds it and calls the loop.
+
+    Resumable at any step: a checkpoint holds the model, optimizer, LR scheduler, grad scaler,
+    RNG states, the position in the epoch (batches trained, in the sampler's fixed order for
+    the epoch) and the epoch's running loss, so a run killed mid-epoch and resumed ends with
+    the parameters of an uninterrupted one.
+    """
 
     def __init__(self, cfg: ExperimentConfig, data: TrainData, tokenizer: Tokenizer, exp_dir: Path,
                  rank: int = 0, world_size: int = 1, device: torch.device | None = None):
@@ -122,7 +134,10 @@ class Trainer:
         random.seed(tc.seed)
         np.random.seed(tc.seed)
 
-        train_cuts = CutSet.from_file(data.train_cuts)
+        # Shar shards: each rank reads its own (shard k -> rank k mod world size)
+        self.rank_split = is_shar_dir(data.train_cuts)
+        train_cuts = load_rank_shards(data.train_cuts, rank, world_size) if self.rank_split \
+            else CutSet.from_file(data.train_cuts)
         dev_cuts = CutSet.from_file(data.dev_cuts)
         first = next(iter(train_cuts))
         self.num_features = first.num_features
@@ -142,6 +157,8 @@ class Trainer:
         self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=tc.lr, weight_decay=tc.weight_decay)
         total_audio = sum(c.duration for c in self.train_cuts)
         self.steps_per_epoch = max(1, math.ceil(total_audio / (tc.max_duration * world_size)))
+        if self.rank_split:  # every rank steps as often as the one with the least data
+            self.steps_per_epoch = int(self.min_over_ranks(math.ceil(total_audio / tc.max_duration)))
         self.total_steps = self.steps_per_epoch * tc.epochs
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(
             self.optimizer, lr_lambda(tc.warmup_steps, self.total_steps, tc.final_lr_ratio))
@@ -153,8 +170,12 @@ class Trainer:
                                   features_mask_size=tc.freq_mask_size, num_frame_masks=tc.time_masks,
                                   frames_mask_size=tc.time_mask_size, max_frames_mask_fraction=0.2, p=0.9)
         self.train_set = AsrDataset(tokenizer, augment=augment)
-        self.eval_set = AsrDataset(tokenizer)
         self.epoch, self.step = 0, 0
+        self.batches_done = 0  # batches of the current epoch already trained (or skipped)
+        self.epoch_loss = [0.0, 0]  # summed loss and tokens of the current epoch so far
+        self.bad_cuts: dict[str, list[str]] = {}  # reason -> ids of cuts left out of batches
+        self.bad_batches: dict[str, int] = {}  # reason -> batches skipped
+        self.skipped_in_a_row = 0
         self.best_cer = float("inf")
         self.history = {"title": exp_dir.name, "steps": [], "epochs": []}
         self.tb = None
@@ -178,6 +199,9 @@ class Trainer:
             "frame_shift": self.frame_shift,
             "epoch": self.epoch,
             "step": self.step,
+            "batches_done": self.batches_done,
+            "epoch_loss": list(self.epoch_loss),
+            "rng": rng_state(),
             "best_cer": self.best_cer,
             "history": json.dumps(self.history),
         }
@@ -186,82 +210,191 @@ class Trainer:
         if self.rank == 0:
             save_atomic(self.state(), self.exp_dir / "checkpoints" / name)
 
+    def save_step_checkpoint(self) -> None:
+        """checkpoints/step-N.pt, keeping the newest `keep_last_steps` of them."""
+        if self.rank != 0:
+            return
+        self.save_checkpoint(f"step-{self.step}.pt")
+        for old in step_checkpoints(self.exp_dir / "checkpoints")[: -max(1, self.cfg.train.keep_last_steps)]:
+            old.unlink(missing_ok=True)
+
     def load_state(self, ckpt: dict) -> None:
         self.model.load_state_dict(ckpt["model"])
         self.optimizer.load_state_dict(ckpt["optimizer"])
         self.scheduler.load_state_dict(ckpt["scheduler"])
         self.scaler.load_state_dict(ckpt["scaler"])
         self.epoch, self.step, self.best_cer = ckpt["epoch"], ckpt["step"], ckpt["best_cer"]
+        self.batches_done = ckpt.get("batches_done", 0)
+        self.epoch_loss = list(ckpt.get("epoch_loss", [0.0, 0]))
         self.history = json.loads(ckpt["history"])
+        if "rng" in ckpt:
+            set_rng_state(ckpt["rng"])
 
     # -- the loop ------------------------------------------------------------------------
     def loader(self, sampler, dataset, workers: int):
+        # its own generator: creating a DataLoader draws a seed, which must not move the global RNG
+        # (a run resumed mid-epoch creates its loader at another point of the RNG's sequence)
         return torch.utils.data.DataLoader(dataset, sampler=sampler, batch_size=None, num_workers=workers,
-                                           persistent_workers=False)
+                                           persistent_workers=False,
+                                           generator=torch.Generator().manual_seed(self.cfg.train.seed + self.epoch))
 
     def train_one_epoch(self) -> float:
         tc = self.cfg.train
         self.model.train()
-        sampler = make_train_sampler(self.train_cuts, tc.max_duration, self.epoch, tc.sortagrad,
-                                     tc.num_buckets, tc.seed, self.world_size, self.rank)
-        total_loss, total_tokens = 0.0, 0
-        bar = tqdm(self.loader(sampler, self.train_set, tc.num_workers), total=self.steps_per_epoch,
+        sampler, stop = self.epoch_sampler(), None
+        if self.rank_split:  # the ranks' own data: all stop after the fewest batches any rank has
+            stop = int(self.min_over_ranks(sum(1 for _ in self.epoch_sampler())))
+        if self.batches_done:
+            log.info("epoch %d resumes after its first %d batches", self.epoch + 1, self.batches_done)
+        bar = tqdm(self.loader(SkipFirst(sampler, self.batches_done, stop), self.train_set, tc.num_workers),
+                   total=max(self.steps_per_epoch, self.batches_done), initial=self.batches_done,
                    desc=f"epoch {self.epoch + 1}/{tc.epochs}", unit="batch", disable=self.rank != 0,
                    dynamic_ncols=True)
-        for i, batch in enumerate(bar):
-            if not batch["cut_ids"]:
+        for batch in bar:
+            self.batches_done += 1
+            for cut_id, reason in batch["skipped"]:
+                self.bad_cuts.setdefault(reason, []).append(cut_id)
+                log.warning("skipped cut %s: %s", cut_id, reason)
+            try:
+                loss_value = self.train_step(batch)
+                self.skipped_in_a_row = 0
+            except BatchSkipped as e:
+                self.skip_batch(str(e), batch["cut_ids"])
                 continue
-            loss, tokens, _, _ = compute_loss(self.ddp_model, batch, self.device, tc.dtype)
-            self.optimizer.zero_grad(set_to_none=True)
-            self.scaler.scale(loss / max(1, tokens)).backward()
-            self.scaler.unscale_(self.optimizer)
-            grad_norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), tc.grad_clip)
-            self.scaler.step(self.optimizer)
-            self.scaler.update()
-            self.scheduler.step()
-            self.step += 1
-            loss_value = loss.item() / max(1, tokens)
-            total_loss += loss.item()
-            total_tokens += tokens
             bar.set_postfix(loss=f"{loss_value:.3f}", lr=f"{self.scheduler.get_last_lr()[0]:.2e}")
             if self.rank == 0 and self.step % tc.log_interval == 0:
                 self.tb.add_scalar("train/loss", loss_value, self.step)
                 self.tb.add_scalar("train/lr", self.scheduler.get_last_lr()[0], self.step)
-                self.tb.add_scalar("train/grad_norm", float(grad_norm), self.step)
                 self.history["steps"].append({"step": self.step, "loss": loss_value,
-                                              "epoch_frac": self.epoch + min(1.0, (i + 1) / self.steps_per_epoch)})
+                                              "epoch_frac": self.epoch + min(1.0, self.batches_done / self.steps_per_epoch)})
+            if tc.save_every_steps and self.step % tc.save_every_steps == 0:
+                self.save_step_checkpoint()
         bar.close()
-        return self.all_reduce_ratio(total_loss, total_tokens)
+        return self.all_reduce_ratio(*self.epoch_loss)
+
+    def epoch_sampler(self):
+        """This rank's sampler of the current epoch (the same batches every time it is built)."""
+        tc = self.cfg.train
+        world, rank = (1, 0) if self.rank_split else (self.world_size, self.rank)
+        return make_train_sampler(self.train_cuts, tc.max_duration, self.epoch, tc.sortagrad, tc.num_buckets,
+                                  tc.seed, world, rank, tc.max_cuts)
+
+    def train_step(self, batch: dict) -> float:
+        """One optimizer step on `batch` (this rank's part of the global batch); returns the
+        global batch's loss per token. The loss is divided by the tokens of the global batch,
+        so N processes step exactly as one process with their batches together would."""
+        tc = self.cfg.train
+        if not self.all_ranks_agree(bool(batch["cut_ids"])):
+            raise BatchSkipped("empty batch")
+        try:
+            loss, tokens, _, _ = compute_loss(self.ddp_model, batch, self.device, tc.dtype)
+            finite = bool(torch.isfinite(loss))
+            # [loss, tokens, non-finite ranks] summed over the ranks: one all-reduce per step
+            total = self.sum_over_ranks([loss.item() if finite else 0.0, tokens, 0 if finite else 1])
+            self.optimizer.zero_grad(set_to_none=True)
+            if total[2] > 0:
+                if self.world_size > 1:  # DDP expects every rank's backward; the gradients are dropped
+                    self.scaler.scale(torch.nan_to_num(loss) * 0.0).backward()
+                    self.optimizer.zero_grad(set_to_none=True)
+                raise BatchSkipped("non-finite loss")
+            self.scaler.scale(loss * (self.world_size / max(1.0, total[1]))).backward()
+        except torch.OutOfMemoryError:
+            self.optimizer.zero_grad(set_to_none=True)
+            if self.device.type == "cuda":
+                torch.cuda.empty_cache()
+            raise BatchSkipped("out of memory") from None
+        self.scaler.unscale_(self.optimizer)
+        grad_norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), tc.grad_clip)
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+        self.scheduler.step()
+        self.step += 1
+        self.epoch_loss[0] += total[0] / self.world_size  # all_reduce_ratio sums the ranks again
+        self.epoch_loss[1] += total[1] / self.world_size
+        if self.rank == 0 and self.step % tc.log_interval == 0:
+            self.tb.add_scalar("train/grad_norm", float(grad_norm), self.step)
+        return total[0] / max(1.0, total[1])
+
+    def skip_batch(self, reason: str, cut_ids: list[str]) -> None:
+        """Count a skipped batch, name its cuts, and stop after too many in a row."""
+        self.bad_batches[reason] = self.bad_batches.get(reason, 0) + 1
+        self.skipped_in_a_row += 1
+        if reason != "empty batch":
+            log.warning("skipped a batch (%s) at step %d; its cuts: %s", reason, self.step, " ".join(cut_ids))
+        if self.skipped_in_a_row > self.cfg.train.max_bad_batches:
+            raise RuntimeError(
+                f"{self.skipped_in_a_row} batches in a row were skipped (the last: {reason}); training stops. "
+                "Non-finite losses: lower train.lr or check the data named above; out of memory: lower "
+                "train.max_duration")
+
+    def check_largest_batch(self) -> None:
+        """Run forward and backward once on the batch of the longest cuts, then restore the
+        model and RNG: a batch that does not fit in memory shows at minute one, not hour ten."""
+        tc = self.cfg.train
+        cuts, total = [], 0.0
+        for cut in sorted(self.train_cuts, key=lambda c: c.duration, reverse=True):
+            if cuts and (total + cut.duration > tc.max_duration or (tc.max_cuts and len(cuts) >= tc.max_cuts)):
+                break
+            cuts.append(cut)
+            total += cut.duration
+        batch = self.train_set[CutSet.from_cuts(cuts)]
+        if not batch["cut_ids"]:
+            return
+        saved, rng = copy.deepcopy(self.model.state_dict()), rng_state()
+        try:
+            loss, tokens, _, _ = compute_loss(self.model, batch, self.device, tc.dtype)
+            (loss / max(1, tokens)).backward()
+        except torch.OutOfMemoryError as e:
+            raise RuntimeError(f"the largest batch ({len(cuts)} cuts, {total:.0f} s of audio) does not fit in "
+                               "memory: lower train.max_duration") from e
+        finally:
+            self.optimizer.zero_grad(set_to_none=True)
+            self.model.load_state_dict(saved)
+            set_rng_state(rng)
+        log.info("the largest batch (%d cuts, %.0f s of audio) fits in memory", len(cuts), total)
+
+    def all_ranks_agree(self, flag: bool) -> bool:
+        """Whether `flag` holds on every rank (the ranks must take the same branch)."""
+        return self.sum_over_ranks([0 if flag else 1])[0] == 0
+
+    def sum_over_ranks(self, values: list[float]) -> list[float]:
+        if self.world_size == 1:
+            return [float(v) for v in values]
+        t = torch.tensor(values, dtype=torch.float64, device=self.device)
+        dist.all_reduce(t)
+        return t.tolist()
+
+    def min_over_ranks(self, value: float) -> float:
+        if self.world_size == 1:
+            return value
+        t = torch.tensor([value], dtype=torch.float64, device=self.device)
+        dist.all_reduce(t, op=dist.ReduceOp.MIN)
+        return t.item()
 
     def all_reduce_ratio(self, num: float, den: float) -> float:
-        if self.world_size > 1:
-            t = torch.tensor([num, den], dtype=torch.float64, device=self.device)
-            dist.all_reduce(t)
-            num, den = t.tolist()
+        num, den = self.sum_over_ranks([num, den])
         return num / max(1.0, den)
 
-    @torch.no_grad()
     def validate(self) -> tuple[float, float]:
-        """Dev loss per token and greedy CER."""
-        self.model.eval()
+        """Dev loss per token and greedy CER (over all ranks' shares of dev)."""
         sampler = make_eval_sampler(self.dev_cuts, self.cfg.train.max_duration, self.world_size, self.rank)
-        total_loss, total_tokens, errors, ref_chars = 0.0, 0, 0, 0
-        for batch in self.loader(sampler, self.eval_set, 0):
-            if not batch["cut_ids"]:
-                continue
-            loss, tokens, log_probs, out_lens = compute_loss(self.model, batch, self.device, self.cfg.train.dtype)
-            total_loss += loss.item()
-            total_tokens += tokens
-            for ref, hyp in zip(batch["texts"], greedy_decode(log_probs, out_lens, self.tokenizer)):
-                counts = error_counts(list(ref), list(hyp))
-                errors += counts["errors"]
-                ref_chars += counts["ref"]
+        loss, tokens, errors, chars = evaluate(self.model, sampler, self.tokenizer, self.device, self.cfg.train.dtype)
         self.model.train()
-        return self.all_reduce_ratio(total_loss, total_tokens), self.all_reduce_ratio(errors, ref_chars)
+        return self.all_reduce_ratio(loss, tokens), self.all_reduce_ratio(errors, chars)
+
+    def log_bad_data(self) -> None:
+        for reason, ids in self.bad_cuts.items():
+            log.warning("cuts skipped so far (%s): %d: %s", reason, len(ids), " ".join(ids[:20]) +
+                        (" ..." if len(ids) > 20 else ""))
+        for reason, n in self.bad_batches.items():
+            if reason != "empty batch":
+                log.warning("batches skipped so far (%s): %d", reason, n)
 
     def fit(self) -> None:
         tc = self.cfg.train
         start = time.time()
+        if tc.check_largest_batch and self.step == 0 and self.batches_done == 0:
+            self.check_largest_batch()
         while self.epoch < tc.epochs:
             t0 = time.time()
             train_loss = self.train_one_epoch()
@@ -271,20 +404,81 @@ class Trainer:
                                            "dev_cer": dev_cer, "seconds": elapsed, "step": self.step})
             log.info("epoch %d: train loss %.4f, dev loss %.4f, dev CER %.2f%%, %.0f s",
                      self.epoch + 1, train_loss, dev_loss, 100 * dev_cer, elapsed)
+            self.log_bad_data()
             if self.rank == 0:
                 self.tb.add_scalar("dev/loss", dev_loss, self.step)
                 self.tb.add_scalar("dev/cer", dev_cer, self.step)
             improved = dev_cer < self.best_cer
             self.best_cer = min(self.best_cer, dev_cer)
             self.epoch += 1
+            self.batches_done, self.epoch_loss = 0, [0.0, 0]
             self.save_checkpoint(f"epoch-{self.epoch}.pt")
             if improved:
                 self.save_checkpoint("best.pt")
-            self.save_checkpoint("last.pt")  # written last: its presence marks a finished epoch
+            self.save_checkpoint("last.pt")  # its presence marks a finished epoch
             if self.rank == 0:
+                (self.exp_dir / "checkpoints" / "averaged.pt").unlink(missing_ok=True)  # stale now
                 (self.exp_dir / "log" / "history.json").write_text(json.dumps(self.history, indent=1))
                 plot_curves(self.history, self.exp_dir / "curves.png")
         log.info("training done in %.1f min; best dev CER %.2f%%", (time.time() - start) / 60, 100 * self.best_cer)
+
+
+@torch.no_grad()
+def evaluate(model, sampler, tokenizer: Tokenizer, device: torch.device, dtype: str = "float32"):
+    """(summed CTC loss, tokens, character errors, reference characters) of `model` in eval
+    mode on the batches of `sampler`, decoded greedily."""
+    model.eval()
+    total_loss, total_tokens, errors, ref_chars = 0.0, 0, 0, 0
+    loader = torch.utils.data.DataLoader(AsrDataset(tokenizer), sampler=sampler, batch_size=None, num_workers=0,
+                                         generator=torch.Generator())  # leaves the global RNG alone
+    for batch in loader:
+        if not batch["cut_ids"]:
+            continue
+        loss, tokens, log_probs, out_lens = compute_loss(model, batch, device, dtype)
+        total_loss += loss.item()
+        total_tokens += tokens
+        for ref, hyp in zip(batch["texts"], greedy_decode(log_probs, out_lens, tokenizer)):
+            counts = error_counts(list(ref), list(hyp))
+            errors += counts["errors"]
+            ref_chars += counts["ref"]
+    return total_loss, total_tokens, errors, ref_chars
+
+
+def rng_state() -> dict:
+    """The states of every random generator training draws from, as tensors and numbers
+    (so that `torch.load(..., weights_only=True)` reads them back)."""
+    _, keys, pos, has_gauss, gauss = np.random.get_state()
+    version, mt, py_gauss = random.getstate()
+    state = {"torch": torch.get_rng_state(), "numpy": [torch.from_numpy(keys.astype(np.int64)), pos, has_gauss, gauss],
+             "python": [version, torch.tensor(mt, dtype=torch.int64), py_gauss]}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_rng_state(state: dict) -> None:
+    torch.set_rng_state(state["torch"])
+    keys, pos, has_gauss, gauss = state["numpy"]
+    np.random.set_state(("MT19937", keys.numpy().astype(np.uint32), pos, has_gauss, gauss))
+    version, mt, py_gauss = state["python"]
+    random.setstate((version, tuple(mt.tolist()), py_gauss))
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def step_checkpoints(ckpt_dir: Path) -> list[Path]:
+    """checkpoints/step-N.pt files, oldest first."""
+    return sorted(ckpt_dir.glob("step-*.pt"), key=lambda p: int(p.stem.split("-")[1]))
+
+
+def latest_checkpoint(ckpt_dir: Path) -> Path | None:
+    """The checkpoint to resume from: the newest step checkpoint, or last.pt (the end of the
+    last finished epoch) when that is as new."""
+    candidates = [(int(p.stem.split("-")[1]), 0, p) for p in step_checkpoints(ckpt_dir)]
+    last = ckpt_dir / "last.pt"
+    if last.exists():
+        candidates.append((torch.load(last, map_location="cpu", weights_only=True, mmap=True)["step"], 1, last))
+    return max(candidates)[2] if candidates else None
 
 
 def setup_logging(log_file: Path | None, rank: int) -> None:
@@ -305,17 +499,20 @@ def run(rank: int, world_size: int, cfg: ExperimentConfig, data: TrainData, toke
         torch.set_num_threads(cfg.train.threads)
     if world_size > 1 and not dist.is_initialized():
         dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
-    device = torch.device(f"cuda:{int(os.environ.get('LOCAL_RANK', 0))}") if torch.cuda.is_available() \
-        else torch.device("cpu")
+    device = torch.device("cpu")
+    if torch.cuda.is_available():
+        device = torch.device(f"cuda:{int(os.environ.get('LOCAL_RANK', 0))}")
+        torch.cuda.set_device(device)
     if rank == 0:
         (exp_dir / "log").mkdir(parents=True, exist_ok=True)
         save_config(cfg, exp_dir / "config.yaml")
     trainer = Trainer(cfg, data, tokenizer, exp_dir, rank, world_size, device)
-    last = exp_dir / "checkpoints" / "last.pt"
-    if resume and last.exists():
-        trainer.load_state(load_checkpoint(last))
-        log.info("resumed from %s at epoch %d (step %d)", last, trainer.epoch, trainer.step)
-    elif not resume and last.exists():
+    latest = latest_checkpoint(exp_dir / "checkpoints")
+    if resume and latest is not None:
+        trainer.load_state(load_checkpoint(latest))
+        log.info("resumed from %s: epoch %d, %d batches into it, step %d", latest, trainer.epoch + 1,
+                 trainer.batches_done, trainer.step)
+    elif not resume and latest is not None:
         raise FileExistsError(f"{exp_dir} already holds a training run; pass --resume to continue it "
                               "or choose another --exp-dir")
     trainer.fit()

@@ -3,7 +3,7 @@
 # with many voices; dev and test use sentences and voices that training never sees.
 #
 # Usage: ./run.sh [--stage N] [--stop-stage N] [--num-train N] [--overrides "train.epochs=2"] ...
-# Stages: 1 prepare, 2 features, 3 tokens, 4 n-gram LMs, 5 graphs (H, L, G, HLG), 6 train,
+# Stages: 1 prepare, 2 features, 3 tokens, 4 n-gram LMs, 5 graphs (H, L, G, HLG), 6 train (and average),
 #         7 tune LM weights on dev, 8 decode dev and test with every method, 9 results.
 # Every stage writes a marker under data/.done or exp/.done and is skipped while it exists;
 # `rm -rf data exp` starts from scratch.
@@ -13,7 +13,7 @@ cd "$(dirname "$0")"
 
 stage=1                 # first stage to run
 stop_stage=9            # last stage to run
-num_train=20000         # training utterances to synthesise
+num_train=14000         # training utterances to synthesise
 num_dev=200             # dev utterances (held-out sentences and voices)
 num_test=300            # test utterances (held-out sentences and voices)
 seed=0                  # seed of the corpus (texts, voices, speeds, pitches, noise)
@@ -26,6 +26,9 @@ lm_order=3              # n-gram order of the LM of beam search and HLG
 rescore_lm_order=4      # n-gram order of the larger LM of nbest-rescore
 methods="greedy ctc-graph beam hlg nbest-rescore"   # decoding methods of stage 8
 decode_jobs=2           # processes that run the searches
+world_size=1            # training processes on this machine (torchrun --nproc-per-node; DDP, gloo/NCCL)
+torchrun_args="--standalone"  # several machines: "--nnodes 2 --node-rank R --rdzv-endpoint HOST:29500"
+avg=2                   # average the last N epochs; decoding uses the average if it beats best.pt on dev
 
 . ./path.sh
 . ../../utils/stage.sh
@@ -75,11 +78,19 @@ if stage_selected 6; then
   log "Stage 6: train $exp"
   set_args=()
   for o in $overrides; do set_args+=(--set "$o"); done
-  # --resume: an interrupted run continues from its last finished epoch (checkpoints are atomic).
+  train=(ds2 train)
+  if [ "$world_size" -gt 1 ]; then
+    # shellcheck disable=SC2206
+    train=(torchrun $torchrun_args --nproc-per-node "$world_size" "$(command -v ds2)" train)
+  fi
+  # --resume: an interrupted run continues from its newest checkpoint, mid-epoch (they are atomic).
   run_stage exp/.done/stage6.train.$tag \
-    ds2 train --config "$config" --exp-dir "$exp" --resume \
+    "${train[@]}" --config "$config" --exp-dir "$exp" --resume \
       --train-cuts "$feats/synth_cuts_train.jsonl.gz" --dev-cuts "$dev_cuts" \
       --stats "$feats/synth_stats_train.pt" --lang-dir "$lang" "${set_args[@]}"
+  if [ "$avg" -gt 1 ]; then
+    run_stage exp/.done/stage6.average.$tag ds2 average "$exp" --num "$avg" --dev-cuts "$dev_cuts"
+  fi
 fi
 
 # The options of each decoding method; tuned weights come from stage 7's files.

@@ -1,0 +1,78 @@
+"""Checkpoint averaging, as icefall and ESPnet do it: the mean of the last N epochs' weights.
+
+Entry point: `ds2 average exp/ds2 --num 2 --dev-cuts data/fbank/synth_cuts_dev.jsonl.gz`.
+The average is kept as `checkpoints/averaged.pt`, which decoding then uses instead of
+best.pt, only when its greedy dev CER is lower than best.pt's.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+from pathlib import Path
+
+import torch
+from lhotse import CutSet
+
+from ds2.data.sampler import make_eval_sampler
+from ds2.train.checkpoint import load_checkpoint, model_from_checkpoint, save_atomic
+
+log = logging.getLogger(__name__)
+
+
+def epoch_checkpoints(exp_dir: str | Path) -> list[Path]:
+    """checkpoints/epoch-N.pt, in epoch order."""
+    paths = Path(exp_dir, "checkpoints").glob("epoch-*.pt")
+    return sorted((p for p in paths if re.fullmatch(r"epoch-\d+\.pt", p.name)), key=lambda p: int(p.stem[6:]))
+
+
+def average_checkpoints(paths: list[Path]) -> dict:
+    """The last checkpoint of `paths` with its model weights replaced by the mean over all of
+    them (floating-point tensors; counters such as num_batches_tracked stay the last's)."""
+    if not paths:
+        raise ValueError("no checkpoints to average")
+    ckpts = [load_checkpoint(p) for p in paths]
+    avg = dict(ckpts[-1]["model"])
+    for name, value in avg.items():
+        if value.is_floating_point():
+            avg[name] = sum(c["model"][name].double() for c in ckpts).div(len(ckpts)).to(value.dtype)
+    out = {k: v for k, v in ckpts[-1].items() if k not in ("optimizer", "scheduler", "scaler", "rng")}
+    out["model"] = avg
+    out["averaged"] = [p.name for p in paths]
+    return out
+
+
+def dev_cer(ckpt: dict, cuts: CutSet, max_duration: float = 300.0) -> float:
+    """Greedy CER of a checkpoint on `cuts`, in the precision it was trained in."""
+    from ds2.train.trainer import evaluate
+
+    model, tokenizer, cfg = model_from_checkpoint(ckpt)
+    _, _, errors, chars = evaluate(model, make_eval_sampler(cuts, max_duration), tokenizer, torch.device("cpu"),
+                                   cfg.train.dtype)
+    return errors / max(1, chars)
+
+
+def average_and_choose(exp_dir: str | Path, num: int, dev_cuts: str | Path) -> dict:
+    """Average the last `num` epoch checkpoints; keep the average as checkpoints/averaged.pt
+    if its dev CER beats best.pt's, else remove any older averaged.pt. Returns what was found,
+    which is also written to checkpoints/averaged.json."""
+    exp_dir = Path(exp_dir)
+    epochs = epoch_checkpoints(exp_dir)
+    if len(epochs) < num:
+        raise ValueError(f"{exp_dir} has {len(epochs)} epoch checkpoints; cannot average the last {num}")
+    averaged = average_checkpoints(epochs[-num:])
+    cuts = CutSet.from_file(dev_cuts).to_eager()
+    best_path = exp_dir / "checkpoints" / "best.pt"
+    report = {"averaged": averaged["averaged"], "dev_cer_averaged": dev_cer(averaged, cuts),
+              "dev_cer_best": dev_cer(load_checkpoint(best_path), cuts)}
+    report["chosen"] = "averaged.pt" if report["dev_cer_averaged"] < report["dev_cer_best"] else "best.pt"
+    target = exp_dir / "checkpoints" / "averaged.pt"
+    if report["chosen"] == "averaged.pt":
+        save_atomic(averaged, target)
+    else:
+        target.unlink(missing_ok=True)
+    (exp_dir / "checkpoints" / "averaged.json").write_text(json.dumps(report, indent=1) + "\n")
+    log.info("dev CER: average of %s %.2f%%, best.pt %.2f%%: decoding uses %s", ", ".join(averaged["averaged"]),
+             100 * report["dev_cer_averaged"], 100 * report["dev_cer_best"], report["chosen"])
+    return report
