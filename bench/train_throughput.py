@@ -52,20 +52,23 @@ def main():
     p.add_argument("--utterance-seconds", type=float, default=3.5)
     p.add_argument("--repeats", type=int, default=5)
     p.add_argument("--threads", type=int, default=0, help="torch threads (0: all cores)")
+    p.add_argument("--device", default="cpu", help="cpu, or cuda (the bare stack then runs cuDNN's GRU)")
     args = p.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
     torch.manual_seed(0)
     cfg = resolve_config(args.config).model
+    device = torch.device(args.device)
     feats, lengths = make_batch(args.batch_seconds, args.utterance_seconds, args.num_features)
     audio = float(lengths.sum()) / 100
+    feats, lengths = feats.to(device), lengths.to(device)
     vocab = 29
 
-    model = DeepSpeech2(cfg, args.num_features, vocab).train()
+    model = DeepSpeech2(cfg, args.num_features, vocab).train().to(device)
     opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
     out_lens = model.output_lengths(lengths)
-    targets = torch.randint(1, vocab, (int(out_lens.sum() // 3),))
-    target_lens = torch.full((len(lengths),), len(targets) // len(lengths))
+    targets = torch.randint(1, vocab, (int(out_lens.sum() // 3),), device=device)
+    target_lens = torch.full((len(lengths),), len(targets) // len(lengths), device=device)
     targets = targets[: int(target_lens.sum())]
 
     def full_step():
@@ -80,7 +83,7 @@ def main():
     rnn_in = rnn_in.detach()
     dims = [rnn_in.shape[2]] + [cfg.rnn_hidden] * cfg.rnn_layers
     bare = torch.nn.ModuleList(torch.nn.GRU(dims[i], cfg.rnn_hidden, bidirectional=cfg.bidirectional,
-                                            batch_first=True) for i in range(cfg.rnn_layers))
+                                            batch_first=True) for i in range(cfg.rnn_layers)).to(device)
     bare_opt = torch.optim.AdamW(bare.parameters(), lr=1e-4)
 
     def bare_step():
@@ -95,16 +98,19 @@ def main():
         bare_opt.step()
 
     def autocast(dtype):
-        return torch.autocast("cpu", dtype=dtype, enabled=dtype != torch.float32)
+        return torch.autocast(device.type, dtype=dtype, enabled=dtype != torch.float32)
 
     def timed(step, dtype):
         def run():
             with autocast(dtype):
                 step()
+            if device.type == "cuda":
+                torch.cuda.synchronize()
         return time_steps(run, 1, args.repeats)
 
+    where = torch.cuda.get_device_name(device) if device.type == "cuda" else f"{torch.get_num_threads()} CPU threads"
     print(f"batch: {len(lengths)} utterances, {audio:.1f} s of audio, {rnn_in.shape[1]} RNN frames, "
-          f"{torch.get_num_threads()} threads; DeepSpeech2 {model.num_params() / 1e6:.2f}M params, "
+          f"{where}; DeepSpeech2 {model.num_params() / 1e6:.2f}M params, "
           f"bare GRU stack {sum(q.numel() for q in bare.parameters()) / 1e6:.2f}M params")
     for name, dtype in (("float32", torch.float32), ("bfloat16", torch.bfloat16)):
         # Interleave so drift of a shared machine hits both alike; keep the faster of two rounds.

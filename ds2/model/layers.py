@@ -31,17 +31,23 @@ def _sum_over_ranks(x: torch.Tensor) -> torch.Tensor:
     return x
 
 
-def valid_frames_batch_norm(bn: nn.modules.batchnorm._BatchNorm, x: torch.Tensor, rows: torch.Tensor,
-                            channel_dim: int) -> torch.Tensor:
-    """Batch norm of `x` with `bn`'s parameters, whose statistics come from `rows` only:
-    (N, C), the valid frames of `x`, so padding never enters them. In a distributed run the
-    statistics are those of the global batch (summed over all processes, like SyncBatchNorm),
-    so one process with a batch and N processes with its parts compute the same function."""
+def valid_frames_batch_norm(bn: nn.modules.batchnorm._BatchNorm, x: torch.Tensor, channel_dim: int = 1,
+                            mask: torch.Tensor | None = None) -> torch.Tensor:
+    """Batch norm of `x` with `bn`'s parameters, whose statistics come from the valid frames
+    only: where `mask` (broadcastable to `x`, 1 on valid frames) is 1, or all of `x` without a
+    mask. In a distributed run the statistics are those of the global batch (summed over all
+    processes, like SyncBatchNorm), so one process with a batch and N processes with its parts
+    compute the same function. Masked sums rather than gathered rows: no host synchronisation."""
     if bn.training:
-        rows = rows.float()
-        moments = torch.cat([rows.sum(0), (rows * rows).sum(0), rows.new_full((1,), rows.shape[0])])
-        moments = _sum_over_ranks(moments)
-        c = rows.shape[1]
+        dims = [d for d in range(x.dim()) if d != channel_dim]
+        xf = x.float()
+        xm = xf if mask is None else xf * mask
+        c = x.shape[channel_dim]
+        if mask is None:
+            count = xf.new_tensor([x.numel() // c])
+        else:  # valid entries of one channel: the mask's ones times the entries each stands for
+            count = mask.float().sum().reshape(1) * (x.numel() // mask.numel() // c)
+        moments = _sum_over_ranks(torch.cat([xm.sum(dims), (xm * xf).sum(dims), count]))
         count = moments[2 * c]
         mean = moments[:c] / count
         var = (moments[c: 2 * c] / count - mean * mean).clamp_min(0.0)
@@ -94,10 +100,8 @@ class ConvFrontEnd(nn.Module):
         for layer, (kt, _), (st, _) in zip(self.layers, self.kernels, self.strides):
             x = layer["conv"](x)
             lengths = conv_output_length(lengths, kt, st)
-            mask = time_mask(lengths, x.shape[2])
-            rows = x.permute(0, 2, 3, 1)[mask].reshape(-1, x.shape[1])  # (valid frames x freq, C)
-            x = self.act(valid_frames_batch_norm(layer["bn"], x, rows, channel_dim=1))
-            x = x * mask[:, None, :, None].to(x.dtype)
+            mask = time_mask(lengths, x.shape[2])[:, None, :, None].to(x.dtype)  # (B, 1, T, 1)
+            x = self.act(valid_frames_batch_norm(layer["bn"], x, channel_dim=1, mask=mask)) * mask
         b, c, t, f = x.shape
         return x.permute(0, 2, 1, 3).reshape(b, t, c * f), lengths
 
@@ -108,7 +112,7 @@ class SequenceBatchNorm(nn.BatchNorm1d):
     so padding never enters the statistics."""
 
     def forward(self, packed: PackedSequence) -> PackedSequence:  # type: ignore[override]
-        return packed._replace(data=valid_frames_batch_norm(self, packed.data, packed.data, channel_dim=1))
+        return packed._replace(data=valid_frames_batch_norm(self, packed.data, channel_dim=1))
 
 
 _RNN = {"rnn": nn.RNN, "gru": nn.GRU, "lstm": nn.LSTM}

@@ -149,7 +149,7 @@ class Trainer:
         self.train_cuts = filter_trainable(train_cuts, tokenizer, self.model, "train").to_eager()
         self.dev_cuts = filter_trainable(dev_cuts, tokenizer, self.model, "dev").to_eager()
         self.ddp_model = self.model
-        if world_size > 1:
+        if dist.is_available() and dist.is_initialized():
             self.ddp_model = torch.nn.parallel.DistributedDataParallel(self.model)
 
         # float16 needs loss scaling; for float32/bfloat16 the scaler is a pass-through.
@@ -497,7 +497,8 @@ def run(rank: int, world_size: int, cfg: ExperimentConfig, data: TrainData, toke
     setup_logging(exp_dir / "log" / "train.log", rank)
     if cfg.train.threads > 0:
         torch.set_num_threads(cfg.train.threads)
-    if world_size > 1 and not dist.is_initialized():
+    # under torchrun (even with one process, so that NCCL/gloo are exercised) or with several
+    if (world_size > 1 or "TORCHELASTIC_RUN_ID" in os.environ) and not dist.is_initialized():
         dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
     device = torch.device("cpu")
     if torch.cuda.is_available():
@@ -516,6 +517,6 @@ def run(rank: int, world_size: int, cfg: ExperimentConfig, data: TrainData, toke
         raise FileExistsError(f"{exp_dir} already holds a training run; pass --resume to continue it "
                               "or choose another --exp-dir")
     trainer.fit()
-    if world_size > 1:
+    if dist.is_initialized():
         dist.destroy_process_group()
     return exp_dir / "checkpoints" / "best.pt"
