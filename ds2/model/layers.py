@@ -3,6 +3,8 @@ recurrent layers over packed sequences, and the row convolution."""
 
 from __future__ import annotations
 
+import warnings
+
 import torch
 import torch.distributed as dist
 from torch import nn
@@ -27,7 +29,9 @@ def _sum_over_ranks(x: torch.Tensor) -> torch.Tensor:
     if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
         from torch.distributed.nn.functional import all_reduce
 
-        return all_reduce(x)
+        with warnings.catch_warnings():  # deprecated for a private successor (_functional_collectives)
+            warnings.simplefilter("ignore", FutureWarning)
+            return all_reduce(x)
     return x
 
 
