@@ -34,6 +34,7 @@ inline double log_add(double a, double b) {
 struct Options {
   int beam;
   double alpha, beta, token_min_logp, prune_margin, oov_penalty;
+  bool recombine;
 };
 
 // A prefix met in the utterance, as a tree node: the text it appended to its parent, its
@@ -71,13 +72,13 @@ class PrefixBeamCore {
   // The n best (text with single spaces, log p_ctc, total score), best first.
   std::vector<std::tuple<std::string, double, double>> search(
       py::array_t<float, py::array::c_style | py::array::forcecast> log_probs, int beam, double alpha,
-      double beta, double token_min_logp, double prune_margin, double oov_penalty, int n) {
+      double beta, double token_min_logp, double prune_margin, double oov_penalty, int n, bool recombine) {
     if (log_probs.ndim() != 2) throw std::invalid_argument("log_probs must be (frames, tokens)");
     const int T = static_cast<int>(log_probs.shape(0)), V = static_cast<int>(log_probs.shape(1));
     if (V != static_cast<int>(frags_.size()))
       throw std::invalid_argument("log_probs has " + std::to_string(V) + " tokens, the tokenizer " +
                                   std::to_string(frags_.size()));
-    opts_ = {beam, alpha, beta, token_min_logp, prune_margin, oov_penalty};
+    opts_ = {beam, alpha, beta, token_min_logp, prune_margin, oov_penalty, recombine};
     const float* lp = log_probs.data();
     nodes_.clear();
     index_.clear();
@@ -177,7 +178,7 @@ class PrefixBeamCore {
     for (size_t i = 0; i < ranked_.size() && static_cast<int>(beams.size()) < opts_.beam; ++i) {
       if (ranked_[i].first < floor) break;
       const int s = ranked_[i].second;
-      if (recombined(touched_[s], beams)) continue;
+      if (opts_.recombine && recombined(touched_[s], beams)) continue;
       beams.push_back({touched_[s], acc_pb_[s], acc_pnb_[s]});
     }
   }
@@ -330,6 +331,7 @@ PYBIND11_MODULE(_prefix_beam, m) {
       .def(py::init<std::vector<std::string>, int, std::vector<std::string>, py::object>(), py::arg("fragments"),
            py::arg("blank"), py::arg("vocabulary"), py::arg("lm_score"))
       .def("search", &PrefixBeamCore::search, py::arg("log_probs"), py::arg("beam"), py::arg("alpha"),
-           py::arg("beta"), py::arg("token_min_logp"), py::arg("prune_margin"), py::arg("oov_penalty"), py::arg("n"))
+           py::arg("beta"), py::arg("token_min_logp"), py::arg("prune_margin"), py::arg("oov_penalty"), py::arg("n"),
+           py::arg("recombine") = true)
       .def_property_readonly("cached_words", &PrefixBeamCore::cached_words);
 }

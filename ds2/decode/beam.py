@@ -46,6 +46,7 @@ class BeamOptions:
     prune_margin: float = 10.0  # drop prefixes scoring this far below the best
     oov_penalty: float = -10.0  # log10 units added to the LM score of a word the LM does not know,
     # and to a prefix's score while its last, unfinished word begins no word the LM knows
+    recombine: bool = True  # keep only the best of prefixes with the same future (see _prune)
 
 
 def token_fragments(tokenizer: Tokenizer) -> list[str]:
@@ -191,7 +192,7 @@ class PrefixBeamSearch:
             gc.disable()
             try:
                 found = self._core.search(np.asarray(log_probs, dtype=np.float32), o.beam, o.alpha, o.beta,
-                                          o.token_min_logp, o.prune_margin, o.oov_penalty, n)
+                                          o.token_min_logp, o.prune_margin, o.oov_penalty, n, o.recombine)
             finally:
                 if gc_was_on:
                     gc.enable()
@@ -281,7 +282,7 @@ class PrefixBeamSearch:
             if len(kept) == opts.beam or score < floor:
                 break
             node = known[text]
-            key = (node.state, node.last, text[text.rfind(" ") + 1:])
+            key = (node.state, node.last, text[text.rfind(" ") + 1:]) if opts.recombine else text
             if key not in seen:
                 seen.add(key)
                 kept[text] = (pb, pnb)
