@@ -49,7 +49,7 @@ def command(exp_dir, train_cuts, dev_cuts, stats, lang_dir, config_file, overrid
     """
     from ds2.text import load_tokenizer
     from ds2.train.config import resolve_config
-    from ds2.train.trainer import TrainData, run
+    from ds2.train.trainer import TrainData, TrainingStopped, run
 
     try:
         cfg = resolve_config(config_file, list(overrides) + ([f"train.dtype={dtype}"] if dtype else []))
@@ -60,7 +60,7 @@ def command(exp_dir, train_cuts, dev_cuts, stats, lang_dir, config_file, overrid
     try:
         best = run(rank, world_size, cfg, TrainData(train_cuts, dev_cuts, stats), load_tokenizer(lang_dir),
                    exp_dir, resume=resume)
-    except FileExistsError as e:
+    except (FileExistsError, TrainingStopped) as e:
         raise click.ClickException(str(e)) from None
     if rank == 0:
         click.echo(f"best checkpoint: {best}")

@@ -115,6 +115,10 @@ class BatchSkipped(Exception):
     """A batch the loop leaves out (non-finite loss, out of memory); training goes on."""
 
 
+class TrainingStopped(RuntimeError):
+    """Training cannot go on; the message says what to change."""
+
+
 class Trainer:
     """State of one training run; `run` builds it and calls the loop.
 
@@ -322,7 +326,7 @@ class Trainer:
         if reason != "empty batch":
             log.warning("skipped a batch (%s) at step %d; its cuts: %s", reason, self.step, " ".join(cut_ids))
         if self.skipped_in_a_row > self.cfg.train.max_bad_batches:
-            raise RuntimeError(
+            raise TrainingStopped(
                 f"{self.skipped_in_a_row} batches in a row were skipped (the last: {reason}); training stops. "
                 "Non-finite losses: lower train.lr or check the data named above; out of memory: lower "
                 "train.max_duration")
@@ -345,8 +349,8 @@ class Trainer:
             loss, tokens, _, _ = compute_loss(self.model, batch, self.device, tc.dtype)
             (loss / max(1, tokens)).backward()
         except torch.OutOfMemoryError as e:
-            raise RuntimeError(f"the largest batch ({len(cuts)} cuts, {total:.0f} s of audio) does not fit in "
-                               "memory: lower train.max_duration") from e
+            raise TrainingStopped(f"the largest batch ({len(cuts)} cuts, {total:.0f} s of audio) does not fit in "
+                                  "memory: lower train.max_duration (or train.max_cuts)") from e
         finally:
             self.optimizer.zero_grad(set_to_none=True)
             self.model.load_state_dict(saved)
