@@ -33,13 +33,13 @@ inline double log_add(double a, double b) {
 
 struct Options {
   int beam;
-  double alpha, beta, token_min_logp, prune_margin, oov_penalty;
+  double alpha, beta, token_min_logp, prune_margin, oov_penalty, partial_penalty;
   bool recombine;
 };
 
 // A prefix met in the utterance, as a tree node: the text it appended to its parent, its
 // unfinished last word, the weighted LM score of its complete words and the LM state after
-// them, its last token, whether its unfinished word begins no LM word, and whether it ends
+// them, its last token, the penalty of an unfinished word that begins no LM word, whether it ends
 // at a word boundary (empty or ending in a space). Its full text is kept only when tokens
 // of several characters can spell one text in two ways (BPE), to find it by text.
 struct Node {
@@ -48,7 +48,8 @@ struct Node {
   double lm;
   int state;
   int last;
-  bool partial, boundary;
+  double partial;  // penalty of its unfinished word if that begins no LM word (else 0)
+  bool boundary;
   std::string text;
   std::vector<std::pair<int, int>> children;  // (token, node) extensions already made
 };
@@ -72,17 +73,18 @@ class PrefixBeamCore {
   // The n best (text with single spaces, log p_ctc, total score), best first.
   std::vector<std::tuple<std::string, double, double>> search(
       py::array_t<float, py::array::c_style | py::array::forcecast> log_probs, int beam, double alpha,
-      double beta, double token_min_logp, double prune_margin, double oov_penalty, int n, bool recombine) {
+      double beta, double token_min_logp, double prune_margin, double oov_penalty, double partial_penalty, int n,
+      bool recombine) {
     if (log_probs.ndim() != 2) throw std::invalid_argument("log_probs must be (frames, tokens)");
     const int T = static_cast<int>(log_probs.shape(0)), V = static_cast<int>(log_probs.shape(1));
     if (V != static_cast<int>(frags_.size()))
       throw std::invalid_argument("log_probs has " + std::to_string(V) + " tokens, the tokenizer " +
                                   std::to_string(frags_.size()));
-    opts_ = {beam, alpha, beta, token_min_logp, prune_margin, oov_penalty, recombine};
+    opts_ = {beam, alpha, beta, token_min_logp, prune_margin, oov_penalty, partial_penalty, recombine};
     const float* lp = log_probs.data();
     nodes_.clear();
     index_.clear();
-    nodes_.push_back({-1, "", "", 0.0, 0, -1, false, true, "", {}});
+    nodes_.push_back({-1, "", "", 0.0, 0, -1, 0.0, true, "", {}});
     if (index_by_text_) index_.emplace("", 0);
     std::vector<Beam> beams{{0, 0.0, kNegInf}};
     std::vector<int> cands;
@@ -106,7 +108,7 @@ class PrefixBeamCore {
       // Extensions scoring prune_margin below the best seen so far in this frame are not made:
       // the pruning would drop them (the LM can add at most a word bonus of beta).
       double best = kNegInf;
-      const double bonus = std::max(opts_.beta, 0.0), oov = opts_.alpha * opts_.oov_penalty * kLog10ToLn;
+      const double bonus = std::max(opts_.beta, 0.0);
       for (const auto& b : beams) {
         const Node& node = nodes_[b.node];
         const int last = node.last;
@@ -114,7 +116,7 @@ class PrefixBeamCore {
         const double total = log_add(b.pb, b.pnb);
         const int slot = acc(b.node);
         acc_pb_[slot] = log_add(acc_pb_[slot], total + lp_blank);
-        best = std::max(best, total + lp_blank + lm + (node.partial ? oov : 0.0));
+        best = std::max(best, total + lp_blank + lm + node.partial);
         if (last >= 0)  // the last token repeated without a blank collapses into it
           acc_pnb_[slot] = log_add(acc_pnb_[slot], b.pnb + row[last]);
         for (int c : cands) {
@@ -125,7 +127,7 @@ class PrefixBeamCore {
           const int child = extend(b.node, c);
           const int s = child == b.node ? slot : acc(child);  // the same text: an extra word boundary
           acc_pnb_[s] = log_add(acc_pnb_[s], score);
-          best = std::max(best, score + nodes_[child].lm + (nodes_[child].partial ? oov : 0.0));
+          best = std::max(best, score + nodes_[child].lm + nodes_[child].partial);
         }
       }
       prune(beams);
@@ -164,11 +166,10 @@ class PrefixBeamCore {
   }
 
   void prune(std::vector<Beam>& beams) {
-    const double oov = opts_.alpha * opts_.oov_penalty * kLog10ToLn;
     ranked_.clear();
     for (size_t s = 0; s < touched_.size(); ++s) {
       const Node& node = nodes_[touched_[s]];
-      const double score = log_add(acc_pb_[s], acc_pnb_[s]) + node.lm + (node.partial ? oov : 0.0);
+      const double score = log_add(acc_pb_[s], acc_pnb_[s]) + node.lm + node.partial;
       ranked_.push_back({score, static_cast<int>(s)});
     }
     std::sort(ranked_.begin(), ranked_.end(), [](const auto& a, const auto& b) { return a.first > b.first; });
@@ -237,7 +238,7 @@ class PrefixBeamCore {
       const size_t space = word.rfind(' ');
       if (space != std::string::npos) word.erase(0, space + 1);
     }
-    const bool partial = partial_oov(word);
+    const double partial = partial_score(word);
     const bool at_boundary = frag.back() == ' ';
     const int id = static_cast<int>(nodes_.size());
     if (index_by_text_) index_.emplace(text, id);
@@ -259,9 +260,13 @@ class PrefixBeamCore {
     return space == std::string::npos ? text : text.substr(space + 1);
   }
 
-  bool partial_oov(const std::string& word) const {
-    if (!has_lm_ || word_prefixes_.empty()) return false;
-    return !word.empty() && word_prefixes_.find(word) == word_prefixes_.end();
+  // The penalty of an unfinished word that begins no LM word: partial_penalty, times its
+  // length / 6 beyond 6 characters (as pyctcdecode); 0 for a word that may still become one.
+  double partial_score(const std::string& word) const {
+    if (!has_lm_ || word_prefixes_.empty() || word.empty() || word_prefixes_.count(word)) return 0.0;
+    double chars = 0;
+    for (unsigned char ch : word) chars += (ch & 0xC0) != 0x80;  // UTF-8 code points
+    return opts_.partial_penalty * std::max(1.0, chars / 6.0);
   }
 
   // (alpha * ln p(word | state) + beta, next state); the LM is asked once per (state, word).
@@ -331,7 +336,7 @@ PYBIND11_MODULE(_prefix_beam, m) {
       .def(py::init<std::vector<std::string>, int, std::vector<std::string>, py::object>(), py::arg("fragments"),
            py::arg("blank"), py::arg("vocabulary"), py::arg("lm_score"))
       .def("search", &PrefixBeamCore::search, py::arg("log_probs"), py::arg("beam"), py::arg("alpha"),
-           py::arg("beta"), py::arg("token_min_logp"), py::arg("prune_margin"), py::arg("oov_penalty"), py::arg("n"),
+           py::arg("beta"), py::arg("token_min_logp"), py::arg("prune_margin"), py::arg("oov_penalty"), py::arg("partial_penalty"), py::arg("n"),
            py::arg("recombine") = true)
       .def_property_readonly("cached_words", &PrefixBeamCore::cached_words);
 }

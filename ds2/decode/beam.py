@@ -44,8 +44,9 @@ class BeamOptions:
     beta: float = 1.0  # bonus per word (counters the LM's preference for fewer words)
     token_min_logp: float = -8.0  # a token below this log-prob at a frame is not extended
     prune_margin: float = 10.0  # drop prefixes scoring this far below the best
-    oov_penalty: float = -10.0  # log10 units added to the LM score of a word the LM does not know,
-    # and to a prefix's score while its last, unfinished word begins no word the LM knows
+    oov_penalty: float = -10.0  # log10 units added to the LM score of a word the LM does not know
+    partial_penalty: float = -10.0  # added to a prefix's score (natural log, not weighted by alpha)
+    # while its unfinished word begins no word the LM knows; times length / 6 beyond 6 characters
     recombine: bool = True  # keep only the best of prefixes with the same future (see _prune)
 
 
@@ -67,11 +68,11 @@ class _Prefix:
 
     __slots__ = ("lm", "state", "last", "partial")
 
-    def __init__(self, lm: float, state, last: int, partial: bool = False):
+    def __init__(self, lm: float, state, last: int, partial: float = 0.0):
         self.lm = lm  # alpha * log p_lm of its complete words + beta * their count
         self.state = state  # KenLM state after its complete words
         self.last = last  # last token id (-1: none)
-        self.partial = partial  # its last word begins no LM word: it pays the OOV penalty early
+        self.partial = partial  # penalty while its unfinished word begins no LM word (else 0)
 
 
 class PrefixBeamSearch:
@@ -148,12 +149,15 @@ class PrefixBeamSearch:
             log10 += self.opts.oov_penalty
         return log10 * LOG10_TO_LN, self._state_id(out)
 
-    def _partial_oov(self, text: str) -> bool:
-        """Whether the unfinished last word of `text` begins no word of the LM."""
+    def _partial_score(self, text: str) -> float:
+        """The penalty of the unfinished last word of `text` if it begins no word of the LM:
+        partial_penalty, times its length / 6 beyond 6 characters (as pyctcdecode); else 0."""
         if self.word_prefixes is None:
-            return False
+            return 0.0
         word = text[text.rfind(" ") + 1:]
-        return bool(word) and word not in self.word_prefixes
+        if not word or word in self.word_prefixes:
+            return 0.0
+        return self.opts.partial_penalty * max(1.0, len(word) / 6)
 
     def _extend(self, prefixes: dict, text: str, parent: _Prefix, token: int) -> tuple[str, _Prefix]:
         """The prefix `text` + token (created with its LM score if new); a word boundary at the
@@ -173,7 +177,7 @@ class PrefixBeamSearch:
             if word:  # a word boundary closes the word before it
                 score, state = self._score_word(state, word)
                 lm += score
-        node = _Prefix(lm, state, token, self._partial_oov(new_text))
+        node = _Prefix(lm, state, token, self._partial_score(new_text))
         prefixes[new_text] = node
         return new_text, node
 
@@ -192,7 +196,8 @@ class PrefixBeamSearch:
             gc.disable()
             try:
                 found = self._core.search(np.asarray(log_probs, dtype=np.float32), o.beam, o.alpha, o.beta,
-                                          o.token_min_logp, o.prune_margin, o.oov_penalty, n, o.recombine)
+                                          o.token_min_logp, o.prune_margin, o.oov_penalty, o.partial_penalty, n,
+                                          o.recombine)
             finally:
                 if gc_was_on:
                     gc.enable()
@@ -235,7 +240,7 @@ class PrefixBeamSearch:
             # Extensions scoring prune_margin below the best seen so far in this frame are not
             # made: the pruning would drop them (the LM can add at most a word bonus of beta).
             best = NEG_INF
-            bonus, oov = max(opts.beta, 0.0), opts.alpha * opts.oov_penalty * LOG10_TO_LN
+            bonus = max(opts.beta, 0.0)
             for text, (pb, pnb) in beams.items():
                 node = known[text]
                 total = log_add(pb, pnb)
@@ -243,7 +248,7 @@ class PrefixBeamSearch:
                 if acc is None:
                     acc = nxt[text] = [NEG_INF, NEG_INF]
                 acc[0] = log_add(acc[0], total + lp_blank)
-                best = max(best, total + lp_blank + node.lm + (oov if node.partial else 0.0))
+                best = max(best, total + lp_blank + node.lm + node.partial)
                 if node.last >= 0:  # the last token repeated without a blank collapses into it
                     acc[1] = log_add(acc[1], pnb + row[node.last])
                 for c in cands:
@@ -253,7 +258,7 @@ class PrefixBeamSearch:
                     if score + node.lm + bonus < best - opts.prune_margin:
                         continue
                     new_text, child = self._extend(known, text, node, c)
-                    best = max(best, score + child.lm + (oov if child.partial else 0.0))
+                    best = max(best, score + child.lm + child.partial)
                     if child is node:  # the same text (an extra word boundary)
                         acc[1] = log_add(acc[1], score)
                         continue
@@ -270,11 +275,10 @@ class PrefixBeamSearch:
         decoder merges paths into one state): only the best of them is kept, which leaves room in
         the beam for prefixes that differ where it still matters."""
         opts = self.opts
-        oov = opts.alpha * opts.oov_penalty * LOG10_TO_LN
         scored = []
         for text, (pb, pnb) in nxt.items():
             node = known[text]
-            scored.append((log_add(pb, pnb) + node.lm + (oov if node.partial else 0.0), text, pb, pnb))
+            scored.append((log_add(pb, pnb) + node.lm + node.partial, text, pb, pnb))
         scored.sort(key=lambda s: s[0], reverse=True)
         floor = scored[0][0] - opts.prune_margin
         kept, seen = {}, set()
