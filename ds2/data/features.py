@@ -16,7 +16,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import soundfile as sf
 import torch
 from lhotse import CutSet, Fbank, FbankConfig, LilcomChunkyWriter, Spectrogram, SpectrogramConfig
 from lhotse.features.base import register_extractor
@@ -58,35 +57,17 @@ def make_extractor(cfg: FeatureConfig):
     raise ValueError(f"unknown feature kind {cfg.kind!r}: choose fbank or spectrogram")
 
 
-def drop_unreadable(cuts: CutSet) -> CutSet:
-    """Cuts whose audio opens and holds samples; each bad one is logged with its id."""
-    bad = []
-
-    def readable(cut) -> bool:
-        try:
-            for source in cut.recording.sources:
-                if source.type == "file" and sf.info(source.source).frames == 0:
-                    raise ValueError("no samples")
-            return cut.duration > 0
-        except Exception as e:  # noqa: BLE001 - any failure to open is a bad item to report
-            bad.append(cut.id)
-            log.warning("skipping %s: unreadable audio (%s)", cut.id, e)
-            return False
-
-    kept = CutSet.from_cuts([c for c in tqdm(cuts, desc="checking audio", unit="cut", leave=False) if readable(c)])
-    if bad:
-        log.warning("%d cuts with unreadable audio were skipped: %s", len(bad), " ".join(bad[:20]))
-    return kept
-
-
 def _compute_shard(args) -> tuple[list, list[tuple[str, str]]]:
-    """Cuts with features, and (id, error) of those whose audio failed to load or extract."""
+    """Cuts with features, and (id, error) of those whose audio is empty or fails to load
+    (a zero-length or truncated file): each audio file is opened once, here."""
     cuts, extractor, storage_path = args
     torch.set_num_threads(1)  # one process per core; threads inside would oversubscribe them
     done, failed = [], []
     with LilcomChunkyWriter(storage_path) as writer:
         for cut in cuts:
             try:
+                if cut.duration <= 0:
+                    raise ValueError("no samples")
                 done.append(cut.compute_and_store_features(extractor, writer))
             except Exception as e:  # noqa: BLE001 - a truncated or corrupt file is reported, not fatal
                 failed.append((cut.id, f"{type(e).__name__}: {e}".splitlines()[0]))
@@ -115,9 +96,9 @@ def compute_cut_features(cuts: CutSet, extractor, storage_dir: Path, num_jobs: i
             failed += shard_failed
             bar.update(len(job[0]))
     for cut_id, error in failed:
-        log.warning("skipping %s: its audio failed to load (%s)", cut_id, error)
+        log.warning("skipping %s: unreadable audio (%s)", cut_id, error)
     if failed:
-        log.warning("%d cuts whose audio failed to load were skipped: %s", len(failed),
+        log.warning("%d cuts with unreadable audio were skipped: %s", len(failed),
                     " ".join(cut_id for cut_id, _ in failed[:20]))
     return CutSet.from_cuts(done)
 
@@ -138,8 +119,7 @@ def compute_features(manifest_dir: str | Path, output_dir: str | Path, prefix: s
     for split in splits:
         recs = RecordingSet.from_file(manifest_dir / f"{prefix}_recordings_{split}.jsonl.gz")
         sups = SupervisionSet.from_file(manifest_dir / f"{prefix}_supervisions_{split}.jsonl.gz")
-        cuts = drop_unreadable(CutSet.from_manifests(recordings=recs, supervisions=sups))
-        cuts = compute_cut_features(cuts, extractor, output_dir / f"{prefix}_feats_{split}", num_jobs,
+        cuts = compute_cut_features(CutSet.from_manifests(recordings=recs, supervisions=sups), extractor, output_dir / f"{prefix}_feats_{split}", num_jobs,
                                     desc=f"{cfg.kind} {split}")
         path = output_dir / f"{prefix}_cuts_{split}.jsonl.gz"
         cuts.to_file(path)

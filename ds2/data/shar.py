@@ -44,8 +44,8 @@ def load_rank_shards(shar_dir: str | Path, rank: int = 0, world_size: int = 1) -
     """The cuts of this rank's shards, with their features in memory."""
     shar_dir = Path(shar_dir)
     mine = shards_of_rank(shar_dir, rank, world_size)
-    fields = {"cuts": [next(shar_dir.glob(f"cuts.{k:06d}.jsonl*")) for k in mine],
-              "features": [shar_dir / f"features.{k:06d}.tar" for k in mine]}
-    cuts = CutSet.from_shar(fields={name: [str(p) for p in paths] for name, paths in fields.items()}).to_eager()
+    fields = {"cuts": [str(next(shar_dir.glob(f"cuts.{k:06d}.jsonl*"))) for k in mine],
+              "features": [str(shar_dir / f"features.{k:06d}.tar") for k in mine]}
+    cuts = CutSet.from_shar(fields=fields).to_eager()
     log.info("rank %d reads shards %s of %s: %d cuts", rank, " ".join(map(str, mine)), shar_dir, len(cuts))
     return cuts

@@ -24,7 +24,6 @@ namespace py = pybind11;
 namespace {
 
 constexpr double kNegInf = -1e30;  // finite, like NEG_INF in beam.py
-const double kLog10ToLn = std::log(10.0);
 
 inline double log_add(double a, double b) {
   if (a < b) std::swap(a, b);
@@ -144,8 +143,6 @@ class PrefixBeamCore {
       out.emplace_back(std::get<1>(scored[i]), std::get<2>(scored[i]), std::get<0>(scored[i]));
     return out;
   }
-
-  size_t cached_words() const { return word_cache_.size(); }
 
  private:
   // The accumulator slot of `node` in this frame (created at -inf).
@@ -337,6 +334,5 @@ PYBIND11_MODULE(_prefix_beam, m) {
            py::arg("blank"), py::arg("vocabulary"), py::arg("lm_score"))
       .def("search", &PrefixBeamCore::search, py::arg("log_probs"), py::arg("beam"), py::arg("alpha"),
            py::arg("beta"), py::arg("token_min_logp"), py::arg("prune_margin"), py::arg("oov_penalty"), py::arg("partial_penalty"), py::arg("n"),
-           py::arg("recombine") = true)
-      .def_property_readonly("cached_words", &PrefixBeamCore::cached_words);
+           py::arg("recombine") = true);
 }

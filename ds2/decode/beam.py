@@ -8,8 +8,8 @@ The vocabulary stays open: a word the LM does not know gets its <unk> probabilit
 Speed comes from doing little per frame: tokens below `token_min_logp` are not extended,
 frames where only the blank survives take a fast path without new prefixes, prefixes keep
 their LM score and state once computed, beams more than `prune_margin` below the best are
-dropped, and prefixes whose futures are the same are recombined (see `_prune`). The frame loop runs in C++ (`_prefix_beam.cpp`, built by `pip install`), a
-line-by-line port of `_search_python` below, which stays as the readable specification and
+dropped, and prefixes whose futures are the same are recombined (see `_prune`). The frame
+loop runs in C++ (`_prefix_beam.cpp`, built by `pip install`), a line-by-line port of `_search_python` below, which stays as the readable specification and
 is what the tests compare the C++ loop against (`backend="python"`). KenLM stays in Python:
 the C++ loop asks `_lm_score` once per distinct (LM state, word) and caches the answer.
 """
@@ -90,7 +90,8 @@ class PrefixBeamSearch:
         self.vocabulary: set[str] = set()
         if lm is not None:
             self.vocabulary = set(lm_vocabulary(lm))
-            self.word_prefixes = {w[:k] for w in self.vocabulary for k in range(1, len(w) + 1)}
+            if backend == "python":  # the C++ loop keeps its own
+                self.word_prefixes = {w[:k] for w in self.vocabulary for k in range(1, len(w) + 1)}
         self._word_cache: dict = {}
         self._core = None
         if backend == "cpp":
@@ -122,15 +123,18 @@ class PrefixBeamSearch:
         key = (state, word)
         hit = self._word_cache.get(key)
         if hit is None:
-            import kenlm
-
-            out = kenlm.State()
-            log10 = self.lm.BaseScore(state, word, out)
-            if word not in self.vocabulary and word != "</s>":
-                log10 += self.opts.oov_penalty
-            hit = (log10 * LOG10_TO_LN, out)
-            self._word_cache[key] = hit
+            hit = self._word_cache[key] = self._lm_log_prob(state, word)
         return self.opts.alpha * hit[0] + self.opts.beta, hit[1]
+
+    def _lm_log_prob(self, state, word: str):
+        """(ln p(word | state) with the OOV penalty, next KenLM state), unweighted."""
+        import kenlm
+
+        out = kenlm.State()
+        log10 = self.lm.BaseScore(state, word, out)
+        if word not in self.vocabulary and word != "</s>":
+            log10 += self.opts.oov_penalty
+        return log10 * LOG10_TO_LN, out
 
     def _state_id(self, state) -> int:
         sid = self._state_ids.get(state)
@@ -140,14 +144,9 @@ class PrefixBeamSearch:
         return sid
 
     def _lm_score(self, state_id: int, word: str) -> tuple[float, int]:
-        """For the C++ loop: (ln p(word | state) with the OOV penalty, next state id), unweighted."""
-        import kenlm
-
-        out = kenlm.State()
-        log10 = self.lm.BaseScore(self._states[state_id], word, out)
-        if word not in self.vocabulary and word != "</s>":
-            log10 += self.opts.oov_penalty
-        return log10 * LOG10_TO_LN, self._state_id(out)
+        """For the C++ loop, which caches the answers: `_lm_log_prob` with states as ids."""
+        log_prob, out = self._lm_log_prob(self._states[state_id], word)
+        return log_prob, self._state_id(out)
 
     def _partial_score(self, text: str) -> float:
         """The penalty of the unfinished last word of `text` if it begins no word of the LM:

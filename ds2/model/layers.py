@@ -42,9 +42,9 @@ def valid_frames_batch_norm(bn: nn.modules.batchnorm._BatchNorm, x: torch.Tensor
     mask. In a distributed run the statistics are those of the global batch (summed over all
     processes, like SyncBatchNorm), so one process with a batch and N processes with its parts
     compute the same function. Masked sums rather than gathered rows: no host synchronisation."""
+    xf = x.float()
     if bn.training:
         dims = [d for d in range(x.dim()) if d != channel_dim]
-        xf = x.float()
         xm = xf if mask is None else xf * mask
         c = x.shape[channel_dim]
         if mask is None:
@@ -65,7 +65,7 @@ def valid_frames_batch_norm(bn: nn.modules.batchnorm._BatchNorm, x: torch.Tensor
     scale = bn.weight * torch.rsqrt(var + bn.eps)
     shape = [1] * x.dim()
     shape[channel_dim] = -1
-    y = x.float() * scale.view(shape) + (bn.bias - mean * scale).view(shape)
+    y = xf * scale.view(shape) + (bn.bias - mean * scale).view(shape)
     return y.to(x.dtype)
 
 

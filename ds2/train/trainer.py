@@ -293,8 +293,8 @@ class Trainer:
         try:
             loss, tokens, _, _ = compute_loss(self.ddp_model, batch, self.device, tc.dtype)
             finite = bool(torch.isfinite(loss))
-            # [loss, tokens, non-finite ranks] summed over the ranks: one all-reduce per step
-            total = self.sum_over_ranks([loss.item() if finite else 0.0, tokens, 0 if finite else 1])
+            # [loss, tokens, non-finite ranks] summed over the ranks in one all-reduce
+            total = self.reduce_over_ranks([loss.item() if finite else 0.0, tokens, 0 if finite else 1])
             self.optimizer.zero_grad(set_to_none=True)
             if total[2] > 0:
                 if self.world_size > 1:  # DDP expects every rank's backward; the gradients are dropped
@@ -359,24 +359,20 @@ class Trainer:
 
     def all_ranks_agree(self, flag: bool) -> bool:
         """Whether `flag` holds on every rank (the ranks must take the same branch)."""
-        return self.sum_over_ranks([0 if flag else 1])[0] == 0
+        return self.reduce_over_ranks([0 if flag else 1])[0] == 0
 
-    def sum_over_ranks(self, values: list[float]) -> list[float]:
+    def reduce_over_ranks(self, values: list[float], op=dist.ReduceOp.SUM) -> list[float]:
         if self.world_size == 1:
             return [float(v) for v in values]
         t = torch.tensor(values, dtype=torch.float64, device=self.device)
-        dist.all_reduce(t)
+        dist.all_reduce(t, op=op)
         return t.tolist()
 
     def min_over_ranks(self, value: float) -> float:
-        if self.world_size == 1:
-            return value
-        t = torch.tensor([value], dtype=torch.float64, device=self.device)
-        dist.all_reduce(t, op=dist.ReduceOp.MIN)
-        return t.item()
+        return self.reduce_over_ranks([value], op=dist.ReduceOp.MIN)[0]
 
     def all_reduce_ratio(self, num: float, den: float) -> float:
-        num, den = self.sum_over_ranks([num, den])
+        num, den = self.reduce_over_ranks([num, den])
         return num / max(1.0, den)
 
     def validate(self) -> tuple[float, float]:
