@@ -15,7 +15,6 @@
 #include <string>
 #include <tuple>
 #include <unordered_map>
-#include <unordered_set>
 #include <utility>
 #include <vector>
 
@@ -27,8 +26,69 @@ constexpr double kNegInf = -1e30;  // finite, like NEG_INF in beam.py
 
 inline double log_add(double a, double b) {
   if (a < b) std::swap(a, b);
+  // exp underflows to 0 below -745 (as in Python): skip libm's slow underflow path
+  if (b - a < -746.0) return a;
   return a + std::log1p(std::exp(b - a));
 }
+
+// The LM's words as a byte trie in compressed rows: node 0 is the empty word. A prefix's node
+// says at once whether its unfinished word may still become an LM word, and which word it is.
+class WordTrie {
+ public:
+  explicit WordTrie(std::vector<std::string> words) {
+    std::sort(words.begin(), words.end());
+    words.erase(std::unique(words.begin(), words.end()), words.end());
+    // In sorted order a word shares its path with earlier words only through last children.
+    std::vector<std::vector<std::pair<unsigned char, int>>> children(1);
+    word_.assign(1, -1);
+    for (size_t w = 0; w < words.size(); ++w) {
+      int node = 0;
+      for (unsigned char ch : words[w]) {
+        auto& kids = children[node];
+        if (kids.empty() || kids.back().first != ch) {
+          kids.emplace_back(ch, static_cast<int>(children.size()));
+          children.emplace_back();
+          word_.push_back(-1);
+        }
+        node = children[node].back().second;
+      }
+      word_[node] = static_cast<int>(w);
+    }
+    num_words_ = static_cast<int>(words.size());
+    first_.reserve(children.size() + 1);
+    for (const auto& kids : children) {
+      first_.push_back(static_cast<int>(label_.size()));
+      for (const auto& [ch, to] : kids) {
+        label_.push_back(ch);
+        target_.push_back(to);
+      }
+    }
+    first_.push_back(static_cast<int>(label_.size()));
+  }
+
+  // The node reached from `node` by the bytes of `s`; -1 once off the trie (and from -1).
+  int walk(int node, const std::string& s) const {
+    for (size_t i = 0; i < s.size() && node >= 0; ++i) {
+      const unsigned char ch = s[i];
+      int next = -1;
+      for (int e = first_[node]; e < first_[node + 1]; ++e)
+        if (label_[e] == ch) {
+          next = target_[e];
+          break;
+        }
+      node = next;
+    }
+    return node;
+  }
+
+  int word_id(int node) const { return node >= 0 ? word_[node] : -1; }  // -1: not a whole word
+  int num_words() const { return num_words_; }
+
+ private:
+  std::vector<int> first_, target_, word_;
+  std::vector<unsigned char> label_;
+  int num_words_ = 0;
+};
 
 struct Options {
   int beam;
@@ -39,7 +99,8 @@ struct Options {
 // A prefix met in the utterance, as a tree node: the text it appended to its parent, its
 // unfinished last word, the weighted LM score of its complete words and the LM state after
 // them, its last token, the penalty of an unfinished word that begins no LM word, whether it ends
-// at a word boundary (empty or ending in a space). Its full text is kept only when tokens
+// at a word boundary (empty or ending in a space), the trie node of its unfinished word (-1:
+// begins no LM word) and that word's hash (for recombination). Its full text is kept only when tokens
 // of several characters can spell one text in two ways (BPE), to find it by text.
 struct Node {
   int parent;
@@ -49,6 +110,8 @@ struct Node {
   int last;
   double partial;  // penalty of its unfinished word if that begins no LM word (else 0)
   bool boundary;
+  int trie;
+  size_t word_hash;
   std::string text;
   std::vector<std::pair<int, int>> children;  // (token, node) extensions already made
 };
@@ -62,11 +125,10 @@ class PrefixBeamCore {
  public:
   PrefixBeamCore(std::vector<std::string> fragments, int blank, std::vector<std::string> vocabulary,
                  py::object lm_score)
-      : frags_(std::move(fragments)), blank_(blank), lm_score_(std::move(lm_score)) {
+      : frags_(std::move(fragments)), blank_(blank), lm_score_(std::move(lm_score)),
+        trie_(std::move(vocabulary)) {
     has_lm_ = !lm_score_.is_none();
     for (const auto& f : frags_) index_by_text_ = index_by_text_ || f.size() > 1;
-    for (const auto& word : vocabulary)
-      for (size_t k = 1; k <= word.size(); ++k) word_prefixes_.insert(word.substr(0, k));
   }
 
   // The n best (text with single spaces, log p_ctc, total score), best first.
@@ -83,7 +145,7 @@ class PrefixBeamCore {
     const float* lp = log_probs.data();
     nodes_.clear();
     index_.clear();
-    nodes_.push_back({-1, "", "", 0.0, 0, -1, 0.0, true, "", {}});
+    nodes_.push_back({-1, "", "", 0.0, 0, -1, 0.0, true, 0, std::hash<std::string>{}(""), "", {}});
     if (index_by_text_) index_.emplace("", 0);
     std::vector<Beam> beams{{0, 0.0, kNegInf}};
     std::vector<int> cands;
@@ -169,11 +231,19 @@ class PrefixBeamCore {
       const double score = log_add(acc_pb_[s], acc_pnb_[s]) + node.lm + node.partial;
       ranked_.push_back({score, static_cast<int>(s)});
     }
-    std::sort(ranked_.begin(), ranked_.end(), [](const auto& a, const auto& b) { return a.first > b.first; });
+    // Only the head is sorted at first; recombination may need more of it.
+    const auto better = [](const auto& a, const auto& b) { return a.first > b.first; };
+    size_t sorted = std::min(ranked_.size(), static_cast<size_t>(2 * opts_.beam));
+    std::nth_element(ranked_.begin(), ranked_.begin() + sorted - 1, ranked_.end(), better);
+    std::sort(ranked_.begin(), ranked_.begin() + sorted, better);
     beams.clear();
     kept_hashes_.clear();
     const double floor = ranked_[0].first - opts_.prune_margin;
     for (size_t i = 0; i < ranked_.size() && static_cast<int>(beams.size()) < opts_.beam; ++i) {
+      if (i == sorted) {
+        std::sort(ranked_.begin() + i, ranked_.end(), better);
+        sorted = ranked_.size();
+      }
       if (ranked_[i].first < floor) break;
       const int s = ranked_[i].second;
       if (opts_.recombine && recombined(touched_[s], beams)) continue;
@@ -185,7 +255,7 @@ class PrefixBeamCore {
   // future, so only the better (kept first) of them stays (recombination).
   bool recombined(int id, const std::vector<Beam>& kept) {
     const Node& node = nodes_[id];
-    const uint64_t h = std::hash<std::string>{}(node.word) ^ (static_cast<uint64_t>(node.state) << 20) ^
+    const uint64_t h = node.word_hash ^ (static_cast<uint64_t>(node.state) << 20) ^
                        static_cast<uint64_t>(node.last + 1);
     for (size_t k = 0; k < kept_hashes_.size(); ++k) {
       if (kept_hashes_[k] != h) continue;
@@ -222,25 +292,33 @@ class PrefixBeamCore {
     double lm = nodes_[parent].lm;
     int state = nodes_[parent].state;
     std::string word;
+    int trie;
     if (!frag.empty() && frag[0] == ' ') {
-      const std::string& closed = nodes_[parent].word;
-      if (has_lm_ && !closed.empty()) {  // a word boundary closes the word before it
-        auto [score, next] = score_word(state, closed);
+      const Node& before = nodes_[parent];
+      if (has_lm_ && !before.word.empty()) {  // a word boundary closes the word before it
+        auto [score, next] = score_word(state, before.word, before.trie);
         lm += score;
         state = next;
       }
       word = last_word(frag);
+      trie = trie_.walk(0, word);
     } else {
       word = nodes_[parent].word + frag;
       const size_t space = word.rfind(' ');
-      if (space != std::string::npos) word.erase(0, space + 1);
+      if (space != std::string::npos) {
+        word.erase(0, space + 1);
+        trie = trie_.walk(0, word);
+      } else {
+        trie = trie_.walk(nodes_[parent].trie, frag);
+      }
     }
-    const double partial = partial_score(word);
+    const double partial = partial_score(word, trie);
     const bool at_boundary = frag.back() == ' ';
+    const size_t word_hash = std::hash<std::string>{}(word);
     const int id = static_cast<int>(nodes_.size());
     if (index_by_text_) index_.emplace(text, id);
-    nodes_.push_back({parent, std::move(frag), std::move(word), lm, state, token, partial, at_boundary,
-                      std::move(text), {}});
+    nodes_.push_back({parent, std::move(frag), std::move(word), lm, state, token, partial, at_boundary, trie,
+                      word_hash, std::move(text), {}});
     return id;
   }
 
@@ -259,24 +337,36 @@ class PrefixBeamCore {
 
   // The penalty of an unfinished word that begins no LM word: partial_penalty, times its
   // length / 6 beyond 6 characters (as pyctcdecode); 0 for a word that may still become one.
-  double partial_score(const std::string& word) const {
-    if (!has_lm_ || word_prefixes_.empty() || word.empty() || word_prefixes_.count(word)) return 0.0;
+  double partial_score(const std::string& word, int trie) const {
+    if (!has_lm_ || trie_.num_words() == 0 || word.empty() || trie >= 0) return 0.0;
     double chars = 0;
     for (unsigned char ch : word) chars += (ch & 0xC0) != 0x80;  // UTF-8 code points
     return opts_.partial_penalty * std::max(1.0, chars / 6.0);
   }
 
   // (alpha * ln p(word | state) + beta, next state); the LM is asked once per (state, word).
-  std::pair<double, int> score_word(int state, const std::string& word) {
-    std::string key = std::to_string(state);
-    key.push_back('\0');
-    key += word;
-    auto it = word_cache_.find(key);
-    if (it == word_cache_.end()) {
-      auto answer = lm_score_(state, word).cast<std::pair<double, int>>();
-      it = word_cache_.emplace(std::move(key), answer).first;
+  // `trie` is the word's trie node: LM words (and </s>) are cached by number, others by text.
+  std::pair<double, int> score_word(int state, const std::string& word, int trie) {
+    const int id = word == "</s>" ? trie_.num_words() : trie_.word_id(trie);
+    const std::pair<double, int>* answer;
+    if (id >= 0) {
+      const uint64_t key = (static_cast<uint64_t>(state) << 32) | static_cast<uint32_t>(id);
+      auto it = known_cache_.find(key);
+      if (it == known_cache_.end()) it = known_cache_.emplace(key, ask_lm(state, word)).first;
+      answer = &it->second;
+    } else {
+      std::string key = std::to_string(state);
+      key.push_back('\0');
+      key += word;
+      auto it = oov_cache_.find(key);
+      if (it == oov_cache_.end()) it = oov_cache_.emplace(std::move(key), ask_lm(state, word)).first;
+      answer = &it->second;
     }
-    return {opts_.alpha * it->second.first + opts_.beta, it->second.second};
+    return {opts_.alpha * answer->first + opts_.beta, answer->second};
+  }
+
+  std::pair<double, int> ask_lm(int state, const std::string& word) {
+    return lm_score_(state, word).cast<std::pair<double, int>>();
   }
 
   // The prefix's LM score with its last word and </s> scored (</s> is not a word: no beta).
@@ -286,11 +376,11 @@ class PrefixBeamCore {
     double score = node.lm;
     int state = node.state;
     if (!node.word.empty()) {
-      auto [s, next] = score_word(state, node.word);
+      auto [s, next] = score_word(state, node.word, node.trie);
       score += s;
       state = next;
     }
-    return score + score_word(state, "</s>").first - opts_.beta;
+    return score + score_word(state, "</s>", -1).first - opts_.beta;
   }
 
   static std::string normalize(const std::string& text) {  // " ".join(text.split())
@@ -313,8 +403,9 @@ class PrefixBeamCore {
   int blank_;
   py::object lm_score_;
   bool has_lm_ = false;
-  std::unordered_set<std::string> word_prefixes_;
-  std::unordered_map<std::string, std::pair<double, int>> word_cache_;
+  WordTrie trie_;
+  std::unordered_map<uint64_t, std::pair<double, int>> known_cache_;  // (state, word number) -> answer
+  std::unordered_map<std::string, std::pair<double, int>> oov_cache_;  // "state\0word" -> answer
   Options opts_{};
   std::vector<Node> nodes_;
   std::unordered_map<std::string, int> index_;
