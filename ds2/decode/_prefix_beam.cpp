@@ -3,8 +3,9 @@
 //
 // It is a line-by-line port of PrefixBeamSearch._search_python (read that first: it is the
 // specification, and tests check that both give the same n-best). The LM stays in Python:
-// a callback scores (LM state id, word) pairs the first time they are met, and this module
-// caches the answer, so KenLM is asked once per distinct word in context.
+// a callback (beam.kenlm_by_state_id) gives log10 p(word | state) and the next state's id the
+// first time a (state id, word) pair is met, and this module caches the answer, so KenLM is
+// asked once per distinct word in context.
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
@@ -23,6 +24,7 @@ namespace py = pybind11;
 namespace {
 
 constexpr double kNegInf = -1e30;  // finite, like NEG_INF in beam.py
+const double kLog10ToLn = std::log(10.0);  // LOG10_TO_LN in ds2.lm.ngram
 
 inline double log_add(double a, double b) {
   if (a < b) std::swap(a, b);
@@ -352,21 +354,25 @@ class PrefixBeamCore {
     if (id >= 0) {
       const uint64_t key = (static_cast<uint64_t>(state) << 32) | static_cast<uint32_t>(id);
       auto it = known_cache_.find(key);
-      if (it == known_cache_.end()) it = known_cache_.emplace(key, ask_lm(state, word)).first;
+      if (it == known_cache_.end()) it = known_cache_.emplace(key, ask_lm(state, word, id)).first;
       answer = &it->second;
     } else {
       std::string key = std::to_string(state);
       key.push_back('\0');
       key += word;
       auto it = oov_cache_.find(key);
-      if (it == oov_cache_.end()) it = oov_cache_.emplace(std::move(key), ask_lm(state, word)).first;
+      if (it == oov_cache_.end()) it = oov_cache_.emplace(std::move(key), ask_lm(state, word, id)).first;
       answer = &it->second;
     }
     return {opts_.alpha * answer->first + opts_.beta, answer->second};
   }
 
-  std::pair<double, int> ask_lm(int state, const std::string& word) {
-    return lm_score_(state, word).cast<std::pair<double, int>>();
+  // (ln p(word | state), next state) with the OOV penalty (log10 units) for a word the LM does
+  // not know (id < 0), unweighted, as PrefixBeamSearch._lm_log_prob.
+  std::pair<double, int> ask_lm(int state, const std::string& word, int id) {
+    auto [log10, next] = lm_score_(state, word).cast<std::pair<double, int>>();
+    if (id < 0) log10 += opts_.oov_penalty;
+    return {log10 * kLog10ToLn, next};
   }
 
   // The prefix's LM score with its last word and </s> scored (</s> is not a word: no beta).

@@ -9,9 +9,10 @@ Speed comes from doing little per frame: tokens below `token_min_logp` are not e
 frames where only the blank survives take a fast path without new prefixes, prefixes keep
 their LM score and state once computed, beams more than `prune_margin` below the best are
 dropped, and prefixes whose futures are the same are recombined (see `_prune`). The frame
-loop runs in C++ (`_prefix_beam.cpp`, built by `pip install`), a line-by-line port of `_search_python` below, which stays as the readable specification and
-is what the tests compare the C++ loop against (`backend="python"`). KenLM stays in Python:
-the C++ loop asks `_lm_score` once per distinct (LM state, word) and caches the answer.
+loop runs in C++ (`_prefix_beam.cpp`, built by `pip install`), a line-by-line port of
+`_search_python` below, which stays as the readable specification and is what the tests
+compare the C++ loop against (`backend="python"`). KenLM stays in Python: the C++ loop asks
+`kenlm_by_state_id` once per distinct (LM state, word) and caches the answer.
 """
 
 from __future__ import annotations
@@ -101,16 +102,8 @@ class PrefixBeamSearch:
                 raise ImportError("the C++ beam search (ds2/decode/_prefix_beam.cpp) is not built: reinstall ds2 "
                                   "with `pip install -e .` (it needs g++), or pass backend='python'") from e
 
-            self._states: list = []  # LM states of the C++ loop, by id; 0 is <s>
-            self._state_ids: dict = {}
-            if lm is not None:
-                import kenlm
-
-                start = kenlm.State()
-                lm.BeginSentenceWrite(start)
-                self._state_id(start)
             self._core = PrefixBeamCore(self.frags, self.blank, sorted(self.vocabulary),
-                                        self._lm_score if lm is not None else None)
+                                        kenlm_by_state_id(lm) if lm is not None else None)
 
     # -- LM -----------------------------------------------------------------------------------
     def set_params(self, alpha: float | None = None, beta: float | None = None, beam: int | None = None):
@@ -135,18 +128,6 @@ class PrefixBeamSearch:
         if word not in self.vocabulary and word != "</s>":
             log10 += self.opts.oov_penalty
         return log10 * LOG10_TO_LN, out
-
-    def _state_id(self, state) -> int:
-        sid = self._state_ids.get(state)
-        if sid is None:
-            sid = self._state_ids[state] = len(self._states)
-            self._states.append(state)
-        return sid
-
-    def _lm_score(self, state_id: int, word: str) -> tuple[float, int]:
-        """For the C++ loop, which caches the answers: `_lm_log_prob` with states as ids."""
-        log_prob, out = self._lm_log_prob(self._states[state_id], word)
-        return log_prob, self._state_id(out)
 
     def _partial_score(self, text: str) -> float:
         """The penalty of the unfinished last word of `text` if it begins no word of the LM:
@@ -302,6 +283,29 @@ class PrefixBeamSearch:
             score += s
         s, _ = self._score_word(state, "</s>")
         return score + s - self.opts.beta  # </s> is not a word
+
+
+def kenlm_by_state_id(lm):
+    """KenLM for the C++ loop, which names LM states by number (0: <s>) and caches the answers:
+    a function (state id, word) -> (log10 p(word | state), id of the next state). It runs once
+    per new (state, word) of a search, so it is kept to the fewest Python operations."""
+    import kenlm
+
+    State, base_score = kenlm.State, lm.BaseScore
+    start = State()
+    lm.BeginSentenceWrite(start)
+    states, ids = [start], {start: 0}
+
+    def score(state_id: int, word: str) -> tuple[float, int]:
+        out = State()
+        log10 = base_score(states[state_id], word, out)
+        next_id = ids.get(out)
+        if next_id is None:
+            next_id = ids[out] = len(states)
+            states.append(out)
+        return log10, next_id
+
+    return score
 
 
 def lm_vocabulary(lm) -> list[str]:
