@@ -31,6 +31,7 @@ class TrainConfig:
     time_masks: int = 4  # SpecAugment time masks (upper bound; shorter utterances get fewer)
     time_mask_size: int = 30  # their maximum width in frames
     time_warp: int = 0  # SpecAugment time-warp factor (0: off)
+    freq_warp: float = 0.0  # vocal tract length perturbation: spectra stretched by up to +-this share (0: off)
     dtype: str = "float32"  # autocast precision: float32, bfloat16 (fast on CPUs with AVX-512 BF16 / AMX) or float16
     num_workers: int = 1  # DataLoader worker processes that load and augment batches
     threads: int = 0  # torch intra-op threads (0: all cores)

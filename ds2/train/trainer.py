@@ -24,6 +24,7 @@ import torch.nn.functional as F
 from lhotse import CutSet
 from tqdm import tqdm
 
+from ds2.data.augment import Chain, FrequencyWarp
 from ds2.data.dataset import AsrDataset
 from ds2.data.sampler import SkipFirst, make_eval_sampler, make_train_sampler
 from ds2.data.shar import is_shar_dir, load_rank_shards
@@ -166,13 +167,15 @@ class Trainer:
         self.total_steps = self.steps_per_epoch * tc.epochs
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(
             self.optimizer, lr_lambda(tc.warmup_steps, self.total_steps, tc.final_lr_ratio))
-        augment = None
+        spec_augment = None
         if tc.spec_augment:
             from lhotse.dataset import SpecAugment
 
-            augment = SpecAugment(time_warp_factor=tc.time_warp or None, num_feature_masks=tc.freq_masks,
-                                  features_mask_size=tc.freq_mask_size, num_frame_masks=tc.time_masks,
-                                  frames_mask_size=tc.time_mask_size, max_frames_mask_fraction=0.2, p=0.9)
+            spec_augment = SpecAugment(time_warp_factor=tc.time_warp or None, num_feature_masks=tc.freq_masks,
+                                       features_mask_size=tc.freq_mask_size, num_frame_masks=tc.time_masks,
+                                       frames_mask_size=tc.time_mask_size, max_frames_mask_fraction=0.2, p=0.9)
+        freq_warp = FrequencyWarp(tc.freq_warp) if tc.freq_warp > 0 else None
+        augment = Chain(freq_warp, spec_augment) if freq_warp or spec_augment else None
         self.train_set = AsrDataset(tokenizer, augment=augment)
         self.epoch, self.step = 0, 0
         self.batches_done = 0  # batches of the current epoch already trained (or skipped)
