@@ -18,6 +18,9 @@ KENLM := tools/kenlm/bin/lmplz
 setup:
 	@bash tools/install_system_deps.sh
 	@test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
+	@# install_kenlm.sh's `pip download` of the KenLM source prepares its metadata with these
+	@$(VENV)/bin/python -c "import setuptools, wheel" 2>/dev/null || \
+	  $(VENV)/bin/pip install -q --disable-pip-version-check setuptools wheel
 	@$(MAKE) --no-print-directory -j2 $(STAMP) $(KENLM)
 
 # setup.py and the C++ source: `pip install -e .` compiles the beam search loop (ds2/decode/_prefix_beam.cpp)
