@@ -30,7 +30,7 @@ def decoding_options(f):
         click.option("--rescore-alpha", default=0.8, help="LM weight of nbest-rescore's second pass."),
         click.option("--rescore-beta", default=1.0, help="Word bonus of nbest-rescore's second pass."),
         click.option("--lm-scale", default=0.8, help="LM weight of hlg."),
-        click.option("--graph-beam", default=16.0, help="kaldi-decoder beam (ctc-graph, hlg)."),
+        click.option("--graph-beam", default=14.0, help="kaldi-decoder beam in cost units (ctc-graph, hlg)."),
         click.option("--checkpoint", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
                      help="Checkpoint to use [default: EXP_DIR/checkpoints/best.pt]."),
         click.option("--max-duration", default=300.0, help="Seconds of audio per acoustic-model batch."),

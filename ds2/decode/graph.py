@@ -19,7 +19,7 @@ class GraphDecoder:
     """
 
     def __init__(self, fst_path: str | Path, tokenizer: Tokenizer, words_txt: str | Path | None = None,
-                 beam: float = 16.0, max_active: int = 3000, lm_scale: float = 1.0):
+                 beam: float = 14.0, max_active: int = 3000, lm_scale: float = 1.0):
         import kaldi_decoder
         import kaldifst
 
