@@ -166,7 +166,7 @@ def main():
     for (name, beam), (wer, rtf, alpha, beta) in rows.items():
         ref = rows.get(("pyctcdecode", beam))
         ratio = f"{ref[1] / rtf:.1f}x" if ref else "-"
-        print(f"{name:22s} {beam:5d} {wer:7.2f} {rtf:9.4f} {ratio:>26s}  alpha={alpha} beta={beta}")
+        print(f"{name:22s} {beam:5d} {wer:7.2f} {rtf:9.5f} {ratio:>26s}  alpha={alpha} beta={beta}")
 
 
 if __name__ == "__main__":
