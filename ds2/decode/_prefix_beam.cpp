@@ -298,7 +298,7 @@ class PrefixBeamCore {
     if (!frag.empty() && frag[0] == ' ') {
       const Node& before = nodes_[parent];
       if (has_lm_ && !before.word.empty()) {  // a word boundary closes the word before it
-        auto [score, next] = score_word(state, before.word, before.trie);
+        auto [score, next] = score_word(state, before.word, trie_.word_id(before.trie));
         lm += score;
         state = next;
       }
@@ -347,9 +347,9 @@ class PrefixBeamCore {
   }
 
   // (alpha * ln p(word | state) + beta, next state); the LM is asked once per (state, word).
-  // `trie` is the word's trie node: LM words (and </s>) are cached by number, others by text.
-  std::pair<double, int> score_word(int state, const std::string& word, int trie) {
-    const int id = word == "</s>" ? trie_.num_words() : trie_.word_id(trie);
+  // `id` is the word's number (trie_.word_id; num_words() for </s>; -1 for a word the LM does
+  // not know): LM words are cached by number, others by text.
+  std::pair<double, int> score_word(int state, const std::string& word, int id) {
     const std::pair<double, int>* answer;
     if (id >= 0) {
       const uint64_t key = (static_cast<uint64_t>(state) << 32) | static_cast<uint32_t>(id);
@@ -382,11 +382,11 @@ class PrefixBeamCore {
     double score = node.lm;
     int state = node.state;
     if (!node.word.empty()) {
-      auto [s, next] = score_word(state, node.word, node.trie);
+      auto [s, next] = score_word(state, node.word, trie_.word_id(node.trie));
       score += s;
       state = next;
     }
-    return score + score_word(state, "</s>", -1).first - opts_.beta;
+    return score + score_word(state, "</s>", trie_.num_words()).first - opts_.beta;
   }
 
   static std::string normalize(const std::string& text) {  // " ".join(text.split())

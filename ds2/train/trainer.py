@@ -179,7 +179,7 @@ class Trainer:
         self.train_set = AsrDataset(tokenizer, augment=augment)
         self.epoch, self.step = 0, 0
         self.batches_done = 0  # batches of the current epoch already trained (or skipped)
-        self.epoch_loss = [0.0, 0]  # summed loss and tokens of the current epoch so far
+        self.epoch_loss = [0.0, 0]  # summed loss and tokens of the current epoch so far, over all ranks
         self.bad_cuts: dict[str, list[str]] = {}  # reason -> ids of cuts left out of batches
         self.bad_batches: dict[str, int] = {}  # reason -> batches skipped
         self.skipped_in_a_row = 0
@@ -277,7 +277,7 @@ class Trainer:
             if tc.save_every_steps and self.step % tc.save_every_steps == 0:
                 self.save_step_checkpoint()
         bar.close()
-        return self.all_reduce_ratio(*self.epoch_loss)
+        return self.epoch_loss[0] / max(1.0, self.epoch_loss[1])  # global sums: the same on every rank
 
     def epoch_sampler(self):
         """This rank's sampler of the current epoch (the same batches every time it is built)."""
@@ -316,8 +316,8 @@ class Trainer:
         self.scaler.update()
         self.scheduler.step()
         self.step += 1
-        self.epoch_loss[0] += total[0] / self.world_size  # all_reduce_ratio sums the ranks again
-        self.epoch_loss[1] += total[1] / self.world_size
+        self.epoch_loss[0] += total[0]  # summed over the ranks already
+        self.epoch_loss[1] += total[1]
         if self.rank == 0 and self.step % tc.log_interval == 0:
             self.tb.add_scalar("train/grad_norm", float(grad_norm), self.step)
         return total[0] / max(1.0, total[1])
