@@ -3,25 +3,45 @@
 # Source it after declaring defaults: `stage=1; . ../../utils/parse_options.sh`.
 # Option --foo-bar sets variable foo_bar, which must already exist; --help prints the
 # comment lines of the calling script's header and the options with their values.
+# Every recipe gets the same checks, each a one-line error and exit status 1: an unknown
+# option, an argument that is not an option, a non-integer value for an option whose
+# default is an integer (--stage, --stop-stage, --num-jobs, ...), and a --tag that is not a
+# plain name (it names the folder exp/<tag>).
+
+_po_die() { echo "$0: $*" >&2; exit 1; }
 
 while [ $# -gt 0 ]; do
   case "$1" in
     --help|-h)
       sed -n '2,/^$/s/^# \{0,1\}//p' "$0"
       echo "Options (current values):"
-      grep -E '^[a-z_]+=.*#' "$0" | sed -E 's/^([a-z_]+)=([^#]*)#(.*)$/  --\1 \2  #\3/' | sed 's/_/-/g'
+      # Only the option name gets dashes: values and comments (e.g. model.rnn_hidden=64) are
+      # printed as written, so an example can be copied.
+      grep -E '^[a-z_]+=.*#' "$0" | while IFS= read -r _po_line; do
+        _po_name="${_po_line%%=*}"; _po_rest="${_po_line#*=}"
+        printf '  --%s %s #%s\n' "${_po_name//_/-}" "${_po_rest%%#*}" "${_po_rest#*#}"
+      done
       exit 0 ;;
     --*=*) name="${1%%=*}"; value="${1#*=}"; shift ;;
     --*)
       name="$1"
-      if [ $# -lt 2 ]; then echo "$0: option $name needs a value" >&2; exit 1; fi
+      if [ $# -lt 2 ]; then _po_die "option $name needs a value"; fi
       value="$2"; shift 2 ;;
-    *) break ;;
+    *) _po_die "unexpected argument '$1': options are --name value (see $0 --help)" ;;
   esac
   var="${name#--}"; var="${var//-/_}"
-  if ! declare -p "$var" >/dev/null 2>&1; then
-    echo "$0: unknown option $name (see $0 --help)" >&2
-    exit 1
+  if [[ ! "$var" =~ ^[a-z_][a-z0-9_]*$ ]] || ! declare -p "$var" >/dev/null 2>&1; then
+    _po_die "unknown option $name (see $0 --help)"
+  fi
+  if [[ "${!var}" =~ ^-?[0-9]+$ ]] && [[ ! "$value" =~ ^-?[0-9]+$ ]]; then
+    _po_die "option $name takes an integer, not '$value'"
   fi
   printf -v "$var" '%s' "$value"
 done
+
+if declare -p tag >/dev/null 2>&1; then
+  if [[ ! "$tag" =~ ^[A-Za-z0-9._-]+$ ]] || [ "$tag" = . ] || [ "$tag" = .. ]; then
+    _po_die "--tag '$tag' must be a plain name of letters, digits, '.', '_' and '-' (it names exp/<tag>)"
+  fi
+fi
+unset -f _po_die

@@ -5,8 +5,13 @@ log() {
   echo "$(date '+%Y-%m-%d %H:%M:%S') ($(basename "$0"):${BASH_LINENO[0]}) $*" >&2
 }
 
-# stage_selected N: true when N lies within --stage .. --stop-stage.
+# stage_selected N: true when N lies within --stage .. --stop-stage. Stops the recipe when
+# they are not integers (a test that fails on a bad operand would skip every stage, exit 0).
 stage_selected() {
+  if [[ ! "$stage" =~ ^-?[0-9]+$ || ! "$stop_stage" =~ ^-?[0-9]+$ ]]; then
+    echo "$0: --stage and --stop-stage must be integers, not '$stage' and '$stop_stage'" >&2
+    exit 1
+  fi
   [ "$stage" -le "$1" ] && [ "$stop_stage" -ge "$1" ]
 }
 
