@@ -7,6 +7,8 @@ from pathlib import Path
 
 import click
 
+from ds2.precision import CHOICES as DTYPE_CHOICES
+
 _PATH = click.Path(exists=True, dir_okay=False, path_type=Path)
 
 
@@ -23,9 +25,10 @@ _PATH = click.Path(exists=True, dir_okay=False, path_type=Path)
               help="YAML with `model:` and `train:` sections over the defaults.")
 @click.option("--set", "overrides", multiple=True, metavar="SECTION.KEY=VALUE",
               help="Override one option, e.g. --set train.epochs=2 --set model.rnn_layers=3.")
-@click.option("--dtype", type=click.Choice(["float32", "bfloat16", "float16"]), default=None,
-              help="Autocast precision (train.dtype): bfloat16 on GPUs and AVX-512-BF16/AMX CPUs, float16 on "
-                   "GPUs (with loss scaling).")
+@click.option("--dtype", type=click.Choice(DTYPE_CHOICES), default=None,
+              help="Autocast precision (train.dtype; default auto): auto is bfloat16 where the device computes it "
+                   "natively (GPUs that have it, AVX-512-BF16/AMX CPUs), else float32; float16 on GPUs (with loss "
+                   "scaling). config.yaml records the precision chosen and why.")
 @click.option("--resume", is_flag=True,
               help="Continue the run in --exp-dir from its newest checkpoint, mid-epoch if a step checkpoint is newer "
                    "than the last finished epoch.")
@@ -48,10 +51,11 @@ def command(exp_dir, train_cuts, dev_cuts, stats, lang_dir, config_file, overrid
     --dev-cuts data/fbank/synth_cuts_dev.jsonl.gz --stats data/fbank/synth_stats_train.pt --lang-dir data/lang_char
     """
     from ds2.text import load_tokenizer
+    from ds2.train.checkpoint import CheckpointError
     from ds2.train.config import resolve_config
     from ds2.train.trainer import TrainData, TrainingStopped, run
 
-    try:
+    try:  # every option is checked here, before any data or model loads
         cfg = resolve_config(config_file, list(overrides) + ([f"train.dtype={dtype}"] if dtype else []))
     except ValueError as e:
         raise click.UsageError(str(e)) from None
@@ -60,7 +64,7 @@ def command(exp_dir, train_cuts, dev_cuts, stats, lang_dir, config_file, overrid
     try:
         best = run(rank, world_size, cfg, TrainData(train_cuts, dev_cuts, stats), load_tokenizer(lang_dir),
                    exp_dir, resume=resume)
-    except (FileExistsError, TrainingStopped) as e:
+    except (FileExistsError, TrainingStopped, CheckpointError) as e:
         raise click.ClickException(str(e)) from None
     if rank == 0:
         click.echo(f"best checkpoint: {best}")
@@ -75,7 +79,8 @@ def average_command(exp_dir, num, dev_cuts):
 
     The average is kept as EXP_DIR/checkpoints/averaged.pt, which `ds2 decode EXP_DIR` then
     uses, only if its greedy CER on --dev-cuts is lower than best.pt's; the comparison is
-    written to checkpoints/averaged.json either way.
+    written to checkpoints/averaged.json either way. Both are evaluated on the CPU in the
+    precision dtype auto picks there (float32 where bfloat16 is only emulated).
 
     Example: ds2 average exp/ds2 --num 2 --dev-cuts data/fbank/synth_cuts_dev.jsonl.gz
     """

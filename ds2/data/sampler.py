@@ -7,6 +7,16 @@ import itertools
 from lhotse import CutSet
 from lhotse.dataset import DynamicBucketingSampler, SimpleCutSampler
 
+# DynamicBucketingSampler estimates its bucket edges from this many cuts (its default)
+BINS_ESTIMATE_CUTS = 10_000
+
+
+def bucket_count(num_cuts: int, num_buckets: int) -> int:
+    """The buckets the shuffling sampler can use for `num_cuts` cuts: Lhotse's
+    estimate_duration_buckets asserts 1 < num_buckets <= the cuts it estimates from; 1 means
+    no bucketing (a plain shuffle)."""
+    return max(1, min(num_buckets, num_cuts, BINS_ESTIMATE_CUTS))
+
 
 def make_train_sampler(cuts: CutSet, max_duration: float, epoch: int, sortagrad: bool = True,
                        num_buckets: int = 10, seed: int = 0, world_size: int = 1, rank: int = 0,
@@ -17,14 +27,18 @@ def make_train_sampler(cuts: CutSet, max_duration: float, epoch: int, sortagrad:
     steadies early CTC training; later epochs draw duration buckets in random order.
     Batches hold up to `max_duration` seconds of audio (and `max_cuts` cuts, if set) on each
     of `world_size` ranks: every step takes `world_size` consecutive batches, one per rank.
+    With fewer cuts than `num_buckets`, there are as many buckets as cuts (see `bucket_count`).
     """
     limits = {"max_duration": max_duration, "max_cuts": max_cuts or None}
     if sortagrad and epoch == 0:
         sampler = SimpleCutSampler(cuts.sort_by_duration(ascending=True), shuffle=False, world_size=world_size,
                                    rank=rank, seed=seed, **limits)
+    elif bucket_count(len(cuts), num_buckets) < 2:
+        sampler = SimpleCutSampler(cuts, shuffle=True, world_size=world_size, rank=rank, seed=seed, **limits)
     else:
-        sampler = DynamicBucketingSampler(cuts, shuffle=True, num_buckets=num_buckets, seed=seed,
-                                          world_size=world_size, rank=rank, **limits)
+        sampler = DynamicBucketingSampler(cuts, shuffle=True, num_buckets=bucket_count(len(cuts), num_buckets),
+                                          seed=seed, world_size=world_size, rank=rank,
+                                          num_cuts_for_bins_estimate=BINS_ESTIMATE_CUTS, **limits)
     sampler.set_epoch(epoch)
     return sampler
 

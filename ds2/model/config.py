@@ -29,15 +29,32 @@ class ModelConfig:
     relu_clip: float = 20.0  # the clipped ReLU min(max(x, 0), clip) of the paper
 
     def __post_init__(self):
+        """Raise ValueError naming the first option out of its range (also run after overrides)."""
         n = len(self.conv_channels)
         if not 1 <= n <= 3 or len(self.conv_kernels) != n or len(self.conv_strides) != n:
-            raise ValueError("conv_channels, conv_kernels and conv_strides need 1-3 entries each, equally many")
+            raise ValueError("model.conv_channels, conv_kernels and conv_strides need 1-3 entries each, equally many")
+        if any(c < 1 for c in self.conv_channels):
+            raise ValueError(f"model.conv_channels must be positive, not {self.conv_channels}")
+        for name in ("conv_kernels", "conv_strides"):
+            pairs = getattr(self, name)
+            if any(not isinstance(p, (list, tuple)) or len(p) != 2 or min(p) < 1 for p in pairs):
+                raise ValueError(f"model.{name} must hold [time, freq] pairs of positive integers, not {pairs}")
         if self.feature_norm not in ("global", "utterance"):
-            raise ValueError(f"feature_norm must be global or utterance, not {self.feature_norm!r}")
+            raise ValueError(f"model.feature_norm must be global or utterance, not {self.feature_norm!r}")
         if self.rnn_type not in ("rnn", "gru", "lstm"):
-            raise ValueError(f"rnn_type must be rnn, gru or lstm, not {self.rnn_type!r}")
+            raise ValueError(f"model.rnn_type must be rnn, gru or lstm, not {self.rnn_type!r}")
         if self.rnn_layers < 1:
-            raise ValueError("rnn_layers must be at least 1")
+            raise ValueError(f"model.rnn_layers must be at least 1, not {self.rnn_layers}")
+        if self.rnn_hidden < 1:
+            raise ValueError(f"model.rnn_hidden must be at least 1, not {self.rnn_hidden}")
+        if self.lookahead < 0:
+            raise ValueError(f"model.lookahead must be >= 0, not {self.lookahead}")
+        if any(d < 1 for d in self.fc_dims):
+            raise ValueError(f"model.fc_dims must be positive, not {self.fc_dims}")
+        if not 0 <= self.dropout < 1:  # also false for nan
+            raise ValueError(f"model.dropout must be >= 0 and < 1, not {self.dropout}")
+        if not 0 < self.relu_clip < float("inf"):
+            raise ValueError(f"model.relu_clip must be finite and > 0, not {self.relu_clip}")
 
     @property
     def time_stride(self) -> int:

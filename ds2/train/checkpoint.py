@@ -32,20 +32,51 @@ def save_atomic(obj, path: str | Path) -> None:
             os.unlink(tmp)
 
 
-def load_checkpoint(path: str | Path) -> dict:
-    return torch.load(path, map_location="cpu", weights_only=True)
+class CheckpointError(ValueError):
+    """A checkpoint file that cannot be read (truncated, corrupt, or not a ds2 checkpoint);
+    the message names the file, in one line."""
+
+
+CHECKPOINT_KEYS = ("model", "config", "tokenizer", "num_features")
+
+
+def load_checkpoint(path: str | Path, mmap: bool = False) -> dict:
+    """A checkpoint written by `save_atomic`, read with weights_only=True. Raises
+    CheckpointError naming `path` if it cannot be read, FileNotFoundError if it is missing.
+    With `mmap`, tensors are mapped rather than read (cheap, to look at its step)."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"checkpoint {path} does not exist")
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True, mmap=mmap)
+    except Exception as e:  # torch raises RuntimeError, EOFError, UnpicklingError, ... for a bad file
+        first = (str(e).strip().splitlines() or [type(e).__name__])[0]
+        size = path.stat().st_size
+        raise CheckpointError(f"checkpoint {path} cannot be read ({size} bytes; truncated or corrupt?): "
+                              f"{first}") from None
+    if not isinstance(ckpt, dict) or any(k not in ckpt for k in CHECKPOINT_KEYS):
+        raise CheckpointError(f"{path} is not a ds2 checkpoint (it lacks "
+                              f"{', '.join(k for k in CHECKPOINT_KEYS if not isinstance(ckpt, dict) or k not in ckpt)})")
+    return ckpt
 
 
 def find_checkpoint(exp_or_file: str | Path) -> Path:
     """A checkpoint file, or the one of an experiment folder that decoding uses: averaged.pt
-    (written by `ds2 average` only when it beats best.pt on dev), else best.pt, else last.pt."""
+    (written by `ds2 average` only when it beats best.pt on dev), else best.pt, else last.pt.
+    Raises FileNotFoundError saying what is missing and what to run."""
     p = Path(exp_or_file)
     if p.is_file():
         return p
+    if not p.exists():
+        raise FileNotFoundError(f"{p} does not exist (give an experiment folder of `ds2 train` or a checkpoint file)")
     for name in ("averaged.pt", "best.pt", "last.pt"):
         if (p / "checkpoints" / name).exists():
             return p / "checkpoints" / name
-    raise FileNotFoundError(f"no checkpoint in {p}/checkpoints (train first: ds2 train ... --exp-dir {p})")
+    if list(p.glob("checkpoints/step-*.pt")):
+        raise FileNotFoundError(f"{p} has no finished epoch yet (only step checkpoints, no best.pt or last.pt): "
+                                f"finish its training with ds2 train ... --exp-dir {p} --resume")
+    raise FileNotFoundError(f"{p} has no checkpoint (no averaged.pt, best.pt or last.pt in {p / 'checkpoints'}): "
+                            f"train first with ds2 train ... --exp-dir {p}")
 
 
 def model_from_checkpoint(ckpt: dict) -> tuple[DeepSpeech2, Tokenizer, ExperimentConfig]:

@@ -1,14 +1,22 @@
-"""Experiment configuration in three layers: dataclass defaults, a YAML file, CLI overrides."""
+"""Experiment configuration in three layers: dataclass defaults, a YAML file, CLI overrides.
+
+Every value is checked when the config is resolved (its type against the field's, its range
+in `validate`), so a bad option stops `ds2 train` with a one-line message before any data or
+model loads.
+"""
 
 from __future__ import annotations
 
 import dataclasses
+import math
+import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import yaml
 
 from ds2.model import ModelConfig
+from ds2.precision import CHOICES as DTYPE_CHOICES
 
 
 @dataclass
@@ -24,7 +32,7 @@ class TrainConfig:
     weight_decay: float = 1e-2  # AdamW decoupled weight decay
     grad_clip: float = 5.0  # maximum global gradient norm
     sortagrad: bool = True  # epoch 0 in order of increasing duration (DS2 section 3.1)
-    num_buckets: int = 10  # duration buckets of the shuffling sampler after epoch 0
+    num_buckets: int = 10  # duration buckets of the shuffling sampler after epoch 0 (fewer if there are few cuts)
     spec_augment: bool = True  # Lhotse SpecAugment on training batches
     freq_masks: int = 2  # SpecAugment frequency masks per utterance
     freq_mask_size: int = 15  # their maximum width in feature bins
@@ -32,7 +40,11 @@ class TrainConfig:
     time_mask_size: int = 30  # their maximum width in frames
     time_warp: int = 0  # SpecAugment time-warp factor (0: off)
     freq_warp: float = 0.0  # vocal tract length perturbation: spectra stretched by up to +-this share (0: off)
-    dtype: str = "float32"  # autocast precision: float32, bfloat16 (fast on CPUs with AVX-512 BF16 / AMX) or float16
+    # Autocast precision: auto, float32, bfloat16 or float16 (GPUs, with loss scaling). auto is
+    # bfloat16 only where the device computes it natively (GPUs that have it, CPUs whose bfloat16
+    # matmul beats float32: AVX-512-BF16 / AMX), else float32. exp/config.yaml and the checkpoints
+    # hold the resolved precision, never auto.
+    dtype: str = "auto"
     num_workers: int = 1  # DataLoader worker processes that load and augment batches
     threads: int = 0  # torch intra-op threads (0: all cores)
     seed: int = 42
@@ -42,6 +54,37 @@ class TrainConfig:
     max_bad_batches: int = 20  # batches skipped in a row (non-finite loss, out of memory) before training stops
     check_largest_batch: bool = True  # before the first epoch, run the largest batch once: an OOM shows at once
 
+    def validate(self) -> None:
+        """Raise ValueError naming the first option out of its range."""
+
+        def check(name: str, ok: bool, rule: str):
+            value = getattr(self, name)
+            if isinstance(value, float) and not math.isfinite(value):
+                ok, rule = False, rule if "finite" in rule else f"finite and {rule}"
+            if not ok:
+                raise ValueError(f"train.{name} must be {rule}, not {value!r}")
+
+        if self.dtype not in DTYPE_CHOICES:
+            raise ValueError(f"train.dtype must be one of {', '.join(DTYPE_CHOICES)}, not {self.dtype!r}")
+        check("epochs", self.epochs >= 1, "at least 1")
+        check("max_duration", self.max_duration > 0, "> 0 (seconds of audio per batch)")
+        check("max_cuts", self.max_cuts >= 0, ">= 0 (0: no limit)")
+        check("lr", self.lr > 0, "finite and > 0")
+        check("warmup_steps", self.warmup_steps >= 0, ">= 0")
+        check("final_lr_ratio", 0 <= self.final_lr_ratio <= 1, "between 0 and 1")
+        check("weight_decay", self.weight_decay >= 0, ">= 0")
+        check("grad_clip", self.grad_clip > 0, "> 0")
+        check("num_buckets", self.num_buckets >= 1, "at least 1")
+        for name in ("freq_masks", "freq_mask_size", "time_masks", "time_mask_size", "time_warp"):
+            check(name, getattr(self, name) >= 0, ">= 0")
+        check("freq_warp", 0 <= self.freq_warp < 1, ">= 0 and < 1")
+        check("num_workers", self.num_workers >= 0, ">= 0")
+        check("threads", self.threads >= 0, ">= 0 (0: all cores)")
+        check("log_interval", self.log_interval >= 1, "at least 1")
+        check("save_every_steps", self.save_every_steps >= 0, ">= 0 (0: only at epoch ends)")
+        check("keep_last_steps", self.keep_last_steps >= 1, "at least 1")
+        check("max_bad_batches", self.max_bad_batches >= 0, ">= 0")
+
 
 @dataclass
 class ExperimentConfig:
@@ -50,35 +93,61 @@ class ExperimentConfig:
     model: ModelConfig = field(default_factory=ModelConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
 
+    def validate(self) -> None:
+        self.model.__post_init__()
+        self.train.validate()
 
-def _apply(obj, values: dict, where: str):
+
+def _apply(obj, values, where: str):
+    if not isinstance(values, dict):
+        raise ValueError(f"{where.rstrip('.') or 'the config'} must be a mapping of options, "
+                         f"not a {type(values).__name__} ({values!r:.60})")
+    hints = typing.get_type_hints(type(obj))
     for key, value in values.items():
-        if not hasattr(obj, key):
+        if not isinstance(key, str) or not hasattr(obj, key):
             raise ValueError(f"unknown option {where}{key}")
         current = getattr(obj, key)
         if dataclasses.is_dataclass(current):
             if not isinstance(value, dict):
                 raise ValueError(f"{where}{key} is a section; give it a mapping")
             _apply(current, value, f"{where}{key}.")
+        elif isinstance(value, dict):
+            inner = next(iter(value), "")
+            raise ValueError(f"{where}{key} is an option, not a section: {where}{key}.{inner} does not exist "
+                             f"(give a value: {where}{key}=...)")
         else:
-            setattr(obj, key, _coerce(value, current, f"{where}{key}"))
+            setattr(obj, key, _coerce(value, hints[key], f"{where}{key}"))
 
 
-def _coerce(value, current, name: str):
-    """Give `value` the type of the default it replaces (YAML reads `2e-3` as a string)."""
-    try:
-        if isinstance(current, bool):
-            if not isinstance(value, bool):
-                raise ValueError
-            return value
-        if isinstance(current, float) and isinstance(value, (int, float, str)):
-            return float(value)
-        if isinstance(current, int) and isinstance(value, int) and not isinstance(value, bool):
-            return value
-        if isinstance(current, int):
-            raise ValueError
-    except ValueError:
-        raise ValueError(f"{name} must be of type {type(current).__name__}, not {value!r}") from None
+def _type_name(hint) -> str:
+    return getattr(hint, "__name__", None) if typing.get_origin(hint) is None else str(hint)
+
+
+def _coerce(value, hint, name: str):
+    """`value` as the field's type `hint` (YAML reads `2e-3` as a string); ValueError if it is not."""
+    origin = typing.get_origin(hint)
+    if origin is list:
+        (item,) = typing.get_args(hint)
+        if not isinstance(value, list):
+            raise ValueError(f"{name} must be a list ({hint}), not {value!r}")
+        return [_coerce(v, item, f"{name}[{i}]") for i, v in enumerate(value)]
+    ok = True
+    if hint is bool:
+        ok = isinstance(value, bool)
+    elif hint is int:
+        ok = isinstance(value, int) and not isinstance(value, bool)
+    elif hint is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+            ok = False
+        else:
+            try:
+                return float(value)
+            except ValueError:
+                ok = False
+    elif hint is str:
+        ok = isinstance(value, str)
+    if not ok:
+        raise ValueError(f"{name} must be of type {_type_name(hint)}, not {value!r}")
     return value
 
 
@@ -87,22 +156,54 @@ def parse_override(text: str) -> tuple[list[str], object]:
     if "=" not in text:
         raise ValueError(f"override {text!r} is not of the form section.key=value")
     key, value = text.split("=", 1)
-    return key.strip().split("."), yaml.safe_load(value)
+    try:
+        parsed = yaml.safe_load(value)
+    except yaml.YAMLError as e:
+        raise ValueError(f"override {text!r}: the value is not valid YAML ({_yaml_problem(e)})") from None
+    return key.strip().split("."), parsed
+
+
+def _yaml_problem(e: yaml.YAMLError) -> str:
+    """A YAML error in one line: what is wrong, and where."""
+    problem = getattr(e, "problem", None) or str(e).splitlines()[0]
+    mark = getattr(e, "problem_mark", None)
+    return f"{problem} at line {mark.line + 1}, column {mark.column + 1}" if mark else problem
+
+
+def read_config_file(config_file: str | Path) -> dict:
+    """The mapping of a YAML config file (ValueError, naming the file, if it is not one)."""
+    try:
+        values = yaml.safe_load(Path(config_file).read_text())
+    except yaml.YAMLError as e:
+        raise ValueError(f"{config_file} is not valid YAML: {_yaml_problem(e)}") from None
+    except (OSError, UnicodeDecodeError) as e:
+        raise ValueError(f"cannot read {config_file}: {e}") from None
+    if values is None:
+        return {}
+    if not isinstance(values, dict):
+        raise ValueError(f"{config_file} must be a YAML mapping with model: and train: sections, "
+                         f"not a {type(values).__name__}")
+    return values
 
 
 def resolve_config(config_file: str | Path | None = None, overrides: list[str] = ()) -> ExperimentConfig:
-    """Defaults, then `config_file`, then `overrides` ("section.key=value")."""
+    """Defaults, then `config_file`, then `overrides` ("section.key=value"); validated."""
     cfg = ExperimentConfig()
     if config_file is not None:
-        values = yaml.safe_load(Path(config_file).read_text()) or {}
-        _apply(cfg, values, "")
+        values = read_config_file(config_file)
+        try:
+            _apply(cfg, values, "")
+        except ValueError as e:
+            raise ValueError(f"{config_file}: {e}") from None
     for text in overrides:
         path, value = parse_override(text)
+        if not all(path):
+            raise ValueError(f"override {text!r}: empty key")
         nested = value
         for key in reversed(path):
             nested = {key: nested}
         _apply(cfg, nested, "")
-    cfg.model.__post_init__()
+    cfg.validate()
     return cfg
 
 
@@ -116,5 +217,9 @@ def config_from_dict(d: dict) -> ExperimentConfig:
     return cfg
 
 
-def save_config(cfg: ExperimentConfig, path: str | Path) -> None:
-    Path(path).write_text(yaml.safe_dump(config_to_dict(cfg), sort_keys=False))
+def save_config(cfg: ExperimentConfig, path: str | Path, comment: str | None = None) -> None:
+    """Write `cfg` as YAML, with `comment` (e.g. why train.dtype is what it is) as `# ` lines on top."""
+    text = yaml.safe_dump(config_to_dict(cfg), sort_keys=False)
+    if comment:
+        text = "".join(f"# {line}\n" for line in comment.splitlines()) + text
+    Path(path).write_text(text)

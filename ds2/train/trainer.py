@@ -26,14 +26,15 @@ from tqdm import tqdm
 
 from ds2.data.augment import Chain, FrequencyWarp
 from ds2.data.dataset import AsrDataset
-from ds2.data.sampler import SkipFirst, make_eval_sampler, make_train_sampler
+from ds2.data.sampler import SkipFirst, bucket_count, make_eval_sampler, make_train_sampler
 from ds2.data.shar import is_shar_dir, load_rank_shards
 from ds2.decode.greedy import greedy_decode
 from ds2.model import DeepSpeech2
+from ds2.precision import DTYPES, resolve_dtype  # DTYPES: still imported from here by older callers
 from ds2.score import error_counts
 from ds2.text import Tokenizer
-from ds2.train.checkpoint import load_checkpoint, save_atomic
-from ds2.train.config import ExperimentConfig, config_to_dict, save_config
+from ds2.train.checkpoint import CheckpointError, load_checkpoint, save_atomic
+from ds2.train.config import ExperimentConfig, config_from_dict, config_to_dict, save_config
 from ds2.train.plot import plot_curves
 
 log = logging.getLogger("ds2.train")
@@ -53,9 +54,11 @@ def ctc_label_frames(tokens: list[int]) -> int:
     return len(tokens) + sum(1 for a, b in zip(tokens, tokens[1:]) if a == b)
 
 
-def filter_trainable(cuts: CutSet, tokenizer: Tokenizer, model: DeepSpeech2, split: str) -> CutSet:
+def filter_trainable(cuts: CutSet, tokenizer: Tokenizer, model: DeepSpeech2, split: str,
+                     require_some: bool = False) -> CutSet:
     """Drop cuts with an empty or unmappable transcript, or too few output frames for their
-    label sequence; log a count per reason and the ids."""
+    label sequence; log a count per reason and the ids. With `require_some`, no cut kept is
+    a TrainingStopped that says how many were dropped and why."""
     dropped: dict[str, list[str]] = {"empty transcript": [], "unmappable transcript": [],
                                      "too short for its label sequence": []}
     kept = []
@@ -78,11 +81,28 @@ def filter_trainable(cuts: CutSet, tokenizer: Tokenizer, model: DeepSpeech2, spl
         if ids:
             log.warning("%s: dropped %d cuts (%s): %s%s", split, len(ids), reason, " ".join(ids[:10]),
                         " ..." if len(ids) > 10 else "")
-    log.info("%s: %d of %d cuts kept", split, len(kept), len(cuts))
+    total = sum(len(ids) for ids in dropped.values()) + len(kept)
+    log.info("%s: %d of %d cuts kept", split, len(kept), total)
+    if require_some and not kept:
+        raise TrainingStopped(no_cuts_message(split, total, dropped))
     return CutSet.from_cuts(kept)
 
 
-DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+def no_cuts_message(split: str, total: int, dropped: dict[str, list[str]]) -> str:
+    """One line: no cut of `split` is left, how many were dropped for which reasons, what to check."""
+    if total == 0:
+        return f"{split}: the cut set is empty; nothing to {'train on' if split == 'train' else 'validate on'}"
+    reasons = "; ".join(f"{len(ids)} {reason} (e.g. {ids[0]})" for reason, ids in dropped.items() if ids)
+    hints = []
+    if dropped.get("unmappable transcript"):
+        hints.append("the transcripts use symbols the tokenizer of --lang-dir lacks (check their case and "
+                     "normalisation against its tokens.txt)")
+    if dropped.get("empty transcript"):
+        hints.append("the supervisions have no text")
+    if dropped.get("too short for its label sequence"):
+        hints.append("the model's time stride (model.conv_strides) leaves fewer frames than the labels need")
+    return (f"{split}: no cut is left {'to train on' if split == 'train' else 'to validate on'}: all {total} were "
+            f"dropped ({reasons}): {'; '.join(hints)}")
 
 
 def compute_loss(model, batch: dict, device: torch.device, dtype: str = "float32"):
@@ -91,7 +111,7 @@ def compute_loss(model, batch: dict, device: torch.device, dtype: str = "float32
     The model runs under autocast in `dtype`; the CTC loss is always computed in float32.
     """
     if dtype not in DTYPES:
-        raise ValueError(f"dtype must be one of {', '.join(DTYPES)}, not {dtype!r}")
+        dtype = resolve_dtype(dtype, device)[0]  # "auto" (raises for names that are no precision)
     feats = batch["features"].to(device)
     with torch.autocast(device.type, dtype=DTYPES[dtype], enabled=dtype != "float32"):
         log_probs, out_lens = model(feats, batch["feature_lens"].to(device))
@@ -144,15 +164,30 @@ class Trainer:
         train_cuts = load_rank_shards(data.train_cuts, rank, world_size) if self.rank_split \
             else CutSet.from_file(data.train_cuts)
         dev_cuts = CutSet.from_file(data.dev_cuts)
-        first = next(iter(train_cuts))
+        first = next(iter(train_cuts), None)
+        if first is None:
+            raise TrainingStopped(f"train: no cut in {data.train_cuts}; nothing to train on")
+        if tc.dtype not in DTYPES:  # "auto", when the Trainer is built without `run`
+            tc.dtype = resolve_dtype(tc.dtype, self.device)[0]
         self.num_features = first.num_features
         self.frame_shift = first.frame_shift
         stats = torch.load(data.stats, map_location="cpu", weights_only=True)
         self.model = DeepSpeech2(cfg.model, self.num_features, tokenizer.vocab_size)
         self.model.set_normalization(stats["mean"], stats["std"])
         self.model.to(self.device)
-        self.train_cuts = filter_trainable(train_cuts, tokenizer, self.model, "train").to_eager()
-        self.dev_cuts = filter_trainable(dev_cuts, tokenizer, self.model, "dev").to_eager()
+        # every rank reads all of train (or its shards) and dev, so an empty result is every rank's,
+        # except for shards, whose ranks agree below before any of them stops
+        self.train_cuts = filter_trainable(train_cuts, tokenizer, self.model, "train",
+                                           require_some=not self.rank_split).to_eager()
+        if self.rank_split and self.min_over_ranks(len(self.train_cuts)) == 0:
+            raise TrainingStopped(f"train: no cut is left to train on for at least one rank (this rank, {rank}, "
+                                  f"has {len(self.train_cuts)}): see the dropped cuts in the log, or use fewer shards")
+        self.dev_cuts = filter_trainable(dev_cuts, tokenizer, self.model, "dev", require_some=True).to_eager()
+        buckets = bucket_count(len(self.train_cuts), tc.num_buckets)
+        if buckets < tc.num_buckets and (tc.epochs > 1 or not tc.sortagrad):  # bucketing is used
+            log.warning("train.num_buckets %d is more than the %d training cuts allow (Lhotse's bucketing needs "
+                        "at least 2 buckets and no more buckets than cuts): using %s", tc.num_buckets,
+                        len(self.train_cuts), f"{buckets} buckets" if buckets > 1 else "one shuffled bucket")
         self.ddp_model = self.model
         if dist.is_available() and dist.is_initialized():
             self.ddp_model = torch.nn.parallel.DistributedDataParallel(self.model)
@@ -474,14 +509,45 @@ def step_checkpoints(ckpt_dir: Path) -> list[Path]:
     return sorted(ckpt_dir.glob("step-*.pt"), key=lambda p: int(p.stem.split("-")[1]))
 
 
+def resume_candidates(ckpt_dir: Path) -> tuple[list[Path], list[tuple[Path, str]]]:
+    """Checkpoints a run could resume from, newest first: step-N.pt, last.pt (the end of the last
+    finished epoch; first among equally new ones) and epoch-N.pt; and the files whose step could
+    not be read, with the reason. last.pt's and epoch-N.pt's steps are read with mmap (cheap)."""
+    candidates, bad = [], []
+    for p in step_checkpoints(ckpt_dir):
+        candidates.append((int(p.stem.split("-")[1]), 0, p))
+    epochs = [p for p in ckpt_dir.glob("epoch-*.pt") if p.stem[6:].isdigit()]
+    for rank, paths in ((2, [ckpt_dir / "last.pt"]), (1, epochs)):
+        for p in paths:
+            if not p.exists():
+                continue
+            try:
+                candidates.append((int(load_checkpoint(p, mmap=True)["step"]), rank, p))
+            except (CheckpointError, KeyError, TypeError, ValueError) as e:
+                bad.append((p, str(e) if isinstance(e, CheckpointError) else f"{p} has no step"))
+    return [p for *_, p in sorted(candidates, key=lambda c: c[:2], reverse=True)], bad
+
+
+def load_latest_checkpoint(ckpt_dir: Path) -> tuple[Path | None, dict | None, list[tuple[Path, str]]]:
+    """The newest checkpoint in `ckpt_dir` that loads (path and contents; None, None if there is
+    none), and the newer ones that did not, with the reason (a truncated or corrupt file)."""
+    candidates, bad = resume_candidates(ckpt_dir)
+    for p in candidates:
+        try:
+            return p, load_checkpoint(p), bad
+        except CheckpointError as e:
+            bad.append((p, str(e)))
+    return None, None, bad
+
+
 def latest_checkpoint(ckpt_dir: Path) -> Path | None:
-    """The checkpoint to resume from: the newest step checkpoint, or last.pt (the end of the
-    last finished epoch) when that is as new."""
-    candidates = [(int(p.stem.split("-")[1]), 0, p) for p in step_checkpoints(ckpt_dir)]
-    last = ckpt_dir / "last.pt"
-    if last.exists():
-        candidates.append((torch.load(last, map_location="cpu", weights_only=True, mmap=True)["step"], 1, last))
-    return max(candidates)[2] if candidates else None
+    """The checkpoint to resume from: the newest that loads (truncated files are passed over)."""
+    return load_latest_checkpoint(ckpt_dir)[0]
+
+
+def model_differences(old: dict, new: dict) -> list[str]:
+    """`model.key old -> new` for every model option that differs between two config dicts."""
+    return [f"model.{k} {old.get(k)!r} -> {new.get(k)!r}" for k in new if old.get(k) != new.get(k)]
 
 
 def setup_logging(log_file: Path | None, rank: int) -> None:
@@ -493,32 +559,80 @@ def setup_logging(log_file: Path | None, rank: int) -> None:
                         format="%(asctime)s %(levelname)s [%(name)s] %(message)s", handlers=handlers, force=True)
 
 
+def pick_device() -> torch.device:
+    if torch.cuda.is_available():
+        return torch.device(f"cuda:{int(os.environ.get('LOCAL_RANK', 0))}")
+    return torch.device("cpu")
+
+
+def accept_run(cfg: ExperimentConfig, tokenizer: Tokenizer, exp_dir: Path, resume: bool):
+    """Whether `exp_dir` can take this run, decided before anything is written there: an existing
+    run needs --resume, and a resumed run the model and tokenizer it was trained with. Returns the
+    checkpoint to resume from (path, contents, or None, None) and the newer files that did not load."""
+    ckpt_dir = exp_dir / "checkpoints"
+    existing = sorted(ckpt_dir.glob("*.pt")) if ckpt_dir.is_dir() else []
+    if not existing:
+        return None, None, []
+    if not resume:
+        raise FileExistsError(f"{exp_dir} already holds a training run ({len(existing)} checkpoints); pass --resume "
+                              "to continue it or choose another --exp-dir")
+    path, ckpt, bad = load_latest_checkpoint(ckpt_dir)
+    if path is None:
+        if not bad:  # only best.pt / averaged.pt: nothing says where training stopped
+            raise TrainingStopped(f"{exp_dir} has no checkpoint to resume from (no last.pt, step-N.pt or epoch-N.pt)")
+        raise CheckpointError(f"no checkpoint of {ckpt_dir} loads, so there is nothing to resume from: "
+                              + "; ".join(reason for _, reason in bad))
+    try:
+        old_model = config_to_dict(config_from_dict(ckpt["config"]))["model"]
+    except ValueError as e:
+        raise CheckpointError(f"{path} holds a config this version cannot read: {e}") from None
+    changed = model_differences(old_model, config_to_dict(cfg)["model"])
+    if changed:
+        raise TrainingStopped(f"--resume: the model config differs from the one {exp_dir} was trained with "
+                              f"({', '.join(changed)}); resume with its config ({exp_dir / 'config.yaml'}) or train "
+                              "the new model in another --exp-dir")
+    if ckpt["tokenizer"] != tokenizer.to_dict():
+        raise TrainingStopped(f"--resume: the tokenizer of --lang-dir differs from the one {exp_dir} was trained "
+                              "with; give the --lang-dir of that run, or train in another --exp-dir")
+    return path, ckpt, bad
+
+
 def run(rank: int, world_size: int, cfg: ExperimentConfig, data: TrainData, tokenizer: Tokenizer,
         exp_dir: str | Path, resume: bool = False) -> Path:
-    """Train (or resume) an experiment in `exp_dir`; returns the best checkpoint's path."""
+    """Train (or resume) an experiment in `exp_dir`; returns the best checkpoint's path.
+
+    Nothing is written to `exp_dir` before the run is accepted (see `accept_run`). `cfg` may
+    say dtype auto: it is resolved for the device here, and config.yaml and the checkpoints
+    hold the resolved precision, with the reason on config.yaml's first line.
+    """
     exp_dir = Path(exp_dir)
+    cfg.validate()
+    device = pick_device()
+    resume_path, ckpt, bad = accept_run(cfg, tokenizer, exp_dir, resume)
+    dtype, reason = resolve_dtype(cfg.train.dtype, device)
+    cfg = copy.deepcopy(cfg)
+    cfg.train.dtype = dtype
+
     setup_logging(exp_dir / "log" / "train.log", rank)
+    for path, why in bad:
+        log.warning("passing over %s, which does not load: %s", path, why)
+    log.info("precision: %s (%s)", dtype, reason)
     if cfg.train.threads > 0:
         torch.set_num_threads(cfg.train.threads)
     # under torchrun (even with one process, so that NCCL/gloo are exercised) or with several
     if (world_size > 1 or "TORCHELASTIC_RUN_ID" in os.environ) and not dist.is_initialized():
         dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
-    device = torch.device("cpu")
-    if torch.cuda.is_available():
-        device = torch.device(f"cuda:{int(os.environ.get('LOCAL_RANK', 0))}")
+    if device.type == "cuda":
         torch.cuda.set_device(device)
     if rank == 0:
         (exp_dir / "log").mkdir(parents=True, exist_ok=True)
-        save_config(cfg, exp_dir / "config.yaml")
+        save_config(cfg, exp_dir / "config.yaml", comment=f"train.dtype: {dtype} ({reason})")
     trainer = Trainer(cfg, data, tokenizer, exp_dir, rank, world_size, device)
-    latest = latest_checkpoint(exp_dir / "checkpoints")
-    if resume and latest is not None:
-        trainer.load_state(load_checkpoint(latest))
-        log.info("resumed from %s: epoch %d, %d batches into it, step %d", latest, trainer.epoch + 1,
+    if ckpt is not None:
+        trainer.load_state(ckpt)
+        del ckpt
+        log.info("resumed from %s: epoch %d, %d batches into it, step %d", resume_path, trainer.epoch + 1,
                  trainer.batches_done, trainer.step)
-    elif not resume and latest is not None:
-        raise FileExistsError(f"{exp_dir} already holds a training run; pass --resume to continue it "
-                              "or choose another --exp-dir")
     trainer.fit()
     if dist.is_initialized():
         dist.destroy_process_group()
