@@ -21,7 +21,35 @@ def test_three_layers_defaults_file_overrides(tmp_path):
     ("train.epochs=many", "train.epochs must be of type int"),
     ("model.rnn_type=transformer", "rnn_type must be"),
     ("epochs", "not of the form"),
+    ("train.lr.x=1", "train.lr is an option, not a section"),
+    ("model.conv_channels=4", r"model.conv_channels must be a list \(list\[int\]\), not 4"),
+    ("model.conv_kernels=[[5, x]]", r"model.conv_kernels\[0\]\[1\] must be of type int"),
+    ("train.sortagrad=1", "train.sortagrad must be of type bool"),
+    ("train.dtype=float64", "train.dtype must be one of auto, float32, bfloat16, float16, not 'float64'"),
+    ("train.epochs=0", "train.epochs must be at least 1, not 0"),
+    ("train.max_duration=0", r"train.max_duration must be > 0"),
+    ("train.lr=nan", "train.lr must be finite and > 0, not nan"),
+    ("train.lr=-1e-3", "train.lr must be finite and > 0"),
+    ("train.final_lr_ratio=2", "train.final_lr_ratio must be between 0 and 1"),
+    ("train.num_buckets=0", "train.num_buckets must be at least 1"),
+    ("model.rnn_hidden=0", "model.rnn_hidden must be at least 1"),
+    ("model.dropout=1.5", "model.dropout must be >= 0 and < 1"),
+    ("train.lr=[", "the value is not valid YAML"),
 ])
 def test_bad_options_are_reported(override, message):
     with pytest.raises(ValueError, match=message):
         resolve_config(None, [override])
+
+
+def test_dtype_defaults_to_auto_and_a_config_file_must_be_a_mapping(tmp_path):
+    assert resolve_config().train.dtype == "auto"
+    conf = tmp_path / "c.yaml"
+    conf.write_text("- train\n")
+    with pytest.raises(ValueError, match="must be a YAML mapping"):
+        resolve_config(conf)
+    conf.write_text("train: {epochs: 2\n")
+    with pytest.raises(ValueError, match=r"c.yaml is not valid YAML: .* at line 2"):
+        resolve_config(conf)
+    conf.write_text("train:\n  lr: {x: 1}\n")
+    with pytest.raises(ValueError, match=r"c.yaml: train.lr is an option, not a section"):
+        resolve_config(conf)

@@ -45,15 +45,21 @@ def load_checkpoint(path: str | Path, mmap: bool = False) -> dict:
     CheckpointError naming `path` if it cannot be read, FileNotFoundError if it is missing.
     With `mmap`, tensors are mapped rather than read (cheap, to look at its step)."""
     path = Path(path)
+    if path.is_dir():
+        raise CheckpointError(f"checkpoint {path} is a folder, not a checkpoint file")
     if not path.is_file():
         raise FileNotFoundError(f"checkpoint {path} does not exist")
     try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=True, mmap=mmap)
+        try:
+            ckpt = torch.load(path, map_location="cpu", weights_only=True, mmap=mmap)
+        except Exception:
+            if not mmap:
+                raise
+            ckpt = torch.load(path, map_location="cpu", weights_only=True)  # an old, non-zip format?
     except Exception as e:  # torch raises RuntimeError, EOFError, UnpicklingError, ... for a bad file
-        first = (str(e).strip().splitlines() or [type(e).__name__])[0]
-        size = path.stat().st_size
-        raise CheckpointError(f"checkpoint {path} cannot be read ({size} bytes; truncated or corrupt?): "
-                              f"{first}") from None
+        first = (str(e).strip().splitlines() or [""])[0].split(". ")[0][:200]
+        raise CheckpointError(f"checkpoint {path} cannot be read ({path.stat().st_size} bytes; truncated or "
+                              f"corrupt?): {type(e).__name__}{': ' + first if first else ''}") from None
     if not isinstance(ckpt, dict) or any(k not in ckpt for k in CHECKPOINT_KEYS):
         raise CheckpointError(f"{path} is not a ds2 checkpoint (it lacks "
                               f"{', '.join(k for k in CHECKPOINT_KEYS if not isinstance(ckpt, dict) or k not in ckpt)})")

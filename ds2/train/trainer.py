@@ -171,7 +171,12 @@ class Trainer:
             tc.dtype = resolve_dtype(tc.dtype, self.device)[0]
         self.num_features = first.num_features
         self.frame_shift = first.frame_shift
-        stats = torch.load(data.stats, map_location="cpu", weights_only=True)
+        try:
+            stats = torch.load(data.stats, map_location="cpu", weights_only=True)
+            stats["mean"], stats["std"]
+        except Exception as e:
+            raise TrainingStopped(f"--stats {data.stats} is not a feature mean/std file of `ds2 features` "
+                                  f"({type(e).__name__}: {(str(e).splitlines() or [''])[0][:200]})") from None
         self.model = DeepSpeech2(cfg.model, self.num_features, tokenizer.vocab_size)
         self.model.set_normalization(stats["mean"], stats["std"])
         self.model.to(self.device)
@@ -609,14 +614,10 @@ def run(rank: int, world_size: int, cfg: ExperimentConfig, data: TrainData, toke
     cfg.validate()
     device = pick_device()
     resume_path, ckpt, bad = accept_run(cfg, tokenizer, exp_dir, resume)
-    dtype, reason = resolve_dtype(cfg.train.dtype, device)
-    cfg = copy.deepcopy(cfg)
-    cfg.train.dtype = dtype
 
     setup_logging(exp_dir / "log" / "train.log", rank)
     for path, why in bad:
         log.warning("passing over %s, which does not load: %s", path, why)
-    log.info("precision: %s (%s)", dtype, reason)
     if cfg.train.threads > 0:
         torch.set_num_threads(cfg.train.threads)
     # under torchrun (even with one process, so that NCCL/gloo are exercised) or with several
@@ -624,10 +625,19 @@ def run(rank: int, world_size: int, cfg: ExperimentConfig, data: TrainData, toke
         dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
     if device.type == "cuda":
         torch.cuda.set_device(device)
+    dtype, reason = resolve_dtype(cfg.train.dtype, device)
+    if dist.is_initialized() and dist.get_world_size() > 1:  # a timed CPU probe could differ between ranks
+        names = list(DTYPES)
+        agreed = torch.tensor([names.index(dtype)], device=device)
+        dist.all_reduce(agreed, op=dist.ReduceOp.MIN)  # float32 if any rank chose it
+        if names[int(agreed)] != dtype:
+            dtype, reason = names[int(agreed)], f"{reason}, but another rank chose {names[int(agreed)]}"
+    log.info("precision: %s (%s)", dtype, reason)
+    cfg = copy.deepcopy(cfg)
+    cfg.train.dtype = dtype
+    trainer = Trainer(cfg, data, tokenizer, exp_dir, rank, world_size, device)  # stops if no cut is left
     if rank == 0:
-        (exp_dir / "log").mkdir(parents=True, exist_ok=True)
         save_config(cfg, exp_dir / "config.yaml", comment=f"train.dtype: {dtype} ({reason})")
-    trainer = Trainer(cfg, data, tokenizer, exp_dir, rank, world_size, device)
     if ckpt is not None:
         trainer.load_state(ckpt)
         del ckpt
