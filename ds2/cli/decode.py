@@ -55,9 +55,36 @@ def _options(params_file, search: dict):
             raise click.UsageError(f"--params {params_file} was tuned for {tuned['method']}, not {method}")
         values.update(tuned["params"])
     try:
-        return DecodeOptions(**values)
+        opts = DecodeOptions(**values)
     except ValueError as e:
         raise click.UsageError(str(e))
+    from ds2.lm.ngram import check_lm_file
+
+    for option in ("lm", "rescore_lm"):
+        if getattr(opts, option) and opts.method in ("beam", "nbest-rescore"):
+            try:
+                check_lm_file(getattr(opts, option))
+            except ValueError as e:
+                raise click.ClickException(f"--{option.replace('_', '-')}: {e}") from None
+    return opts
+
+
+def _checkpoint(exp_dir: Path, checkpoint: Path | None) -> Path:
+    """The checkpoint decoding uses; a one-line error when EXP_DIR has none."""
+    from ds2.train.checkpoint import find_checkpoint
+
+    try:
+        return find_checkpoint(checkpoint or exp_dir)
+    except FileNotFoundError as e:
+        raise click.ClickException(str(e)) from None
+
+
+def _errors_in_one_line():
+    """The errors decoding reports without a traceback: a decoder that cannot be built, an
+    empty set, a missing file."""
+    from ds2.decode.methods import DecoderError
+
+    return DecoderError, ValueError, FileNotFoundError
 
 
 def _sets(cut_sets):
@@ -90,8 +117,12 @@ def command(exp_dir, cut_sets, params_file, checkpoint, max_duration, num_jobs, 
     from ds2.decode.runner import decode_cuts
 
     opts = _options(params_file, search)
+    checkpoint = _checkpoint(exp_dir, checkpoint)
     for name, path in _sets(cut_sets):
-        wer, cer, out_dir = decode_cuts(exp_dir, path, name, opts, checkpoint, max_duration, num_jobs)
+        try:
+            wer, cer, out_dir = decode_cuts(exp_dir, path, name, opts, checkpoint, max_duration, num_jobs)
+        except _errors_in_one_line() as e:
+            raise click.ClickException(str(e)) from None
         click.echo(f"{out_dir}: {wer.line('WER')}  {cer.line('CER')}")
 
 
@@ -117,11 +148,12 @@ def tune_command(exp_dir, cut_sets, params_file, checkpoint, max_duration, num_j
     if len(sets) != 1:
         raise click.UsageError("ds2 tune takes exactly one --cuts set (dev)")
     name, path = sets[0]
-    lp = compute_log_probs(exp_dir, path, name, checkpoint, max_duration)
+    checkpoint = _checkpoint(exp_dir, checkpoint)
     try:
+        lp = compute_log_probs(exp_dir, path, name, checkpoint, max_duration)
         params, table = tune(lp, opts, num_jobs=num_jobs)
-    except ValueError as e:
-        raise click.UsageError(str(e))
+    except _errors_in_one_line() as e:
+        raise click.ClickException(str(e)) from None
     if opts.method == "nbest-rescore":  # its file also carries the first pass's weights
         params = {"alpha": opts.alpha, "beta": opts.beta, **params}
     write_params(output, opts.method, params, table, name)

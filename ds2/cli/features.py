@@ -21,13 +21,23 @@ def command(manifest_dir, output_dir, prefix, splits, kind, num_mel_bins, num_jo
 
     Writes OUTPUT_DIR/PREFIX_cuts_SPLIT.jsonl.gz with Lilcom-compressed features beside
     them, and on the train split the global mean/std (PREFIX_stats_train.pt) that the
-    model stores for normalisation. Unreadable audio is reported by id and skipped.
+    model stores for normalisation. Audio at another sampling rate is resampled to 16 kHz and
+    several channels are mixed down to one, on the fly; unreadable audio is reported by id and
+    skipped (and when a split has none that can be read, the command stops). A split's cut
+    set is written last, atomically, so a cut set on disk is always complete; Ctrl-C stops with
+    exit status 130 and removes the split's half-written features.
 
     Example: ds2 features data/manifests data/fbank --prefix synth
     """
-    from ds2.data.features import FeatureConfig, compute_features
+    try:
+        from ds2.data.features import FeatureConfig, compute_features
 
-    cfg = FeatureConfig(kind=kind, num_mel_bins=num_mel_bins)
-    written = compute_features(manifest_dir, output_dir, prefix, splits.split(","), cfg, num_jobs)
+        cfg = FeatureConfig(kind=kind, num_mel_bins=num_mel_bins)
+        written = compute_features(manifest_dir, output_dir, prefix, splits.split(","), cfg, num_jobs)
+    except KeyboardInterrupt:
+        click.echo("ds2 features: interrupted (the split in progress was not written)", err=True)
+        raise click.exceptions.Exit(130) from None
+    except (FileNotFoundError, ValueError) as e:
+        raise click.ClickException(str(e)) from None
     for name, path in written.items():
         click.echo(f"{name}: {path}")

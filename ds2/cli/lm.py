@@ -21,7 +21,7 @@ def command():
 @click.option("--dev-text", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
               help="Sentences to report perplexity on: a text file or a Lhotse supervision/cut manifest.")
 def train(text, lm_dir, order, prune, dev_text):
-    """Estimate an ORDER-gram on TEXT (one sentence per line) into LM_DIR.
+    """Estimate an ORDER-gram on TEXT (one sentence per line, at least two) into LM_DIR.
 
     Writes LM_DIR/lm_<order>gram.arpa and LM_DIR/lm_<order>gram.bin (KenLM binary), and
     prints the perplexity on --dev-text. Needs KenLM's lmplz and build_binary
@@ -39,7 +39,10 @@ def train(text, lm_dir, order, prune, dev_text):
         raise click.ClickException(str(e))
     click.echo(f"{arpa}\n{binary}")
     if dev_text:
-        ppl = perplexity(load_lm(binary), read_texts(dev_text))
+        sentences = read_texts(dev_text)
+        if not sentences:
+            raise click.ClickException(f"--dev-text {dev_text} holds no sentence to measure perplexity on")
+        ppl = perplexity(load_lm(binary), sentences)
         click.echo(f"perplexity on {dev_text}: {ppl:.1f}")
 
 
@@ -51,13 +54,16 @@ def graph(lang_dir, arpa):
 
     L spells every word of the ARPA's vocabulary with LANG_DIR's tokens; G is the ARPA as
     an FST (kaldilm); HLG is composed, determinised and minimised with kaldifst. Also
-    writes words.txt and lexicon.txt.
+    writes words.txt and lexicon.txt. Refuses an ARPA without a word the tokens can spell.
 
     Example: ds2 lm graph data/lang_char data/lm/lm_3gram.arpa
     """
     from ds2.lm.graph import build_graphs
     from ds2.text import load_tokenizer
 
-    paths = build_graphs(lang_dir, arpa, load_tokenizer(lang_dir))
+    try:
+        paths = build_graphs(lang_dir, arpa, load_tokenizer(lang_dir))
+    except (FileNotFoundError, ValueError) as e:
+        raise click.ClickException(str(e)) from None
     for p in paths.values():
         click.echo(f"{p} ({p.stat().st_size / 1e6:.1f} MB)")

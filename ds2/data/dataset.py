@@ -16,14 +16,20 @@ class AsrDataset(torch.utils.data.Dataset):
     of the batch and listed in its "skipped" entry as (cut id, reason), so one bad item never
     stops an epoch and the training loop can count and name them.
     `augment` (e.g. Lhotse's SpecAugment) is applied to the padded (B, T, F) features.
+
+    With `targets=False` (decoding) every cut with features is in the batch, whatever its
+    text: the batch has no targets, "unspellable" lists the ids whose text the tokenizer
+    cannot write (or that have none), and only cuts whose features cannot be loaded are
+    "skipped".
     """
 
-    def __init__(self, tokenizer: Tokenizer, augment=None):
+    def __init__(self, tokenizer: Tokenizer, augment=None, targets: bool = True):
         self.tokenizer = tokenizer
         self.augment = augment
+        self.targets = targets
 
     def __getitem__(self, cuts: CutSet) -> dict:
-        feats, targets, ids, texts, skipped = [], [], [], [], []
+        feats, targets, ids, texts, skipped, unspellable = [], [], [], [], [], []
         for cut in cuts:
             text = " ".join(s.text for s in cut.supervisions if s.text)
             try:
@@ -31,29 +37,36 @@ class AsrDataset(torch.utils.data.Dataset):
             except ValueError:
                 tokens = None
             if not tokens:
-                skipped.append((cut.id, "empty transcript" if not text.strip() else "unmappable transcript"))
-                continue
+                reason = "empty transcript" if not text.strip() else "unmappable transcript"
+                if self.targets:
+                    skipped.append((cut.id, reason))
+                    continue
+                unspellable.append((cut.id, reason))
             try:
                 x = torch.from_numpy(cut.load_features())
             except Exception as e:  # noqa: BLE001 - reported and skipped, never fatal
                 skipped.append((cut.id, f"unreadable features ({type(e).__name__}: {e})"))
                 continue
             feats.append(x)
-            targets.append(torch.tensor(tokens, dtype=torch.int32))
+            if self.targets:
+                targets.append(torch.tensor(tokens, dtype=torch.int32))
             ids.append(cut.id)
             texts.append(text)
         if not feats:
-            return {"cut_ids": [], "skipped": skipped}
+            return {"cut_ids": [], "texts": [], "skipped": skipped, "unspellable": unspellable}
         lengths = torch.tensor([f.shape[0] for f in feats], dtype=torch.int64)
         padded = pad_sequence(feats, batch_first=True)
         if self.augment is not None:
             padded = self.augment(padded)
-        return {
+        batch = {
             "features": padded,
             "feature_lens": lengths,
-            "targets": torch.cat(targets),
-            "target_lens": torch.tensor([len(t) for t in targets], dtype=torch.int64),
             "cut_ids": ids,
             "texts": texts,
             "skipped": skipped,
+            "unspellable": unspellable,
         }
+        if self.targets:
+            batch["targets"] = torch.cat(targets)
+            batch["target_lens"] = torch.tensor([len(t) for t in targets], dtype=torch.int64)
+        return batch

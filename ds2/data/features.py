@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import logging
 import math
+import os
 import shutil
-from concurrent.futures import ProcessPoolExecutor
+import signal
 from contextlib import ExitStack
 from multiprocessing import get_context
 from dataclasses import dataclass
@@ -57,6 +58,42 @@ def make_extractor(cfg: FeatureConfig):
     raise ValueError(f"unknown feature kind {cfg.kind!r}: choose fbank or spectrogram")
 
 
+def as_mono_at(cut, sampling_rate: int):
+    """`cut` as one channel at `sampling_rate`, computed on the fly by Lhotse: resampled
+    (`cut.resample`) when recorded at another rate, and a multi-channel recording mixed down
+    to the mean of its channels (a MixedCut of the per-channel cuts, each at 1/C volume)."""
+    from lhotse.cut import MixedCut, MixTrack
+    from lhotse.utils import fastcopy
+
+    if cut.sampling_rate != sampling_rate:
+        cut = cut.resample(sampling_rate)
+    if cut.num_channels is None or cut.num_channels <= 1:
+        return cut
+    channels = cut.to_mono(mono_downmix=False)
+    tracks = [MixTrack(cut=fastcopy(c.perturb_volume(1.0 / len(channels), affix_id=False), supervisions=[]),
+                       offset=0.0) for c in channels]
+    return MixedCut(id=cut.id, tracks=tracks)
+
+
+def features_of(cut, extractor, writer):
+    """`cut` with its features (of `as_mono_at` the extractor's rate) stored by `writer`. A mix of
+    channels comes back as a MonoCut without a recording, carrying the original supervisions
+    once, on channel 0."""
+    from lhotse.utils import fastcopy
+
+    mono = as_mono_at(cut, extractor.config.sampling_rate)
+    done = mono.compute_and_store_features(extractor, writer)
+    if mono is not cut and (cut.num_channels or 1) > 1:
+        done = fastcopy(done, supervisions=[fastcopy(s, channel=0) for s in cut.supervisions])
+    return done
+
+
+def _ignore_sigint():
+    # Ctrl-C reaches the whole process group; only the main process handles it (and then
+    # terminates the workers), so no worker dies with a traceback of its own.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
 def _compute_shard(args) -> tuple[list, list[tuple[str, str]]]:
     """Cuts with features, and (id, error) of those whose audio is empty or fails to load
     (a zero-length or truncated file): each audio file is opened once, here."""
@@ -68,7 +105,7 @@ def _compute_shard(args) -> tuple[list, list[tuple[str, str]]]:
             try:
                 if cut.duration <= 0:
                     raise ValueError("no samples")
-                done.append(cut.compute_and_store_features(extractor, writer))
+                done.append(features_of(cut, extractor, writer))
             except Exception as e:  # noqa: BLE001 - a truncated or corrupt file is reported, not fatal
                 failed.append((cut.id, f"{type(e).__name__}: {e}".splitlines()[0]))
     return done, failed
@@ -76,8 +113,10 @@ def _compute_shard(args) -> tuple[list, list[tuple[str, str]]]:
 
 def compute_cut_features(cuts: CutSet, extractor, storage_dir: Path, num_jobs: int, desc: str) -> CutSet:
     """Features of `cuts` in `storage_dir`, computed in shards over `num_jobs` processes with a
-    progress bar per cut. Cuts whose audio fails to load (e.g. a truncated file) are logged
-    with their ids and left out. A half-written `storage_dir` from an interrupted run is replaced."""
+    progress bar per cut. Audio at another sampling rate is resampled and several channels are
+    mixed down to one (`as_mono_at`). Cuts whose audio fails to load (e.g. a truncated file) are
+    logged with their ids and left out; when every cut fails, ValueError. A half-written
+    `storage_dir` from an interrupted run is replaced, and one interrupted now (Ctrl-C) is removed."""
     if storage_dir.exists():
         shutil.rmtree(storage_dir)
     storage_dir.mkdir(parents=True)
@@ -86,20 +125,35 @@ def compute_cut_features(cuts: CutSet, extractor, storage_dir: Path, num_jobs: i
     shards = [CutSet.from_cuts(items[i:i + shard_size]) for i in range(0, len(items), shard_size)]
     jobs = [(shard, extractor, storage_dir / f"feats-{i:04d}") for i, shard in enumerate(shards)]
     done, failed = [], []
-    with tqdm(total=len(cuts), desc=desc, unit="cut") as bar, ExitStack() as stack:
-        results = map(_compute_shard, jobs)
-        if num_jobs > 1:
-            pool = stack.enter_context(ProcessPoolExecutor(max_workers=num_jobs, mp_context=get_context("spawn")))
-            results = pool.map(_compute_shard, jobs)
-        for job, (shard_done, shard_failed) in zip(jobs, results):
-            done += shard_done
-            failed += shard_failed
-            bar.update(len(job[0]))
+    try:
+        with tqdm(total=len(cuts), desc=desc, unit="cut") as bar, ExitStack() as stack:
+            results = map(_compute_shard, jobs)
+            if num_jobs > 1:
+                # The workers start with SIGINT ignored (inherited through exec), so a Ctrl-C
+                # while they import cannot kill one with a traceback; leaving the block
+                # terminates them.
+                previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+                try:
+                    pool = stack.enter_context(get_context("spawn").Pool(num_jobs, initializer=_ignore_sigint))
+                finally:
+                    signal.signal(signal.SIGINT, previous)
+                results = pool.imap(_compute_shard, jobs)
+            for job, (shard_done, shard_failed) in zip(jobs, results):
+                done += shard_done
+                failed += shard_failed
+                bar.update(len(job[0]))
+    except BaseException:
+        shutil.rmtree(storage_dir, ignore_errors=True)
+        raise
     for cut_id, error in failed:
         log.warning("skipping %s: unreadable audio (%s)", cut_id, error)
     if failed:
         log.warning("%d cuts with unreadable audio were skipped: %s", len(failed),
                     " ".join(cut_id for cut_id, _ in failed[:20]))
+    if not done:
+        shutil.rmtree(storage_dir, ignore_errors=True)
+        example = f" (e.g. {failed[0][0]}: {failed[0][1]})" if failed else ""
+        raise ValueError(f"{desc}: none of the {len(items)} cuts has readable audio{example}")
     return CutSet.from_cuts(done)
 
 
@@ -119,20 +173,28 @@ def compute_features(manifest_dir: str | Path, output_dir: str | Path, prefix: s
     for split in splits:
         recs = RecordingSet.from_file(manifest_dir / f"{prefix}_recordings_{split}.jsonl.gz")
         sups = SupervisionSet.from_file(manifest_dir / f"{prefix}_supervisions_{split}.jsonl.gz")
-        cuts = compute_cut_features(CutSet.from_manifests(recordings=recs, supervisions=sups), extractor, output_dir / f"{prefix}_feats_{split}", num_jobs,
-                                    desc=f"{cfg.kind} {split}")
         path = output_dir / f"{prefix}_cuts_{split}.jsonl.gz"
-        cuts.to_file(path)
+        path.unlink(missing_ok=True)  # never an old cut set beside new features
+        cuts = compute_cut_features(CutSet.from_manifests(recordings=recs, supervisions=sups), extractor,
+                                    output_dir / f"{prefix}_feats_{split}", num_jobs, desc=f"{cfg.kind} {split}")
+        if split == "train":  # the stats first: a cut set on disk means its split is complete
+            stats_path = output_dir / f"{prefix}_stats_train.pt"
+            tmp = stats_path.with_name(f".tmp.{stats_path.name}")
+            torch.save(feature_stats(cuts), tmp)
+            os.replace(tmp, stats_path)
+        tmp = path.with_name(f".tmp.{path.name}")  # keeps the .jsonl.gz suffix Lhotse reads the format from
+        cuts.to_file(tmp)
+        os.replace(tmp, path)
         written[split] = path
         if split == "train":
-            stats = feature_stats(cuts)
-            torch.save(stats, output_dir / f"{prefix}_stats_train.pt")
-            written["stats"] = output_dir / f"{prefix}_stats_train.pt"
+            written["stats"] = stats_path
     return written
 
 
 def feature_stats(cuts: CutSet) -> dict[str, torch.Tensor]:
     """Per-dimension mean and standard deviation of all frames of `cuts` (float64 sums)."""
+    if len(cuts) == 0:
+        raise ValueError("no cuts to compute feature statistics on")
     total, total_sq, count = None, None, 0
     for cut in tqdm(cuts, desc="feature stats", unit="cut"):
         x = torch.from_numpy(cut.load_features()).double()

@@ -88,8 +88,21 @@ class NbestRescorer:
         return best
 
 
+class DecoderError(Exception):
+    """A method's decoder cannot be built (an LM or graph that cannot be read)."""
+
+
 def build_decoder(opts: DecodeOptions, tokenizer: Tokenizer):
-    """An object with `.decode(log_probs) -> text` for `opts.method`."""
+    """An object with `.decode(log_probs) -> text` for `opts.method`; DecoderError (one line, naming
+    the file) when its LM or graph cannot be loaded."""
+    try:
+        return _build_decoder(opts, tokenizer)
+    except Exception as e:  # noqa: BLE001 - kenlm/kaldifst raise plain OSError/RuntimeError
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise DecoderError(f"cannot load the {opts.method} decoder: {first}") from None
+
+
+def _build_decoder(opts: DecodeOptions, tokenizer: Tokenizer):
     if opts.method == "greedy":
         return Greedy(tokenizer)
     if opts.method in ("beam", "nbest-rescore"):
@@ -111,15 +124,23 @@ def build_decoder(opts: DecodeOptions, tokenizer: Tokenizer):
 
 
 _worker_decoder = None
+_worker_error: str | None = None
 
 
 def _init_worker(opts: DecodeOptions, tokenizer_dict: dict):
-    global _worker_decoder
+    # An initializer that raises makes multiprocessing.Pool restart the worker forever, so the
+    # error is kept and raised by the first task instead.
+    global _worker_decoder, _worker_error
     torch.set_num_threads(1)
-    _worker_decoder = build_decoder(opts, tokenizer_from_dict(tokenizer_dict))
+    try:
+        _worker_decoder = build_decoder(opts, tokenizer_from_dict(tokenizer_dict))
+    except DecoderError as e:
+        _worker_error = str(e)
 
 
 def _decode_chunk(args: tuple[dict, list[np.ndarray], int]) -> tuple[list, float]:
+    if _worker_error is not None:
+        raise DecoderError(_worker_error)
     params, chunk, nbest = args
     return _decode_with(_worker_decoder, params, chunk, nbest)
 

@@ -1,11 +1,18 @@
 """Decode a cut set with a trained checkpoint and write the scored decoding folder.
 
 The acoustic model runs once per set: its log-probs are kept in
-`exp/<tag>/logprobs/<set>.pt` and every method (and `ds2 tune`) reads them from there.
+`exp/<tag>/logprobs/<set>.pt`, with the SHA-256 digests of the cuts file and of the
+checkpoint they came from, and every method (and `ds2 tune`) reads them from there while
+both digests still match.
+
+Every cut is decoded, whatever its text: a reference the tokenizer cannot spell is scored as
+written (the words it cannot spell count as errors), and a cut whose features cannot be
+loaded is scored as deleting every word of its reference. wer.txt says how many of each.
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 import time
@@ -19,68 +26,141 @@ from tqdm import tqdm
 from ds2.data.dataset import AsrDataset
 from ds2.data.sampler import make_eval_sampler
 from ds2.decode.methods import DecodeOptions, decode_many
+from ds2.precision import DTYPES, resolve_dtype
 from ds2.score import ErrorRate, write_decode_dir
 from ds2.text import Tokenizer, tokenizer_from_dict
 from ds2.train.checkpoint import find_checkpoint, load_checkpoint, model_from_checkpoint
-from ds2.train.trainer import DTYPES
 
 log = logging.getLogger(__name__)
 
+CACHE_VERSION = 2  # bumped when the cache's content changes meaning
+
 
 class LogProbs:
-    """One set's acoustic model output: ids, reference texts, durations and (T, V) log-probs."""
+    """One set's acoustic model output: ids, reference texts, durations and (T, V) log-probs
+    of the decoded cuts; `undecodable` maps the ids of cuts without loadable features to
+    (reference text, reason), and `unspellable` lists the decoded ids whose reference the
+    tokenizer cannot spell. `digests` are the SHA-256 of the cuts file and the checkpoint."""
 
     def __init__(self, ids: list[str], texts: list[str], durations: list[float],
-                 log_probs: list[np.ndarray], tokenizer: Tokenizer, checkpoint: str):
+                 log_probs: list[np.ndarray], tokenizer: Tokenizer, checkpoint: str,
+                 undecodable: dict[str, tuple[str, str]] | None = None, unspellable: list[str] | None = None,
+                 digests: dict[str, str] | None = None):
         self.ids, self.texts, self.durations = ids, texts, durations
         self.log_probs, self.tokenizer, self.checkpoint = log_probs, tokenizer, checkpoint
+        self.undecodable = dict(undecodable or {})
+        self.unspellable = list(unspellable or [])
+        self.digests = dict(digests or {})
 
     @property
     def refs(self) -> dict[str, str]:
-        return dict(zip(self.ids, self.texts))
+        """Reference texts of every cut of the set, decoded or not."""
+        return {**dict(zip(self.ids, self.texts)), **{uid: text for uid, (text, _) in self.undecodable.items()}}
+
+    def hyps(self, texts: list[str]) -> dict[str, str]:
+        """Hypotheses keyed by id for every cut: `texts` of the decoded cuts (in `ids` order) and
+        the empty hypothesis (all deletions) for the undecodable ones."""
+        return {**dict(zip(self.ids, texts)), **{uid: "" for uid in self.undecodable}}
 
     @property
     def audio_seconds(self) -> float:
         return float(sum(self.durations))
 
+    def summary(self) -> str:
+        """The line of wer.txt that says what was decoded and how the rest was scored."""
+        n = len(self.ids) + len(self.undecodable)
+        line = (f"# cuts: {n}, decoded: {len(self.ids)}; references the tokenizer cannot spell: "
+                f"{len(self.unspellable)} (scored as written, their unspellable words count as errors); "
+                f"cuts that could not be decoded: {len(self.undecodable)} (unreadable features, scored as "
+                f"deleting every reference word)")
+        if self.unspellable:
+            line += "\n# unspellable references: " + " ".join(self.unspellable)
+        if self.undecodable:
+            line += "\n# not decoded: " + " ".join(self.undecodable)
+        return line
+
     def save(self, path: Path):
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(path.name + ".tmp")
-        torch.save({"ids": self.ids, "texts": self.texts, "durations": self.durations,
+        torch.save({"version": CACHE_VERSION, "ids": self.ids, "texts": self.texts, "durations": self.durations,
                     "log_probs": [torch.from_numpy(lp) for lp in self.log_probs],
-                    "tokenizer": self.tokenizer.to_dict(), "checkpoint": self.checkpoint}, tmp)
+                    "tokenizer": self.tokenizer.to_dict(), "checkpoint": self.checkpoint,
+                    "undecodable": {uid: list(v) for uid, v in self.undecodable.items()},
+                    "unspellable": self.unspellable, "digests": self.digests}, tmp)
         os.replace(tmp, path)
 
     @classmethod
     def load(cls, path: Path) -> "LogProbs":
-        d = torch.load(path, map_location="cpu", weights_only=True)
+        return cls.from_dict(torch.load(path, map_location="cpu", weights_only=True))
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "LogProbs":
         return cls(d["ids"], d["texts"], d["durations"], [lp.numpy() for lp in d["log_probs"]],
-                   tokenizer_from_dict(d["tokenizer"]), d["checkpoint"])
+                   tokenizer_from_dict(d["tokenizer"]), d["checkpoint"],
+                   {uid: tuple(v) for uid, v in d.get("undecodable", {}).items()}, d.get("unspellable", []),
+                   d.get("digests", {}))
+
+
+def file_digest(path: str | Path) -> str:
+    """SHA-256 of a file's bytes (what the log-prob cache is keyed by)."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _cached(cache: Path, digests: dict[str, str]) -> LogProbs | None:
+    """The cached log-probs when they came from the same cuts file and checkpoint bytes."""
+    if not cache.is_file():
+        return None
+    try:
+        d = torch.load(cache, map_location="cpu", weights_only=True)
+        if d.get("version") != CACHE_VERSION or d.get("digests") != digests:
+            return None
+        return LogProbs.from_dict(d)
+    except Exception as e:  # noqa: BLE001 - a stale or broken cache is recomputed, never trusted
+        log.warning("ignoring %s (%s: %s)", cache, type(e).__name__, e)
+        return None
 
 
 def compute_log_probs(exp_dir: str | Path, cuts_path: str | Path, set_name: str,
                       checkpoint: str | Path | None = None, max_duration: float = 300.0) -> LogProbs:
-    """The set's log-probs, from `exp_dir/logprobs/<set>.pt` when newer than the checkpoint and cuts."""
+    """The set's log-probs, from `exp_dir/logprobs/<set>.pt` when that was computed from the same
+    bytes of the cuts file and of the checkpoint (their SHA-256 digests match), else computed now.
+
+    Every cut with features is decoded; those whose features cannot be loaded are listed in
+    `undecodable` (and scored as all deletions)."""
     exp_dir = Path(exp_dir)
     ckpt_path = find_checkpoint(checkpoint or exp_dir)
+    digests = {"cuts": file_digest(cuts_path), "checkpoint": file_digest(ckpt_path)}
     cache = exp_dir / "logprobs" / f"{set_name}.pt"
-    if cache.is_file() and cache.stat().st_mtime >= max(ckpt_path.stat().st_mtime, Path(cuts_path).stat().st_mtime):
-        cached = LogProbs.load(cache)
-        if cached.checkpoint == str(ckpt_path):
-            return cached
+    cached = _cached(cache, digests)
+    if cached is not None:
+        log.info("%s: log-probs from %s (same cuts file and checkpoint)", set_name, cache)
+        _report(cached, set_name)
+        return cached
     model, tokenizer, cfg = model_from_checkpoint(load_checkpoint(ckpt_path))
-    dtype = DTYPES[cfg.train.dtype]  # decode in the precision the model was trained in
+    device = torch.device("cpu")
+    dtype_name, why = resolve_dtype("auto", device)
+    log.info("decoding in %s (%s; trained in %s)", dtype_name, why, cfg.train.dtype)
+    dtype = DTYPES[dtype_name]
     cuts = CutSet.from_file(cuts_path).to_eager()
-    loader = torch.utils.data.DataLoader(AsrDataset(tokenizer), sampler=make_eval_sampler(cuts, max_duration),
+    if len(cuts) == 0:
+        raise ValueError(f"{set_name}: {cuts_path} holds no cuts")
+    loader = torch.utils.data.DataLoader(AsrDataset(tokenizer, targets=False),
+                                         sampler=make_eval_sampler(cuts, max_duration),
                                          batch_size=None, num_workers=0)
-    ids, texts, durations, log_probs = [], [], [], []
+    ids, texts, durations, log_probs, unspellable, undecodable = [], [], [], [], [], {}
     with torch.no_grad():
         for batch in tqdm(loader, desc=f"acoustic model on {set_name}", unit="batch"):
             for uid, reason in batch["skipped"]:
-                log.warning("%s: cannot decode %s: %s", set_name, uid, reason)
+                cut = cuts[uid]
+                undecodable[uid] = (" ".join(s.text for s in cut.supervisions if s.text), reason)
+            unspellable += [uid for uid, _ in batch["unspellable"]]
             if not batch["cut_ids"]:
                 continue
-            with torch.autocast("cpu", dtype=dtype, enabled=dtype != torch.float32):
+            with torch.autocast(device.type, dtype=dtype, enabled=dtype != torch.float32):
                 out, out_lens = model(batch["features"], batch["feature_lens"])
             out = out.float()
             for i, uid in enumerate(batch["cut_ids"]):
@@ -88,18 +168,34 @@ def compute_log_probs(exp_dir: str | Path, cuts_path: str | Path, set_name: str,
                 texts.append(batch["texts"][i])
                 durations.append(cuts[uid].duration)
                 log_probs.append(out[i, : out_lens[i]].numpy().copy())
-    skipped = len(cuts) - len(ids)
-    if skipped:
-        log.warning("%d cuts of %s could not be decoded (named above)", skipped, set_name)
-    result = LogProbs(ids, texts, durations, log_probs, tokenizer, str(ckpt_path))
+    covered = set(ids) | set(undecodable)
+    for cut in cuts:  # a cut the sampler left out would otherwise vanish from the score
+        if cut.id not in covered:
+            undecodable[cut.id] = (" ".join(s.text for s in cut.supervisions if s.text), "left out by the sampler")
+    result = LogProbs(ids, texts, durations, log_probs, tokenizer, str(ckpt_path), undecodable, unspellable,
+                      digests)
+    _report(result, set_name)
     result.save(cache)
     return result
 
 
+def _report(lp: LogProbs, set_name: str):
+    """Name and count, in the log, the cuts that are not scored like the others."""
+    for uid, (_, reason) in lp.undecodable.items():
+        log.warning("%s: cannot decode %s (%s): scored as deleting every reference word", set_name, uid, reason)
+    if lp.undecodable:
+        log.warning("%s: %d of %d cuts could not be decoded (named above); each counts as deleting its "
+                    "whole reference", set_name, len(lp.undecodable), len(lp.ids) + len(lp.undecodable))
+    if lp.unspellable:
+        log.warning("%s: %d cuts have a reference the tokenizer cannot spell (scored as written): %s", set_name,
+                    len(lp.unspellable), " ".join(lp.unspellable[:20]))
+
+
 def decode_log_probs(lp: LogProbs, opts: DecodeOptions, num_jobs: int = 1) -> tuple[dict[str, str], float]:
-    """Hypotheses keyed by id, and the search's real-time factor per core."""
-    texts, cpu_seconds = decode_many(opts, lp.tokenizer, lp.log_probs, num_jobs)
-    return dict(zip(lp.ids, texts)), cpu_seconds / max(lp.audio_seconds, 1e-9)
+    """Hypotheses keyed by id (empty for the undecodable cuts), and the search's real-time
+    factor per core."""
+    texts, cpu_seconds = decode_many(opts, lp.tokenizer, lp.log_probs, num_jobs) if lp.log_probs else ([], 0.0)
+    return lp.hyps(texts), cpu_seconds / max(lp.audio_seconds, 1e-9)
 
 
 def decode_cuts(exp_dir: str | Path, cuts_path: str | Path, set_name: str,
@@ -118,8 +214,8 @@ def decode_cuts(exp_dir: str | Path, cuts_path: str | Path, set_name: str,
              set_name, opts.method, len(hyps), time.time() - start, rtf)
     out_dir = exp_dir / f"decode_{set_name}_{opts.method}"
     header = (f"# {set_name} {opts.method} checkpoint={Path(lp.checkpoint).name} utterances={len(hyps)} "
-              f"RTF={rtf:.4f} {describe(opts)}")
-    wer, cer = write_decode_dir(out_dir, lp.refs, hyps, header.rstrip())
+              f"RTF={rtf:.4f} {describe(opts)}").rstrip()
+    wer, cer = write_decode_dir(out_dir, lp.refs, hyps, header + "\n" + lp.summary())
     log.info("%s %s: %s, %s", set_name, opts.method, wer.line("WER"), cer.line("CER"))
     return wer, cer, out_dir
 

@@ -46,7 +46,7 @@ def tune(lp, opts: DecodeOptions, grid: dict[str, list[float]] | None = None,
             hyps_of = _rescoring_grid(lp, opts, pool)
         else:
             def hyps_of(point):
-                return dict(zip(lp.ids, pool.decode(lp.log_probs, **point)[0]))
+                return lp.hyps(pool.decode(lp.log_probs, **point)[0] if lp.log_probs else [])
         for values in itertools.product(*(grid[n] for n in names)):
             point = dict(zip(names, values))
             wer, cer = score(refs, hyps_of(point))
@@ -73,8 +73,8 @@ def _rescoring_grid(lp, opts: DecodeOptions, pool: "DecoderPool"):
 
     def hyps_of(point):
         a, b = point["rescore_alpha"], point["rescore_beta"]
-        return {uid: max(nb, key=lambda h: h[1] + a * lm_score[h[0]] + b * h[2])[0] if nb else ""
-                for uid, nb in zip(lp.ids, nbests)}
+        return lp.hyps([max(nb, key=lambda h: h[1] + a * lm_score[h[0]] + b * h[2])[0] if nb else ""
+                        for nb in nbests])
     return hyps_of
 
 

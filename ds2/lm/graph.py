@@ -155,14 +155,23 @@ def compose_hlg(h, lexicon_fst, g, vocab_size: int, max_disambig: int, word_disa
 
 
 def build_graphs(lang_dir: str | Path, arpa: str | Path, tokenizer: Tokenizer) -> dict[str, Path]:
-    """Write words.txt, lexicon.txt, H.fst, L.fst, G.fst and HLG.fst into `lang_dir`."""
+    """Write words.txt, lexicon.txt, H.fst, L.fst, G.fst and HLG.fst into `lang_dir`; ValueError
+    (before writing anything) when the ARPA has no word the tokens can spell."""
     lang_dir = Path(lang_dir)
     lang_dir.mkdir(parents=True, exist_ok=True)
     vocab_size = tokenizer.vocab_size
     space_id = tokenizer.symbols.index(" ") if " " in tokenizer.symbols else None
 
-    word_ids = write_words(lang_dir / "words.txt", arpa_vocabulary(arpa))
-    lexicon = spell([w for w in word_ids if w not in ("<eps>", "#0", "<s>", "</s>")], tokenizer)
+    special = ("<eps>", "#0", "<s>", "</s>")
+    vocabulary = [w for w in dict.fromkeys(arpa_vocabulary(arpa)) if w not in special]
+    if not vocabulary:
+        raise ValueError(f"{arpa} has no words besides <s>, </s> and <unk> (is it an ARPA file of a "
+                         f"non-empty text?): a graph of it would decode nothing")
+    lexicon = spell(vocabulary, tokenizer)
+    if not lexicon:
+        raise ValueError(f"none of the {len(vocabulary)} words of {arpa} can be spelled with the tokens of "
+                         f"{lang_dir} (e.g. {vocabulary[0]!r})")
+    word_ids = write_words(lang_dir / "words.txt", vocabulary)
     _write_atomic(lang_dir / "lexicon.txt", "".join(
         f"{w} {' '.join(tokenizer.symbols[t] for t in p)}\n" for w, p in lexicon.items()))
     lexicon, max_disambig = add_disambig(lexicon)

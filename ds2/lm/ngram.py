@@ -57,9 +57,14 @@ def train_ngram(text: str | Path, lm_dir: str | Path, order: int = 3, prune: lis
     `prune` are lmplz's count thresholds per order (e.g. [0, 0, 1] drops trigram singletons).
     Writes `lm_<order>gram.arpa` and `lm_<order>gram.bin` into `lm_dir` atomically and returns them.
     """
+    lmplz, build_binary = kenlm_tool("lmplz"), kenlm_tool("build_binary")
+    sentences = sum(1 for line in Path(text).read_text(encoding="utf-8", errors="replace").splitlines()
+                    if line.strip())
+    if sentences < 2:
+        raise ValueError(f"{text} holds {'no sentence' if not sentences else 'only one sentence'}: an n-gram "
+                         f"LM needs a text of at least two sentences (one per line)")
     arpa, binary = lm_paths(lm_dir, order)
     arpa.parent.mkdir(parents=True, exist_ok=True)
-    lmplz, build_binary = kenlm_tool("lmplz"), kenlm_tool("build_binary")
     with tempfile.TemporaryDirectory(dir=arpa.parent) as tmp:
         cmd = [str(lmplz), "-o", str(order), "-S", memory, "-T", tmp, "--text", str(text),
                "--arpa", f"{tmp}/lm.arpa", "--discount_fallback"]  # small texts lack the counts KN needs
@@ -80,11 +85,33 @@ def _run(cmd: list[str]):
         raise RuntimeError(f"{Path(cmd[0]).name} failed ({proc.returncode}):\n{proc.stderr[-2000:]}")
 
 
+KENLM_BINARY_MAGIC = b"mmap lm "  # how every KenLM binary (probing or trie) begins
+
+
+def check_lm_file(path: str | Path) -> None:
+    """Raise ValueError unless `path` looks like a KenLM model: an ARPA file (its first non-blank
+    line is \\data\\, plain or gzipped) or a KenLM binary. Cheap: reads the first bytes only."""
+    path = Path(path)
+    try:
+        with open(path, "rb") as f:
+            head = f.read(4096)
+    except OSError as e:
+        raise ValueError(f"cannot read the language model {path}: {e.strerror}") from None
+    if head.startswith(KENLM_BINARY_MAGIC) or head.startswith(b"\x1f\x8b") or head.lstrip().startswith(b"\\data\\"):
+        return
+    raise ValueError(f"{path} is not a KenLM language model: an ARPA file starts with \\data\\ and a KenLM "
+                     f"binary with {KENLM_BINARY_MAGIC.decode().strip()!r} (make one with `ds2 lm train`)")
+
+
 def load_lm(path: str | Path):
-    """A `kenlm.Model` (ARPA or binary)."""
+    """A `kenlm.Model` (ARPA or binary); ValueError with KenLM's reason when it cannot be read."""
     import kenlm
 
-    return kenlm.Model(str(path))
+    check_lm_file(path)
+    try:
+        return kenlm.Model(str(path))
+    except OSError as e:
+        raise ValueError(f"KenLM cannot read {path}: {str(e).splitlines()[0]}") from None
 
 
 def perplexity(lm, sentences: list[str]) -> float:
@@ -107,7 +134,10 @@ def arpa_vocabulary(arpa: str | Path) -> list[str]:
             elif in_unigrams and line.startswith("\\"):
                 break
             elif in_unigrams and line:
-                word = line.split("\t")[1]
+                fields = line.split("\t")
+                if len(fields) < 2:
+                    raise ValueError(f"{arpa}: {line[:60]!r} is not an ARPA unigram line (log10 prob, tab, word)")
+                word = fields[1]
                 if word not in ("<s>", "</s>", "<unk>"):
                     words.append(word)
     return words

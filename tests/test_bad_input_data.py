@@ -1,0 +1,255 @@
+"""Never a silently wrong number: bad input to decoding, features, LMs and the recipe either
+gets a correct result or stops with one line naming the problem (no traceback).
+
+Every test runs the real `ds2` command (or run.sh) as a subprocess on the tiny espeak-ng corpus.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+from lhotse import AudioSource, CutSet, Recording, RecordingSet, SupervisionSegment, SupervisionSet
+from lhotse.utils import fastcopy
+
+from ds2.precision import resolve_dtype
+from ds2.score import parse_wer_file
+from ds2.text import CharTokenizer
+from ds2.train.checkpoint import load_checkpoint, save_atomic
+from ds2.train.config import resolve_config
+from test_train_scale import train_args, write_config
+
+DS2 = str(Path(sys.executable).with_name("ds2"))
+REPO = Path(__file__).resolve().parents[1]
+ENV = {**os.environ, "OMP_NUM_THREADS": "1", "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
+
+
+def ds2(*args, ok: bool = True) -> subprocess.CompletedProcess:
+    out = subprocess.run([DS2, *map(str, args)], capture_output=True, text=True, env=ENV, timeout=300)
+    if ok:
+        assert out.returncode == 0, out.stderr[-3000:]
+    return out
+
+
+def assert_one_line_error(out: subprocess.CompletedProcess, *needles: str):
+    assert out.returncode != 0, out.stdout + out.stderr
+    assert "Traceback" not in out.stderr, out.stderr[-3000:]
+    for needle in needles:
+        assert needle in out.stderr, out.stderr[-3000:]
+
+
+@pytest.fixture(scope="module")
+def lang(tmp_path_factory) -> Path:
+    d = tmp_path_factory.mktemp("lang")
+    CharTokenizer().save(d)
+    return d
+
+
+@pytest.fixture(scope="module")
+def exp(tiny_corpus, lang, tmp_path_factory) -> Path:
+    """A tiny model trained for one epoch (a few seconds): something to decode with."""
+    d = tmp_path_factory.mktemp("decode")
+    ds2(*train_args(tiny_corpus, lang, d / "exp", write_config(d / "conf.yaml", max_cuts=8)))
+    return d / "exp"
+
+
+def recogs_ids(decode_dir: Path) -> list[str]:
+    return sorted({line.split(":\t")[0] for line in (decode_dir / "recogs.txt").read_text().splitlines()})
+
+
+def test_every_cut_is_decoded_and_unspellable_or_undecodable_ones_are_counted(tiny_corpus, exp, tmp_path):
+    cuts = CutSet.from_file(tiny_corpus / "fbank/synth_cuts_test.jsonl.gz").to_eager()
+    items = list(cuts)
+    unspellable = [fastcopy(c, supervisions=[fastcopy(s, text="caf\u00e9 n\u00b042 " + s.text) for s in c.supervisions])
+                   for c in items[:2]]
+    broken = fastcopy(items[2], features=fastcopy(items[2].features, storage_path=str(tmp_path / "gone")))
+    mixed = CutSet.from_cuts([*unspellable, broken, *items[3:]])
+    mixed.to_file(tmp_path / "mixed.jsonl.gz")
+    all_bad = CutSet.from_cuts([fastcopy(c, supervisions=[fastcopy(s, text="\u4f60\u597d " + s.text)
+                                                          for s in c.supervisions]) for c in items])
+    all_bad.to_file(tmp_path / "allbad.jsonl.gz")
+    out = ds2("decode", exp, "--cuts", f"mixed={tmp_path / 'mixed.jsonl.gz'}",
+              "--cuts", f"allbad={tmp_path / 'allbad.jsonl.gz'}", "--num-jobs", "1")
+    assert "Traceback" not in out.stderr
+
+    mixed_dir = exp / "decode_mixed_greedy"
+    assert recogs_ids(mixed_dir) == sorted(c.id for c in mixed)  # all of them, the bad ones too
+    wer_txt = (mixed_dir / "wer.txt").read_text()
+    assert "references the tokenizer cannot spell: 2 " in wer_txt, wer_txt
+    assert "cuts that could not be decoded: 1 " in wer_txt and broken.id in wer_txt, wer_txt
+    ref_words = sum(len(s.text.split()) for c in mixed for s in c.supervisions)
+    wer = parse_wer_file(mixed_dir / "wer.txt")["WER"]
+    assert wer.ref == ref_words  # the undecodable cut's words are in the total ...
+    assert wer.dels >= len(broken.supervisions[0].text.split())  # ... as deletions
+    assert "1 of 8 cuts could not be decoded" in out.stderr and "cannot spell (scored as written)" in out.stderr
+
+    allbad = parse_wer_file(exp / "decode_allbad_greedy/wer.txt")["WER"]
+    assert allbad.ref == sum(len(s.text.split()) for c in all_bad for s in c.supervisions) > 0
+    assert allbad.rate > 0  # not "%WER 0.00 [ 0 / 0 ]"
+    assert recogs_ids(exp / "decode_allbad_greedy") == sorted(c.id for c in all_bad)
+    assert "references the tokenizer cannot spell: 8 " in (exp / "decode_allbad_greedy/wer.txt").read_text()
+
+
+def test_log_prob_cache_is_keyed_by_the_cuts_file_not_the_set_name(tiny_corpus, exp):
+    test_cuts, dev_cuts = (tiny_corpus / f"fbank/synth_cuts_{s}.jsonl.gz" for s in ("test", "dev"))
+    ds2("decode", exp, "--cuts", f"eval={test_cuts}", "--num-jobs", "1")
+    assert recogs_ids(exp / "decode_eval_greedy") == sorted(c.id for c in CutSet.from_file(test_cuts))
+    out = ds2("decode", exp, "--cuts", f"eval={dev_cuts}", "--cuts", f"dev={dev_cuts}", "--num-jobs", "1")
+    assert recogs_ids(exp / "decode_eval_greedy") == sorted(c.id for c in CutSet.from_file(dev_cuts))
+    # The same numbers as dev decoded under its own name (the first line is the header with the set name).
+    eval_lines = (exp / "decode_eval_greedy/wer.txt").read_text().splitlines()[1:]
+    dev_lines = (exp / "decode_dev_greedy/wer.txt").read_text().splitlines()[1:]
+    assert eval_lines == dev_lines
+    assert "log-probs from" not in out.stderr  # eval's cached log-probs (of test) were not used
+
+
+def test_decoding_precision_follows_the_device_not_the_training_dtype(tiny_corpus, exp, tmp_path):
+    ckpt = load_checkpoint(exp / "checkpoints/best.pt")
+    ckpt["config"]["train"]["dtype"] = "bfloat16"
+    bf16 = tmp_path / "exp_bf16"
+    save_atomic(ckpt, bf16 / "checkpoints/best.pt")
+    out = ds2("decode", bf16, "--cuts", f"t={tiny_corpus / 'fbank/synth_cuts_test.jsonl.gz'}", "--num-jobs", "1")
+    expected, _ = resolve_dtype("auto", torch.device("cpu"))
+    assert f"decoding in {expected} (auto: " in out.stderr and "trained in bfloat16" in out.stderr, out.stderr
+
+
+def test_missing_checkpoint_bad_lm_and_unreadable_corpus_are_one_line_errors(tiny_corpus, exp, tmp_path):
+    test_cuts = tiny_corpus / "fbank/synth_cuts_test.jsonl.gz"
+    (tmp_path / "empty_exp").mkdir()
+    assert_one_line_error(ds2("decode", tmp_path / "empty_exp", "--cuts", f"t={test_cuts}", ok=False),
+                          "no checkpoint")
+    not_lm = tmp_path / "words.txt"
+    not_lm.write_text("this is a text file\nnot a language model\n")
+    assert_one_line_error(ds2("decode", exp, "--method", "beam", "--lm", not_lm, "--cuts", f"t={test_cuts}", ok=False),
+                          "is not a KenLM language model")
+
+    manifests = tmp_path / "manifests"
+    manifests.mkdir()
+    recs, sups = [], []
+    for i in range(3):
+        junk = tmp_path / f"junk{i}.wav"
+        junk.write_bytes(os.urandom(3000))
+        recs.append(Recording(id=f"junk{i}", sources=[AudioSource(type="file", channels=[0], source=str(junk))],
+                              sampling_rate=16000, num_samples=16000, duration=1.0))
+        sups.append(SupervisionSegment(id=f"junk{i}", recording_id=f"junk{i}", start=0, duration=1.0, text="a b"))
+    RecordingSet.from_recordings(recs).to_file(manifests / "junk_recordings_train.jsonl.gz")
+    SupervisionSet.from_segments(sups).to_file(manifests / "junk_supervisions_train.jsonl.gz")
+    out = ds2("features", manifests, tmp_path / "fbank", "--prefix", "junk", "--splits", "train", "-j", "1", ok=False)
+    assert_one_line_error(out, "none of the 3 cuts has readable audio")
+    assert not (tmp_path / "fbank/junk_cuts_train.jsonl.gz").exists()
+    assert not (tmp_path / "fbank/junk_feats_train").exists()
+
+
+def test_8khz_and_44khz_stereo_audio_is_resampled_and_mixed_down(tiny_corpus, tmp_path):
+    wav = Path(RecordingSet.from_file(tiny_corpus / "manifests/synth_recordings_test.jsonl.gz")[0].sources[0].source)
+    audio, sr = sf.read(wav, dtype="float32")
+    assert sr == 16000
+    narrow, wide = tmp_path / "narrow8k.wav", tmp_path / "stereo44k.wav"
+    sf.write(narrow, audio[::2], 8000)  # every other sample: the same speech at 8 kHz
+    t44 = np.interp(np.arange(int(len(audio) * 44100 / 16000)) * 16000 / 44100, np.arange(len(audio)), audio)
+    sf.write(wide, np.stack([t44, 0.5 * t44], axis=1).astype(np.float32), 44100)
+    manifests = tmp_path / "manifests"
+    manifests.mkdir()
+    recs = [Recording.from_file(p, recording_id=p.stem) for p in (narrow, wide)]
+    assert [(r.sampling_rate, r.num_channels) for r in recs] == [(8000, 1), (44100, 2)]
+    sups = [SupervisionSegment(id=r.id, recording_id=r.id, start=0, duration=r.duration, text="hello world")
+            for r in recs]
+    RecordingSet.from_recordings(recs).to_file(manifests / "odd_recordings_train.jsonl.gz")
+    SupervisionSet.from_segments(sups).to_file(manifests / "odd_supervisions_train.jsonl.gz")
+    out = ds2("features", manifests, tmp_path / "fbank", "--prefix", "odd", "--splits", "train", "-j", "1")
+    assert "unreadable audio" not in out.stderr and "Traceback" not in out.stderr
+    cuts = list(CutSet.from_file(tmp_path / "fbank/odd_cuts_train.jsonl.gz"))
+    assert sorted(s.recording_id for c in cuts for s in c.supervisions) == ["narrow8k", "stereo44k"]  # once each
+    for cut in cuts:
+        feats = cut.load_features()
+        assert feats.shape[1] == 80 and abs(feats.shape[0] - 100 * cut.duration) <= 2 and np.isfinite(feats).all()
+    assert torch.load(tmp_path / "fbank/odd_stats_train.pt")["mean"].shape == (80,)
+
+
+def test_lm_of_too_little_text_and_graph_of_an_empty_arpa_are_refused(lang, tmp_path):
+    (tmp_path / "empty.txt").write_text("\n\n")
+    (tmp_path / "one.txt").write_text("just one sentence\n")
+    assert_one_line_error(ds2("lm", "train", tmp_path / "empty.txt", tmp_path / "lm", ok=False), "holds no sentence")
+    assert_one_line_error(ds2("lm", "train", tmp_path / "one.txt", tmp_path / "lm", ok=False),
+                          "holds only one sentence")
+    assert not (tmp_path / "lm/lm_3gram.arpa").exists()
+    arpa = tmp_path / "empty.arpa"
+    arpa.write_text("\\data\\\nngram 1=3\n\n\\1-grams:\n-1.0\t<unk>\t0\n0\t<s>\t-0.5\n-0.5\t</s>\t0\n\n\\end\\\n")
+    graph_lang = tmp_path / "lang"
+    shutil.copytree(lang, graph_lang)
+    assert_one_line_error(ds2("lm", "graph", graph_lang, arpa, ok=False), "has no words besides <s>, </s> and <unk>")
+    assert not (graph_lang / "HLG.fst").exists()
+
+
+def test_run_sh_rejects_bad_stage_stray_arguments_and_bad_tag_and_its_help_example_works(tmp_path):
+    recipe = tmp_path / "egs/synth"  # a copy: a check that failed to stop it must not touch egs/synth/data
+    recipe.mkdir(parents=True)
+    for name in ("run.sh", "path.sh"):
+        shutil.copy(REPO / "egs/synth" / name, recipe / name)
+    shutil.copytree(REPO / "utils", tmp_path / "utils")
+
+    def run_sh(*args):
+        return subprocess.run(["bash", "run.sh", *args], cwd=recipe, env=ENV, capture_output=True, text=True,
+                              timeout=60)
+
+    cases = {("--stage", "abc"): "option --stage takes an integer, not 'abc'",
+             ("--stop-stage=9x",): "option --stop-stage takes an integer, not '9x'",
+             ("--stop-stage", "0", "stray"): "unexpected argument 'stray'",
+             ("--stop-stage", "0", "--tag", "../elsewhere"): "--tag '../elsewhere' must be a plain name"}
+    for args, message in cases.items():
+        out = run_sh(*args)
+        assert out.returncode == 1 and message in out.stderr and "integer expression" not in out.stderr, (args, out)
+    assert not (recipe / "data").exists() and not (recipe / "exp").exists()
+
+    out = run_sh("--help")
+    assert out.returncode == 0 and "--stop-stage 9" in out.stdout and "--rescore-lm-order 4" in out.stdout
+    example = re.search(r'--overrides .*e\.g\. "([^"]+)"', out.stdout).group(1)
+    assert example == "train.epochs=1 model.rnn_hidden=64"
+    resolve_config(None, example.split())  # every key of the example is one `ds2 train --set` knows
+
+
+def test_ctrl_c_during_features_ends_with_one_line_and_status_130(tiny_corpus, tmp_path):
+    manifests = tmp_path / "manifests"
+    manifests.mkdir()
+    recs = RecordingSet.from_file(tiny_corpus / "manifests/synth_recordings_train.jsonl.gz").to_eager()
+    sups = SupervisionSet.from_file(tiny_corpus / "manifests/synth_supervisions_train.jsonl.gz").to_eager()
+    copies = 25  # about 1000 cuts: several seconds of work to interrupt
+    RecordingSet.from_recordings([fastcopy(r, id=f"{r.id}-{k}") for k in range(copies) for r in recs]).to_file(
+        manifests / "big_recordings_train.jsonl.gz")
+    SupervisionSet.from_segments([fastcopy(s, id=f"{s.id}-{k}", recording_id=f"{s.recording_id}-{k}")
+                                  for k in range(copies) for s in sups]).to_file(
+        manifests / "big_supervisions_train.jsonl.gz")
+    log = tmp_path / "stderr.txt"
+    with open(log, "w") as err:
+        # A session of its own, so that the SIGINT goes to the whole process group as Ctrl-C does.
+        proc = subprocess.Popen([DS2, "features", str(manifests), str(tmp_path / "fbank"), "--prefix", "big",
+                                 "--splits", "train", "--num-jobs", "2"], stdout=subprocess.DEVNULL, stderr=err,
+                                env=ENV, start_new_session=True)
+    try:
+        deadline = time.time() + 120
+        while time.time() < deadline and proc.poll() is None:
+            if re.search(r"fbank train:.*\| *[1-9]\d*/\d+", log.read_text()):  # a shard is done: workers run
+                break
+            time.sleep(0.1)
+        assert proc.poll() is None, log.read_text()[-3000:]
+        os.killpg(proc.pid, signal.SIGINT)
+        proc.wait(timeout=60)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    stderr = log.read_text()
+    assert proc.returncode == 130, stderr[-3000:]
+    assert "interrupted" in stderr.splitlines()[-1] and "Traceback" not in stderr, stderr[-3000:]
+    assert not (tmp_path / "fbank/big_cuts_train.jsonl.gz").exists()
+    assert not (tmp_path / "fbank/big_feats_train").exists()
+    assert not list((tmp_path / "fbank").glob("*.tmp*"))
