@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import platform
+import re
 import subprocess
 from datetime import datetime, timezone
 from importlib import metadata
@@ -38,9 +39,25 @@ def collect(exp_root: Path) -> list[dict]:
         tag = wer_file.parent.parent.name
         _, set_name, method = wer_file.parent.name.split("_", 2)
         rates = parse_wer_file(wer_file)
-        header = next((ln[1:].strip() for ln in wer_file.read_text().splitlines() if ln.startswith("#")), "")
-        rows.append({"tag": tag, "set": set_name, "method": method, "header": header, **rates})
+        lines = wer_file.read_text().splitlines()
+        header = next((ln[1:].strip() for ln in lines if ln.startswith("#")), "")
+        cuts = next((ln[1:].strip() for ln in lines if ln.startswith("# cuts:")), "")
+        rows.append({"tag": tag, "set": set_name, "method": method, "header": header, "cuts": cuts, **rates})
     return rows
+
+
+_SCORED_APART = re.compile(r"cannot spell: (\d+) .*could not be decoded: (\d+) ")
+
+
+def scoring_notes(rows: list[dict]) -> list[str]:
+    """One line per decoding whose score includes cuts with references the tokenizer cannot
+    spell or cuts that could not be decoded (from the `# cuts:` line of its wer.txt)."""
+    notes = []
+    for r in rows:
+        m = _SCORED_APART.search(r.get("cuts", ""))
+        if m and (int(m.group(1)) or int(m.group(2))):
+            notes.append(f"- {r['tag']} {r['method']} {r['set']}: {r['cuts']}")
+    return notes
 
 
 def _method_order(method: str) -> tuple[int, str]:
@@ -137,6 +154,8 @@ def write_results(recipe_dir: str | Path, output: str | Path | None = None, titl
         "| --- | --- | --- | --- | --- |",
         *details,
         "",
+        *(["Every cut is scored; these decodings include cuts scored apart from the others:", "",
+           *notes, ""] if (notes := scoring_notes(rows)) else []),
         f"Search settings (weights tuned on dev by `ds2 tune`) and the search's real-time factor per core "
         f"on {sets[-1]} (the acoustic model excluded):",
         "",

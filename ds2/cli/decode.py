@@ -104,8 +104,11 @@ def command(exp_dir, cut_sets, params_file, checkpoint, max_duration, num_jobs, 
 
     Each decoding folder holds recogs.txt (ref/hyp per utterance), errs.txt (alignments
     and error tables) and wer.txt (%WER and %CER with ins/del/sub counts, the search's
-    real-time factor per core, and the method's options). The acoustic model's log-probs
-    are kept in EXP_DIR/logprobs/ and reused by the next method.
+    real-time factor per core, and the method's options). Every cut is decoded and scored: a
+    reference the tokenizer cannot spell is scored as written (its unspellable words count as
+    errors), a cut whose features cannot be loaded counts as deleting its whole reference, and
+    wer.txt says how many of each. The acoustic model's log-probs are kept in EXP_DIR/logprobs/
+    with the digests of the cuts file and checkpoint, and reused while both are unchanged.
 
     \b
     Examples:
