@@ -179,16 +179,24 @@ def compute_features(manifest_dir: str | Path, output_dir: str | Path, prefix: s
                                     output_dir / f"{prefix}_feats_{split}", num_jobs, desc=f"{cfg.kind} {split}")
         if split == "train":  # the stats first: a cut set on disk means its split is complete
             stats_path = output_dir / f"{prefix}_stats_train.pt"
-            tmp = stats_path.with_name(f".tmp.{stats_path.name}")
-            torch.save(feature_stats(cuts), tmp)
-            os.replace(tmp, stats_path)
-        tmp = path.with_name(f".tmp.{path.name}")  # keeps the .jsonl.gz suffix Lhotse reads the format from
-        cuts.to_file(tmp)
-        os.replace(tmp, path)
+            stats = feature_stats(cuts)
+            _write_atomic(stats_path, lambda tmp: torch.save(stats, tmp))
+        _write_atomic(path, cuts.to_file)
         written[split] = path
         if split == "train":
             written["stats"] = stats_path
     return written
+
+
+def _write_atomic(path: Path, write) -> None:
+    """`write(tmp)` to a hidden temporary name beside `path` (ending like it, so that Lhotse
+    picks the same format), then rename it to `path`; an interrupted write leaves no file."""
+    tmp = path.with_name(f".tmp.{path.name}")
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 def feature_stats(cuts: CutSet) -> dict[str, torch.Tensor]:
