@@ -24,8 +24,9 @@ from lhotse.utils import fastcopy
 
 from ds2.precision import resolve_dtype
 from ds2.score import parse_wer_file
+from ds2.atomic import save_atomic
 from ds2.text import CharTokenizer
-from ds2.train.checkpoint import load_checkpoint, save_atomic
+from ds2.train.checkpoint import load_checkpoint
 from ds2.train.config import resolve_config
 from test_train_scale import train_args, write_config
 
@@ -218,7 +219,10 @@ def test_run_sh_rejects_bad_stage_stray_arguments_and_bad_tag_and_its_help_examp
     resolve_config(None, example.split())  # every key of the example is one `ds2 train --set` knows
 
 
-def test_ctrl_c_during_features_ends_with_one_line_and_status_130(tiny_corpus, tmp_path):
+def start_features_on_a_big_split(tiny_corpus: Path, tmp_path: Path) -> tuple[subprocess.Popen, Path]:
+    """`ds2 features --num-jobs 2` on about 1000 cuts, in a session of its own (so that a signal
+    can go to its whole process group, as Ctrl-C does), returned once a shard is done: the
+    workers are running. Returns the process and its stderr file."""
     manifests = tmp_path / "manifests"
     manifests.mkdir()
     recs = RecordingSet.from_file(tiny_corpus / "manifests/synth_recordings_train.jsonl.gz").to_eager()
@@ -231,17 +235,27 @@ def test_ctrl_c_during_features_ends_with_one_line_and_status_130(tiny_corpus, t
         manifests / "big_supervisions_train.jsonl.gz")
     log = tmp_path / "stderr.txt"
     with open(log, "w") as err:
-        # A session of its own, so that the SIGINT goes to the whole process group as Ctrl-C does.
         proc = subprocess.Popen([DS2, "features", str(manifests), str(tmp_path / "fbank"), "--prefix", "big",
                                  "--splits", "train", "--num-jobs", "2"], stdout=subprocess.DEVNULL, stderr=err,
                                 env=ENV, start_new_session=True)
+    deadline = time.time() + 120
+    while time.time() < deadline and proc.poll() is None:
+        if re.search(r"fbank train:.*\| *[1-9]\d*/\d+", log.read_text()):  # a shard is done: workers run
+            break
+        time.sleep(0.1)
+    assert proc.poll() is None, log.read_text()[-3000:]
+    return proc, log
+
+
+def assert_split_not_written(fbank: Path):
+    assert not (fbank / "big_cuts_train.jsonl.gz").exists()
+    assert not (fbank / "big_feats_train").exists()
+    assert not list(fbank.glob("*.tmp*"))
+
+
+def test_ctrl_c_during_features_ends_with_one_line_and_status_130(tiny_corpus, tmp_path):
+    proc, log = start_features_on_a_big_split(tiny_corpus, tmp_path)
     try:
-        deadline = time.time() + 120
-        while time.time() < deadline and proc.poll() is None:
-            if re.search(r"fbank train:.*\| *[1-9]\d*/\d+", log.read_text()):  # a shard is done: workers run
-                break
-            time.sleep(0.1)
-        assert proc.poll() is None, log.read_text()[-3000:]
         os.killpg(proc.pid, signal.SIGINT)
         proc.wait(timeout=60)
     finally:
@@ -250,6 +264,33 @@ def test_ctrl_c_during_features_ends_with_one_line_and_status_130(tiny_corpus, t
     stderr = log.read_text()
     assert proc.returncode == 130, stderr[-3000:]
     assert "interrupted" in stderr.splitlines()[-1] and "Traceback" not in stderr, stderr[-3000:]
-    assert not (tmp_path / "fbank/big_cuts_train.jsonl.gz").exists()
-    assert not (tmp_path / "fbank/big_feats_train").exists()
-    assert not list((tmp_path / "fbank").glob("*.tmp*"))
+    assert_split_not_written(tmp_path / "fbank")
+
+
+def child_pids(pid: int) -> list[int]:
+    """The processes whose parent is `pid` (from /proc)."""
+    children = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid:
+            children.append(int(stat.parent.name))
+    return children
+
+
+def test_a_killed_feature_worker_ends_features_with_one_line_not_a_hang(tiny_corpus, tmp_path):
+    proc, log = start_features_on_a_big_split(tiny_corpus, tmp_path)
+    try:
+        workers = [c for c in child_pids(proc.pid) if "spawn_main" in Path(f"/proc/{c}/cmdline").read_text()]
+        assert workers, child_pids(proc.pid)
+        os.kill(workers[0], signal.SIGKILL)  # as the kernel's out-of-memory killer would
+        proc.wait(timeout=60)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    stderr = log.read_text()
+    assert proc.returncode == 1, stderr[-3000:]
+    assert "a feature process died" in stderr.splitlines()[-1] and "Traceback" not in stderr, stderr[-3000:]
+    assert_split_not_written(tmp_path / "fbank")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 
 import click
@@ -39,5 +40,8 @@ def command(manifest_dir, output_dir, prefix, splits, kind, num_mel_bins, num_jo
         raise click.exceptions.Exit(130) from None
     except (FileNotFoundError, ValueError) as e:
         raise click.ClickException(str(e)) from None
+    except BrokenProcessPool:
+        raise click.ClickException("a feature process died (killed, or out of memory?); the split in progress "
+                                   "was not written: run again, with fewer --num-jobs if memory is short") from None
     for name, path in written.items():
         click.echo(f"{name}: {path}")

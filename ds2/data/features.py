@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import logging
 import math
-import os
 import shutil
 import signal
+from concurrent.futures import ProcessPoolExecutor
 from contextlib import ExitStack
 from multiprocessing import get_context
 from dataclasses import dataclass
@@ -21,6 +21,8 @@ import torch
 from lhotse import CutSet, Fbank, FbankConfig, LilcomChunkyWriter, Spectrogram, SpectrogramConfig
 from lhotse.features.base import register_extractor
 from tqdm import tqdm
+
+from ds2.atomic import save_atomic, write_atomic
 
 log = logging.getLogger(__name__)
 
@@ -89,8 +91,8 @@ def features_of(cut, extractor, writer):
 
 
 def _ignore_sigint():
-    # Ctrl-C reaches the whole process group; only the main process handles it (and then
-    # terminates the workers), so no worker dies with a traceback of its own.
+    # Ctrl-C reaches the whole process group; only the main process handles it, so no worker
+    # dies with a traceback of its own.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
@@ -129,15 +131,19 @@ def compute_cut_features(cuts: CutSet, extractor, storage_dir: Path, num_jobs: i
         with tqdm(total=len(cuts), desc=desc, unit="cut") as bar, ExitStack() as stack:
             results = map(_compute_shard, jobs)
             if num_jobs > 1:
-                # The workers start with SIGINT ignored (inherited through exec), so a Ctrl-C
-                # while they import cannot kill one with a traceback; leaving the block
-                # terminates them.
+                # Ctrl-C reaches the whole process group. The workers ignore it (from their start:
+                # an ignored signal stays ignored through exec), so only this process stops: leaving
+                # the block cancels the shards not started and waits for the running ones (a few
+                # seconds). A worker that dies (killed, out of memory) raises BrokenProcessPool
+                # here rather than leaving us waiting for its result.
+                pool = ProcessPoolExecutor(num_jobs, mp_context=get_context("spawn"), initializer=_ignore_sigint)
+                stack.callback(pool.shutdown, wait=True, cancel_futures=True)
                 previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
                 try:
-                    pool = stack.enter_context(get_context("spawn").Pool(num_jobs, initializer=_ignore_sigint))
+                    futures = [pool.submit(_compute_shard, job) for job in jobs]  # starts the workers
                 finally:
                     signal.signal(signal.SIGINT, previous)
-                results = pool.imap(_compute_shard, jobs)
+                results = (f.result() for f in futures)
             for job, (shard_done, shard_failed) in zip(jobs, results):
                 done += shard_done
                 failed += shard_failed
@@ -180,23 +186,12 @@ def compute_features(manifest_dir: str | Path, output_dir: str | Path, prefix: s
         if split == "train":  # the stats first: a cut set on disk means its split is complete
             stats_path = output_dir / f"{prefix}_stats_train.pt"
             stats = feature_stats(cuts)
-            _write_atomic(stats_path, lambda tmp: torch.save(stats, tmp))
-        _write_atomic(path, cuts.to_file)
+            save_atomic(stats, stats_path)
+        write_atomic(path, cuts.to_file)
         written[split] = path
         if split == "train":
             written["stats"] = stats_path
     return written
-
-
-def _write_atomic(path: Path, write) -> None:
-    """`write(tmp)` to a hidden temporary name beside `path` (ending like it, so that Lhotse
-    picks the same format), then rename it to `path`; an interrupted write leaves no file."""
-    tmp = path.with_name(f".tmp.{path.name}")
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 def feature_stats(cuts: CutSet) -> dict[str, torch.Tensor]:

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import os
 import time
 from pathlib import Path
 
@@ -23,6 +22,7 @@ import torch
 from lhotse import CutSet
 from tqdm import tqdm
 
+from ds2.atomic import save_atomic
 from ds2.data.dataset import AsrDataset
 from ds2.data.sampler import make_eval_sampler
 from ds2.decode.methods import DecodeOptions, decode_many
@@ -80,14 +80,11 @@ class LogProbs:
         return line
 
     def save(self, path: Path):
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(path.name + ".tmp")
-        torch.save({"version": CACHE_VERSION, "ids": self.ids, "texts": self.texts, "durations": self.durations,
+        save_atomic({"version": CACHE_VERSION, "ids": self.ids, "texts": self.texts, "durations": self.durations,
                     "log_probs": [torch.from_numpy(lp) for lp in self.log_probs],
                     "tokenizer": self.tokenizer.to_dict(), "checkpoint": self.checkpoint,
                     "undecodable": {uid: list(v) for uid, v in self.undecodable.items()},
-                    "unspellable": self.unspellable, "digests": self.digests}, tmp)
-        os.replace(tmp, path)
+                    "unspellable": self.unspellable, "digests": self.digests}, path)
 
     @classmethod
     def load(cls, path: Path) -> "LogProbs":

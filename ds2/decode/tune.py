@@ -13,9 +13,9 @@ from __future__ import annotations
 import itertools
 import json
 import logging
-import os
 from pathlib import Path
 
+from ds2.atomic import write_text_atomic
 from ds2.decode.methods import DecodeOptions, DecoderPool
 from ds2.score import score
 
@@ -80,13 +80,9 @@ def _rescoring_grid(lp, opts: DecodeOptions, pool: "DecoderPool"):
 
 def write_params(path: str | Path, method: str, params: dict, table: list[dict], set_name: str):
     """The chosen weights (and the whole grid) as JSON, written atomically."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
     best = best_point(table)
-    tmp.write_text(json.dumps({"method": method, "tuned_on": set_name, "params": params,
-                               "dev_wer": best["wer"], "dev_cer": best["cer"], "grid": table}, indent=1))
-    os.replace(tmp, path)
+    write_text_atomic(path, json.dumps({"method": method, "tuned_on": set_name, "params": params,
+                                        "dev_wer": best["wer"], "dev_cer": best["cer"], "grid": table}, indent=1))
 
 
 def read_params(path: str | Path) -> dict:

@@ -14,10 +14,10 @@ determinisable; they are removed from HLG's input at the end.
 from __future__ import annotations
 
 import logging
-import os
 from collections import Counter, defaultdict
 from pathlib import Path
 
+from ds2.atomic import write_atomic, write_text_atomic
 from ds2.lm.ngram import arpa_vocabulary
 from ds2.text import Tokenizer
 
@@ -31,7 +31,7 @@ def write_words(path: Path, words: list[str]) -> dict[str, int]:
         table.setdefault(w, len(table))
     for w in ("#0", "<s>", "</s>"):
         table[w] = len(table)
-    _write_atomic(path, "".join(f"{w} {i}\n" for w, i in table.items()))
+    write_text_atomic(path, "".join(f"{w} {i}\n" for w, i in table.items()))
     return table
 
 
@@ -172,7 +172,7 @@ def build_graphs(lang_dir: str | Path, arpa: str | Path, tokenizer: Tokenizer) -
         raise ValueError(f"none of the {len(vocabulary)} words of {arpa} can be spelled with the tokens of "
                          f"{lang_dir} (e.g. {vocabulary[0]!r})")
     word_ids = write_words(lang_dir / "words.txt", vocabulary)
-    _write_atomic(lang_dir / "lexicon.txt", "".join(
+    write_text_atomic(lang_dir / "lexicon.txt", "".join(
         f"{w} {' '.join(tokenizer.symbols[t] for t in p)}\n" for w, p in lexicon.items()))
     lexicon, max_disambig = add_disambig(lexicon)
     log.info("lexicon: %d words, %d disambiguation symbols", len(lexicon), max_disambig + 1)
@@ -191,12 +191,4 @@ def build_graphs(lang_dir: str | Path, arpa: str | Path, tokenizer: Tokenizer) -
 
 
 def _write_fst(fst, path: Path):
-    tmp = path.with_name(path.name + ".tmp")
-    fst.write(str(tmp))
-    os.replace(tmp, path)
-
-
-def _write_atomic(path: Path, text: str):
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
+    write_atomic(path, lambda tmp: fst.write(str(tmp)))

@@ -7,8 +7,6 @@ needs nothing else.
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 
 import torch
@@ -16,20 +14,6 @@ import torch
 from ds2.model import DeepSpeech2
 from ds2.text import Tokenizer, tokenizer_from_dict
 from ds2.train.config import ExperimentConfig, config_from_dict
-
-
-def save_atomic(obj, path: str | Path) -> None:
-    """torch.save to a temporary file in the same folder, then rename over `path`."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        torch.save(obj, tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
 
 
 class CheckpointError(ValueError):
@@ -41,7 +25,7 @@ CHECKPOINT_KEYS = ("model", "config", "tokenizer", "num_features")
 
 
 def load_checkpoint(path: str | Path, mmap: bool = False) -> dict:
-    """A checkpoint written by `save_atomic`, read with weights_only=True. Raises
+    """A checkpoint written by `ds2.atomic.save_atomic`, read with weights_only=True. Raises
     CheckpointError naming `path` if it cannot be read, FileNotFoundError if it is missing.
     With `mmap`, tensors are mapped rather than read (cheap, to look at its step)."""
     path = Path(path)

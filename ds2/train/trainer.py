@@ -33,7 +33,8 @@ from ds2.model import DeepSpeech2
 from ds2.precision import DTYPES, resolve_dtype  # DTYPES: still imported from here by older callers
 from ds2.score import error_counts
 from ds2.text import Tokenizer
-from ds2.train.checkpoint import CheckpointError, load_checkpoint, save_atomic
+from ds2.atomic import save_atomic
+from ds2.train.checkpoint import CheckpointError, load_checkpoint
 from ds2.train.config import ExperimentConfig, config_from_dict, config_to_dict, save_config
 from ds2.train.plot import plot_curves
 
