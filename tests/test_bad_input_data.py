@@ -217,6 +217,10 @@ def test_run_sh_rejects_bad_stage_stray_arguments_and_bad_tag_and_its_help_examp
     example = re.search(r'--overrides .*e\.g\. "([^"]+)"', out.stdout).group(1)
     assert example == "train.epochs=1 model.rnn_hidden=64"
     resolve_config(None, example.split())  # every key of the example is one `ds2 train --set` knows
+    # from another folder, by a relative path (run.sh changes to its own folder first)
+    elsewhere = subprocess.run(["bash", "egs/synth/run.sh", "--help"], cwd=tmp_path, env=ENV, capture_output=True,
+                               text=True, timeout=60)
+    assert elsewhere.returncode == 0 and elsewhere.stdout == out.stdout, elsewhere.stderr
 
 
 def start_features_on_a_big_split(tiny_corpus: Path, tmp_path: Path) -> tuple[subprocess.Popen, Path]:

@@ -13,11 +13,13 @@ _po_die() { echo "$0: $*" >&2; exit 1; }
 while [ $# -gt 0 ]; do
   case "$1" in
     --help|-h)
-      sed -n '2,/^$/s/^# \{0,1\}//p' "$0"
+      # the recipe has already cd'ed to its own folder, where a relative $0 may not lead
+      _po_script="$0"; [ -f "$_po_script" ] || _po_script="$(basename "$0")"
+      sed -n '2,/^$/s/^# \{0,1\}//p' "$_po_script"
       echo "Options (current values):"
       # Only the option name gets dashes: values and comments (e.g. model.rnn_hidden=64) are
       # printed as written, so an example can be copied.
-      grep -E '^[a-z_]+=.*#' "$0" | while IFS= read -r _po_line; do
+      grep -E '^[a-z_]+=.*#' "$_po_script" | while IFS= read -r _po_line; do
         _po_name="${_po_line%%=*}"; _po_rest="${_po_line#*=}"
         printf '  --%s %s #%s\n' "${_po_name//_/-}" "${_po_rest%%#*}" "${_po_rest#*#}"
       done
