@@ -30,7 +30,7 @@ from ds2.data.sampler import SkipFirst, bucket_count, make_eval_sampler, make_tr
 from ds2.data.shar import is_shar_dir, load_rank_shards
 from ds2.decode.greedy import greedy_decode
 from ds2.model import DeepSpeech2
-from ds2.precision import DTYPES, resolve_dtype  # DTYPES: still imported from here by older callers
+from ds2.precision import DTYPES, resolve_dtype
 from ds2.score import error_counts
 from ds2.text import Tokenizer
 from ds2.atomic import save_atomic
