@@ -8,6 +8,7 @@ import pytest
 
 from ds2.corpora.synth import SynthOptions, prepare_synth
 from ds2.data.features import FeatureConfig, compute_features
+from ds2.text import CharTokenizer
 
 REPO = Path(__file__).resolve().parents[1]
 TINY = SynthOptions(num_train=40, num_dev=8, num_test=8, num_dev_voices=4, num_test_voices=4, seed=3)
@@ -21,3 +22,11 @@ def tiny_corpus(tmp_path_factory) -> Path:
     compute_features(root / "manifests", root / "fbank", "synth", ["train", "dev", "test"],
                      FeatureConfig(kind="fbank"), num_jobs=1)
     return root
+
+
+@pytest.fixture(scope="session")
+def lang(tmp_path_factory) -> Path:
+    """A lang dir with the English character tokenizer (tokens.txt)."""
+    d = tmp_path_factory.mktemp("lang")
+    CharTokenizer().save(d)
+    return d

@@ -25,7 +25,6 @@ from lhotse.utils import fastcopy
 from ds2.precision import resolve_dtype
 from ds2.score import parse_wer_file
 from ds2.atomic import save_atomic
-from ds2.text import CharTokenizer
 from ds2.train.checkpoint import load_checkpoint
 from ds2.train.config import resolve_config
 from test_train_scale import train_args, write_config
@@ -47,13 +46,6 @@ def assert_one_line_error(out: subprocess.CompletedProcess, *needles: str):
     assert "Traceback" not in out.stderr, out.stderr[-3000:]
     for needle in needles:
         assert needle in out.stderr, out.stderr[-3000:]
-
-
-@pytest.fixture(scope="module")
-def lang(tmp_path_factory) -> Path:
-    d = tmp_path_factory.mktemp("lang")
-    CharTokenizer().save(d)
-    return d
 
 
 @pytest.fixture(scope="module")

@@ -17,7 +17,6 @@ import torch
 import yaml
 from lhotse import CutSet
 
-from ds2.text import CharTokenizer
 from ds2.train.checkpoint import CheckpointError, find_checkpoint, load_checkpoint
 
 DS2 = str(Path(sys.executable).with_name("ds2"))
@@ -60,13 +59,6 @@ def assert_one_line_error(out: subprocess.CompletedProcess, message: str, status
 
 def params(ckpt: Path) -> dict[str, torch.Tensor]:
     return load_checkpoint(ckpt)["model"]
-
-
-@pytest.fixture(scope="module")
-def lang(tmp_path_factory) -> Path:
-    d = tmp_path_factory.mktemp("lang")
-    CharTokenizer().save(d)
-    return d
 
 
 @pytest.fixture(scope="module")

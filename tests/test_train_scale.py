@@ -19,7 +19,6 @@ import torch
 import yaml
 from lhotse import CutSet, Recording, RecordingSet, SupervisionSegment, SupervisionSet
 
-from ds2.text import CharTokenizer
 from ds2.train.average import average_checkpoints
 from ds2.train.checkpoint import find_checkpoint, load_checkpoint
 
@@ -34,13 +33,6 @@ def write_config(path: Path, model: dict | None = None, **train) -> Path:
                 "num_workers": 0, "log_interval": 1, "save_every_steps": 0, "seed": 7, "threads": 1}
     path.write_text(yaml.safe_dump({"model": {**TINY_MODEL, **(model or {})}, "train": {**defaults, **train}}))
     return path
-
-
-@pytest.fixture(scope="module")
-def lang(tmp_path_factory) -> Path:
-    d = tmp_path_factory.mktemp("lang")
-    CharTokenizer().save(d)
-    return d
 
 
 def train_args(data: Path, lang: Path, exp: Path, config: Path, train_cuts: Path | None = None) -> list[str]:
