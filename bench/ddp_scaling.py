@@ -23,6 +23,7 @@ import torch.distributed as dist
 import torch.multiprocessing as mp
 
 from ds2.model import DeepSpeech2
+from ds2.precision import resolve_dtype
 from ds2.train.config import resolve_config
 from ds2.train.trainer import compute_loss
 
@@ -62,6 +63,7 @@ def worker(rank: int, world: int, threads: int, args, port: int, results) -> Non
     ddp = torch.nn.parallel.DistributedDataParallel(model) if world > 1 else model
     opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
     batches = global_batches(args.warmup + args.steps, args.batch_seconds, args.num_features, 29)
+    dtype, _ = resolve_dtype(cfg.train.dtype, torch.device("cpu"))
     audio = 0.0
     for i, utts in enumerate(batches):
         if i == args.warmup:
@@ -70,7 +72,7 @@ def worker(rank: int, world: int, threads: int, args, port: int, results) -> Non
             start, audio = time.perf_counter(), 0.0
         mine = utts[rank::world]  # this rank's part of the global batch
         batch = collate(mine)
-        loss, tokens, _, _ = compute_loss(ddp, batch, torch.device("cpu"), cfg.train.dtype)
+        loss, tokens, _, _ = compute_loss(ddp, batch, torch.device("cpu"), dtype)
         opt.zero_grad(set_to_none=True)
         (loss / max(1, tokens)).backward()
         opt.step()
@@ -112,7 +114,7 @@ def main():
     n = args.procs
     one = measure(1, n, args)
     many = measure(n, 1, args)
-    dtype = resolve_config(args.config).train.dtype
+    dtype = resolve_dtype(resolve_config(args.config).train.dtype, torch.device("cpu"))[0]
     print(f"DeepSpeech2 of {Path(args.config).name} ({dtype}), global batches of {args.batch_seconds:.0f} s, "
           f"{args.steps} timed steps")
     print("| layout | audio s per wall s | ratio |")

@@ -15,9 +15,9 @@ from pathlib import Path
 import torch
 from lhotse import CutSet
 
+from ds2.atomic import save_atomic
 from ds2.data.sampler import make_eval_sampler
 from ds2.precision import resolve_dtype
-from ds2.atomic import save_atomic
 from ds2.train.checkpoint import load_checkpoint, model_from_checkpoint
 
 log = logging.getLogger(__name__)
@@ -45,16 +45,13 @@ def average_checkpoints(paths: list[Path]) -> dict:
     return out
 
 
-def dev_cer(ckpt: dict, cuts: CutSet, max_duration: float = 300.0) -> float:
-    """Greedy CER of a checkpoint on `cuts`, on the CPU in the precision `auto` picks there
-    (not the trained one: a model trained in bfloat16 on a GPU is evaluated in float32 on a CPU
-    that only emulates bfloat16, about 90x slower)."""
+def dev_cer(ckpt: dict, cuts: CutSet, dtype: str, max_duration: float = 300.0) -> float:
+    """Greedy CER of a checkpoint on `cuts`, on the CPU in `dtype`."""
     from ds2.train.trainer import evaluate
 
     model, tokenizer, _ = model_from_checkpoint(ckpt)
-    device = torch.device("cpu")
-    dtype, _ = resolve_dtype("auto", device)
-    _, _, errors, chars = evaluate(model, make_eval_sampler(cuts, max_duration), tokenizer, device, dtype)
+    _, _, errors, chars = evaluate(model, make_eval_sampler(cuts, max_duration), tokenizer, torch.device("cpu"),
+                                   dtype)
     return errors / max(1, chars)
 
 
@@ -67,12 +64,14 @@ def average_and_choose(exp_dir: str | Path, num: int, dev_cuts: str | Path) -> d
     if len(epochs) < num:
         raise ValueError(f"{exp_dir} has {len(epochs)} epoch checkpoints; cannot average the last {num}")
     averaged = average_checkpoints(epochs[-num:])
+    # the precision `auto` picks on this CPU, not the trained one: a model trained in bfloat16 on a
+    # GPU is evaluated in float32 on a CPU that only emulates bfloat16 (about 100x slower)
     dtype, reason = resolve_dtype("auto", torch.device("cpu"))
     log.info("evaluating on the CPU in %s (%s)", dtype, reason)
     cuts = CutSet.from_file(dev_cuts).to_eager()
     best_path = exp_dir / "checkpoints" / "best.pt"
-    report = {"averaged": averaged["averaged"], "dev_cer_averaged": dev_cer(averaged, cuts),
-              "dev_cer_best": dev_cer(load_checkpoint(best_path), cuts)}
+    report = {"averaged": averaged["averaged"], "dev_cer_averaged": dev_cer(averaged, cuts, dtype),
+              "dev_cer_best": dev_cer(load_checkpoint(best_path), cuts, dtype)}
     report["chosen"] = "averaged.pt" if report["dev_cer_averaged"] < report["dev_cer_best"] else "best.pt"
     target = exp_dir / "checkpoints" / "averaged.pt"
     if report["chosen"] == "averaged.pt":

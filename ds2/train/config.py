@@ -15,6 +15,7 @@ from pathlib import Path
 
 import yaml
 
+from ds2.atomic import write_text_atomic
 from ds2.model import ModelConfig
 from ds2.precision import CHOICES as DTYPE_CHOICES
 
@@ -222,4 +223,4 @@ def save_config(cfg: ExperimentConfig, path: str | Path, comment: str | None = N
     text = yaml.safe_dump(config_to_dict(cfg), sort_keys=False)
     if comment:
         text = "".join(f"# {line}\n" for line in comment.splitlines()) + text
-    Path(path).write_text(text)
+    write_text_atomic(path, text)

@@ -24,6 +24,7 @@ import torch.nn.functional as F
 from lhotse import CutSet
 from tqdm import tqdm
 
+from ds2.atomic import save_atomic
 from ds2.data.augment import Chain, FrequencyWarp
 from ds2.data.dataset import AsrDataset
 from ds2.data.sampler import SkipFirst, bucket_count, make_eval_sampler, make_train_sampler
@@ -33,7 +34,6 @@ from ds2.model import DeepSpeech2
 from ds2.precision import DTYPES, resolve_dtype
 from ds2.score import error_counts
 from ds2.text import Tokenizer
-from ds2.atomic import save_atomic
 from ds2.train.checkpoint import CheckpointError, load_checkpoint
 from ds2.train.config import ExperimentConfig, config_from_dict, config_to_dict, save_config
 from ds2.train.plot import plot_curves
@@ -111,8 +111,8 @@ def compute_loss(model, batch: dict, device: torch.device, dtype: str = "float32
 
     The model runs under autocast in `dtype`; the CTC loss is always computed in float32.
     """
-    if dtype not in DTYPES:
-        dtype = resolve_dtype(dtype, device)[0]  # "auto" (raises for names that are no precision)
+    if dtype not in DTYPES:  # "auto" is resolved by the caller, once (ds2.precision.resolve_dtype)
+        raise ValueError(f"dtype must be one of {', '.join(DTYPES)}, not {dtype!r}")
     feats = batch["features"].to(device)
     with torch.autocast(device.type, dtype=DTYPES[dtype], enabled=dtype != "float32"):
         log_probs, out_lens = model(feats, batch["feature_lens"].to(device))
@@ -168,8 +168,6 @@ class Trainer:
         first = next(iter(train_cuts), None)
         if first is None:
             raise TrainingStopped(f"train: no cut in {data.train_cuts}; nothing to train on")
-        if tc.dtype not in DTYPES:  # "auto", when the Trainer is built without `run`
-            tc.dtype = resolve_dtype(tc.dtype, self.device)[0]
         self.num_features = first.num_features
         self.frame_shift = first.frame_shift
         try:
@@ -544,11 +542,6 @@ def load_latest_checkpoint(ckpt_dir: Path) -> tuple[Path | None, dict | None, li
         except CheckpointError as e:
             bad.append((p, str(e)))
     return None, None, bad
-
-
-def latest_checkpoint(ckpt_dir: Path) -> Path | None:
-    """The checkpoint to resume from: the newest that loads (truncated files are passed over)."""
-    return load_latest_checkpoint(ckpt_dir)[0]
 
 
 def model_differences(old: dict, new: dict) -> list[str]:
