@@ -21,7 +21,7 @@ import torch.nn.functional as F
 
 from ds2.model import DeepSpeech2
 from ds2.precision import native_bfloat16
-from ds2.train.config import resolve_config
+from ds2.config import resolve_config
 
 REPO = Path(__file__).resolve().parents[1]
 

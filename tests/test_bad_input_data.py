@@ -25,8 +25,8 @@ from lhotse.utils import fastcopy
 from ds2.precision import resolve_dtype
 from ds2.score import parse_wer_file
 from ds2.atomic import save_atomic
-from ds2.train.checkpoint import load_checkpoint
-from ds2.train.config import resolve_config
+from ds2.checkpoint import load_checkpoint
+from ds2.config import resolve_config
 from test_train_scale import train_args, write_config
 
 DS2 = str(Path(sys.executable).with_name("ds2"))

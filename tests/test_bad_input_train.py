@@ -17,7 +17,7 @@ import torch
 import yaml
 from lhotse import CutSet
 
-from ds2.train.checkpoint import CheckpointError, find_checkpoint, load_checkpoint
+from ds2.checkpoint import CheckpointError, find_checkpoint, load_checkpoint
 
 DS2 = str(Path(sys.executable).with_name("ds2"))
 TINY_MODEL = {"conv_channels": [4], "conv_kernels": [[5, 11]], "conv_strides": [[2, 4]], "rnn_layers": 2,

@@ -1,6 +1,6 @@
 import pytest
 
-from ds2.train.config import config_from_dict, config_to_dict, resolve_config
+from ds2.config import config_from_dict, config_to_dict, resolve_config
 
 
 def test_three_layers_defaults_file_overrides(tmp_path):

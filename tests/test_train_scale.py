@@ -20,7 +20,7 @@ import yaml
 from lhotse import CutSet, Recording, RecordingSet, SupervisionSegment, SupervisionSet
 
 from ds2.train.average import average_checkpoints
-from ds2.train.checkpoint import find_checkpoint, load_checkpoint
+from ds2.checkpoint import find_checkpoint, load_checkpoint
 
 DS2 = str(Path(sys.executable).with_name("ds2"))
 TORCHRUN = str(Path(sys.executable).with_name("torchrun"))

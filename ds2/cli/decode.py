@@ -71,7 +71,7 @@ def _options(params_file, search: dict):
 
 def _checkpoint(exp_dir: Path, checkpoint: Path | None) -> Path:
     """The checkpoint decoding uses; a one-line error when EXP_DIR has none."""
-    from ds2.train.checkpoint import find_checkpoint
+    from ds2.checkpoint import find_checkpoint
 
     try:
         return find_checkpoint(checkpoint or exp_dir)

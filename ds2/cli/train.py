@@ -51,8 +51,8 @@ def command(exp_dir, train_cuts, dev_cuts, stats, lang_dir, config_file, overrid
     --dev-cuts data/fbank/synth_cuts_dev.jsonl.gz --stats data/fbank/synth_stats_train.pt --lang-dir data/lang_char
     """
     from ds2.text import load_tokenizer
-    from ds2.train.checkpoint import CheckpointError
-    from ds2.train.config import resolve_config
+    from ds2.checkpoint import CheckpointError
+    from ds2.config import resolve_config
     from ds2.train.trainer import TrainData, TrainingStopped, run
 
     try:  # every option is checked here, before any data or model loads

@@ -29,7 +29,7 @@ from ds2.decode.methods import DecodeOptions, decode_many
 from ds2.precision import DTYPES, resolve_dtype
 from ds2.score import ErrorRate, write_decode_dir
 from ds2.text import Tokenizer, tokenizer_from_dict
-from ds2.train.checkpoint import find_checkpoint, load_checkpoint, model_from_checkpoint
+from ds2.checkpoint import find_checkpoint, load_checkpoint, model_from_checkpoint
 
 log = logging.getLogger(__name__)
 

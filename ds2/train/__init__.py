@@ -1,1 +1,1 @@
-"""Training: the loop, checkpoints, config resolution, logging and curves."""
+"""Training: the loop, distributed set-up, validation, averaging, logging and curves."""

@@ -18,7 +18,7 @@ from lhotse import CutSet
 from ds2.atomic import save_atomic
 from ds2.data.sampler import make_eval_sampler
 from ds2.precision import resolve_dtype
-from ds2.train.checkpoint import load_checkpoint, model_from_checkpoint
+from ds2.checkpoint import load_checkpoint, model_from_checkpoint
 
 log = logging.getLogger(__name__)
 

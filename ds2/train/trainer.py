@@ -34,8 +34,8 @@ from ds2.model import DeepSpeech2
 from ds2.precision import DTYPES, resolve_dtype
 from ds2.score import error_counts
 from ds2.text import Tokenizer
-from ds2.train.checkpoint import CheckpointError, load_checkpoint
-from ds2.train.config import ExperimentConfig, config_from_dict, config_to_dict, save_config
+from ds2.checkpoint import CheckpointError, load_checkpoint
+from ds2.config import ExperimentConfig, config_from_dict, config_to_dict, save_config
 from ds2.train.plot import plot_curves
 
 log = logging.getLogger("ds2.train")

@@ -1,5 +1,7 @@
 """Checkpoints: written atomically, loaded with weights_only=True, self-contained.
 
+Outside `ds2/train` because decoding reads them too (and must not import the trainer).
+
 A checkpoint holds the model weights (with the feature normalisation), the resolved
 config, the tokenizer and the number of feature bins, so `ds2 decode exp/<tag>`
 needs nothing else.
@@ -13,7 +15,7 @@ import torch
 
 from ds2.model import DeepSpeech2
 from ds2.text import Tokenizer, tokenizer_from_dict
-from ds2.train.config import ExperimentConfig, config_from_dict
+from ds2.config import ExperimentConfig, config_from_dict
 
 
 class CheckpointError(ValueError):
