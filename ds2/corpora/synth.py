@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 from scipy.signal import resample_poly
-from tqdm import tqdm
+from ds2.progress import progress
 
 from ds2.text import normalize_english
 
@@ -227,7 +227,7 @@ def prepare_synth(output_dir: str | Path, audio_dir: str | Path, opts: SynthOpti
     jobs = [(u, str(audio_dir / f"{u.id}.wav")) for u in utts]
     num_samples = {}
     with ProcessPoolExecutor(max_workers=max(1, num_jobs)) as pool:
-        for utt_id, n in tqdm(pool.map(_synthesise, jobs, chunksize=16), total=len(jobs),
+        for utt_id, n in progress(pool.map(_synthesise, jobs, chunksize=16), total=len(jobs),
                               desc="espeak-ng", unit="utt"):
             num_samples[utt_id] = n
 

@@ -20,7 +20,7 @@ import numpy as np
 import torch
 from lhotse import CutSet, Fbank, FbankConfig, LilcomChunkyWriter, Spectrogram, SpectrogramConfig
 from lhotse.features.base import register_extractor
-from tqdm import tqdm
+from ds2.progress import progress
 
 from ds2.atomic import save_atomic, write_atomic
 
@@ -128,7 +128,7 @@ def compute_cut_features(cuts: CutSet, extractor, storage_dir: Path, num_jobs: i
     jobs = [(shard, extractor, storage_dir / f"feats-{i:04d}") for i, shard in enumerate(shards)]
     done, failed = [], []
     try:
-        with tqdm(total=len(cuts), desc=desc, unit="cut") as bar, ExitStack() as stack:
+        with progress(total=len(cuts), desc=desc, unit="cut") as bar, ExitStack() as stack:
             results = map(_compute_shard, jobs)
             if num_jobs > 1:
                 # Ctrl-C reaches the whole process group. The workers ignore it (from their start:
@@ -199,7 +199,7 @@ def feature_stats(cuts: CutSet) -> dict[str, torch.Tensor]:
     if len(cuts) == 0:
         raise ValueError("no cuts to compute feature statistics on")
     total, total_sq, count = None, None, 0
-    for cut in tqdm(cuts, desc="feature stats", unit="cut"):
+    for cut in progress(cuts, desc="feature stats", unit="cut"):
         x = torch.from_numpy(cut.load_features()).double()
         total = x.sum(0) if total is None else total + x.sum(0)
         total_sq = (x**2).sum(0) if total_sq is None else total_sq + (x**2).sum(0)
