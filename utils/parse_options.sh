@@ -2,7 +2,7 @@
 # Parse --name value / --name=value options into shell variables, Kaldi style.
 # Source it after declaring defaults: `stage=1; . ../../utils/parse_options.sh`.
 # Option --foo-bar sets variable foo_bar, which must already exist; --help prints the
-# comment lines of the calling script's header and the options with their values.
+# comment lines of the calling script's header and the options with their current values.
 # Every recipe gets the same checks, each a one-line error and exit status 1: an unknown
 # option, an argument that is not an option, a non-integer value for an option whose
 # default is an integer (--stage, --stop-stage, --num-jobs, ...), and a --tag that is not a
@@ -17,12 +17,17 @@ while [ $# -gt 0 ]; do
       _po_script="$0"; [ -f "$_po_script" ] || _po_script="$(basename "$0")"
       sed -n '2,/^$/s/^# \{0,1\}//p' "$_po_script"
       echo "Options (current values):"
-      # Only the option name gets dashes: values and comments (e.g. model.rnn_hidden=64) are
-      # printed as written, so an example can be copied.
-      grep -E '^[a-z_]+=.*#' "$_po_script" | while IFS= read -r _po_line; do
-        _po_name="${_po_line%%=*}"; _po_rest="${_po_line#*=}"
-        printf '  --%s %s #%s\n' "${_po_name//_/-}" "${_po_rest%%#*}" "${_po_rest#*#}"
-      done
+      # Options are the commented declarations `name=value  # what` of the recipe, and
+      # `: "${name:=value}"  # what` of a shared file that sources this one (egs/asr.sh). Values
+      # are printed as they are now, options with dashes.
+      { sed -nE 's/^([a-z_]+)=[^#]*#(.*)$/\1\t\2/p' "$_po_script"
+        if [ "${BASH_SOURCE[1]:-}" ] && [ "${BASH_SOURCE[1]}" != "$_po_script" ]; then
+          sed -nE 's/^: "\$\{([a-z_]+):=[^#]*#(.*)$/\1\t\2/p' "${BASH_SOURCE[1]}"
+        fi; } | while IFS=$'\t' read -r _po_name _po_what; do
+          _po_value="${!_po_name}"
+          [[ -z "$_po_value" || "$_po_value" =~ [[:space:]] ]] && _po_value="\"$_po_value\""
+          printf '  --%s %s #%s\n' "${_po_name//_/-}" "$_po_value" "$_po_what"
+        done
       exit 0 ;;
     --*=*) name="${1%%=*}"; value="${1#*=}"; shift ;;
     --*)

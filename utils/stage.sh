@@ -1,8 +1,11 @@
 #!/usr/bin/env bash
 # Shell helpers of the recipes: logging, stage selection and .done markers.
 
-log() {
-  echo "$(date '+%Y-%m-%d %H:%M:%S') ($(basename "$0"):${BASH_LINENO[0]}) $*" >&2
+# log MESSAGE: to stderr, with the time and the file:line that called log.
+log() { _log "$@"; }
+# The caller's caller is the line to name: log's, or run_stage's (in run.sh or egs/asr.sh).
+_log() {
+  echo "$(date '+%Y-%m-%d %H:%M:%S') ($(basename "${BASH_SOURCE[2]:-$0}"):${BASH_LINENO[1]}) $*" >&2
 }
 
 # stage_selected N: true when N lies within --stage .. --stop-stage. Stops the recipe when
@@ -20,10 +23,10 @@ stage_selected() {
 run_stage() {
   local marker="$1"; shift
   if [ -f "$marker" ]; then
-    log "skipping: $marker exists (delete it to redo this stage)"
+    _log "skipping: $marker exists (delete it to redo this stage)"
     return 0
   fi
-  log "running: $*"
+  _log "running: $*"
   "$@"
   mkdir -p "$(dirname "$marker")"
   printf '%q ' "$@" > "$marker.tmp" && echo >> "$marker.tmp" && mv "$marker.tmp" "$marker"

@@ -163,19 +163,41 @@ def compute_cut_features(cuts: CutSet, extractor, storage_dir: Path, num_jobs: i
     return CutSet.from_cuts(done)
 
 
+def stats_name(stats_from: list[str]) -> str:
+    """The stats file's set part: the training sets joined by '+' (e.g. `train`, `a+b`)."""
+    return "+".join(stats_from)
+
+
 def compute_features(manifest_dir: str | Path, output_dir: str | Path, prefix: str, splits: list[str],
-                     cfg: FeatureConfig, num_jobs: int = 2) -> dict[str, Path]:
+                     cfg: FeatureConfig, num_jobs: int = 2, stats_from: list[str] = ("train",)) -> dict[str, Path]:
     """Cut sets with features for each split: `output_dir/{prefix}_cuts_{split}.jsonl.gz`.
 
-    Reads `manifest_dir/{prefix}_{recordings,supervisions}_{split}.jsonl.gz`. On the train
-    split it also writes the global mean/std of the features (`{prefix}_stats_train.pt`).
+    Reads `manifest_dir/{prefix}_{recordings,supervisions}_{split}.jsonl.gz`. When every set of
+    `stats_from` (the training sets) is among `splits`, it also writes the global mean/std of
+    their features, `{prefix}_stats_{'+'.join(stats_from)}.pt` (e.g. `synth_stats_train.pt`);
+    when none is, no statistics are computed, and when only some are, ValueError.
     """
     from lhotse import RecordingSet, SupervisionSet
 
     manifest_dir, output_dir = Path(manifest_dir), Path(output_dir)
+    stats_from = list(stats_from)
+    in_splits = [s for s in stats_from if s in splits]
+    if in_splits and len(in_splits) < len(stats_from):
+        missing = [s for s in stats_from if s not in splits]
+        raise ValueError(f"the statistics come from {', '.join(stats_from)}, but {', '.join(missing)} "
+                         f"{'is' if len(missing) == 1 else 'are'} not among the splits computed now "
+                         f"({', '.join(splits)})")
+    for split in splits:  # every manifest is there before hours of features start
+        for kind in ("recordings", "supervisions"):
+            if not (manifest_dir / f"{prefix}_{kind}_{split}.jsonl.gz").is_file():
+                raise FileNotFoundError(f"no {manifest_dir / f'{prefix}_{kind}_{split}.jsonl.gz'} (check --prefix "
+                                        f"and --splits against the files of {manifest_dir})")
     output_dir.mkdir(parents=True, exist_ok=True)
     extractor = make_extractor(cfg)
-    written = {}
+    written, stats_cuts = {}, []
+    stats_path = output_dir / f"{prefix}_stats_{stats_name(stats_from)}.pt"
+    if in_splits:
+        stats_path.unlink(missing_ok=True)  # never old statistics beside new features
     for split in splits:
         recs = RecordingSet.from_file(manifest_dir / f"{prefix}_recordings_{split}.jsonl.gz")
         sups = SupervisionSet.from_file(manifest_dir / f"{prefix}_supervisions_{split}.jsonl.gz")
@@ -183,14 +205,13 @@ def compute_features(manifest_dir: str | Path, output_dir: str | Path, prefix: s
         path.unlink(missing_ok=True)  # never an old cut set beside new features
         cuts = compute_cut_features(CutSet.from_manifests(recordings=recs, supervisions=sups), extractor,
                                     output_dir / f"{prefix}_feats_{split}", num_jobs, desc=f"{cfg.kind} {split}")
-        if split == "train":  # the stats first: a cut set on disk means its split is complete
-            stats_path = output_dir / f"{prefix}_stats_train.pt"
-            stats = feature_stats(cuts)
-            save_atomic(stats, stats_path)
         write_atomic(path, cuts.to_file)
         written[split] = path
-        if split == "train":
-            written["stats"] = stats_path
+        if split in stats_from:
+            stats_cuts.append(cuts)
+    if in_splits:
+        save_atomic(feature_stats(CutSet.from_cuts(c for cuts in stats_cuts for c in cuts)), stats_path)
+        written["stats"] = stats_path
     return written
 
 

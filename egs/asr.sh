@@ -1,0 +1,121 @@
+#!/usr/bin/env bash
+# The stages every corpus shares, sourced at the end of egs/<corpus>/run.sh. That recipe first sets
+#   prefix       corpus name in its manifests: data/manifests/<prefix>_{recordings,supervisions}_<set>.jsonl.gz
+#   train_sets   training set(s), e.g. "train" or "train-clean-100 train-clean-360"
+#   dev_set      the set of validation, averaging and tuning (decoded too)
+#   test_sets    the other sets decoded and scored, e.g. "test" or "test-clean test-other"
+#   token_type   char-en (28 English characters), char (every character of the training text) or bpe
+#   lm_text      text of the n-gram LMs, with no dev or test sentence
+# its own options, and stage1_prepare: stage 1 (download and prepare), a run_stage call.
+# Stages: 1 prepare, 2 features, 3 tokens, 4 n-gram LMs, 5 graphs (H, L, G, HLG), 6 train (and average),
+#         7 tune LM weights on dev, 8 decode every set with every method, 9 RESULTS.md.
+# Each stage writes a marker under data/.done or exp/.done and is skipped while it exists.
+
+: "${stage:=1}"                   # first stage to run
+: "${stop_stage:=9}"              # last stage to run
+: "${num_jobs:=2}"                # parallel processes for features (and the corpus's stage 1)
+: "${feature_kind:=fbank}"        # fbank (80 log-mel bins) or spectrogram (DS2's 161-bin log spectrogram)
+: "${vocab_size:=500}"            # BPE units, blank included (token_type bpe)
+: "${config:=conf/ds2.yaml}"      # model and training options
+: "${tag:=ds2}"                   # experiment name: exp/<tag>
+: "${overrides:=}"                # extra config overrides, e.g. "train.epochs=1 model.rnn_hidden=64"
+: "${lm_order:=3}"                # n-gram order of the LM of beam search and HLG
+: "${rescore_lm_order:=4}"        # n-gram order of the larger LM of nbest-rescore
+: "${methods:=greedy ctc-graph beam hlg nbest-rescore}"   # decoding methods of stages 7 and 8
+: "${decode_jobs:=2}"             # processes that run the searches
+: "${world_size:=1}"              # training processes on this machine (torchrun --nproc-per-node; DDP)
+: "${torchrun_args:=--standalone}"  # several machines: "--nnodes 2 --node-rank R --rdzv-endpoint HOST:29500"
+: "${avg:=2}"                     # average the last N epochs; decoding uses the average if it beats best.pt
+
+_egs="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+. "$_egs/../utils/stage.sh"
+. "$_egs/../utils/parse_options.sh"
+
+feats=data/$feature_kind
+lang=data/lang_char; [ "$token_type" = bpe ] && lang=data/lang_bpe_$vocab_size
+lm=data/lm/lm_${lm_order}gram
+rescore_lm=data/lm/lm_${rescore_lm_order}gram
+exp=exp/$tag
+read -ra train_list <<< "$train_sets"
+train_name=$(IFS=+; echo "${train_list[*]}")  # several training sets are combined under this name
+cuts() { echo "$feats/${prefix}_cuts_$1.jsonl.gz"; }
+sups() { echo "data/manifests/${prefix}_supervisions_$1.jsonl.gz"; }
+csv() { echo "$*" | tr ' ' ','; }
+decode_sets=()  # NAME=PATH of dev and the test sets
+for s in $dev_set $test_sets; do decode_sets+=(--cuts "$s=$(cuts "$s")"); done
+# every method takes the LMs and graphs it needs from these and ignores the others
+resources=(--lm "$lm.bin" --rescore-lm "$rescore_lm.bin" --lang-dir "$lang")
+
+if stage_selected 1; then
+  log "Stage 1: download and prepare the corpus into data/manifests"
+  stage1_prepare
+fi
+
+if stage_selected 2; then
+  log "Stage 2: compute $feature_kind features of $train_sets $dev_set $test_sets into $feats"
+  run_stage data/.done/stage2.features.$feature_kind \
+    ds2 features data/manifests "$feats" --prefix "$prefix" --kind "$feature_kind" --num-jobs "$num_jobs" \
+      --splits "$(csv $train_sets $dev_set $test_sets)" --stats-from "$(csv "${train_list[@]}")"
+  if [ "${#train_list[@]}" -gt 1 ]; then
+    # shellcheck disable=SC2046
+    run_stage data/.done/stage2.combine.$feature_kind \
+      lhotse combine $(for s in "${train_list[@]}"; do cuts "$s"; done) "$(cuts "$train_name")"
+  fi
+fi
+
+if stage_selected 3; then
+  log "Stage 3: $token_type tokens into $lang"
+  text_args=(); [ "$token_type" = char-en ] || for s in "${train_list[@]}"; do text_args+=(--supervisions "$(sups "$s")"); done
+  [ "$token_type" = bpe ] && text_args+=(--vocab-size "$vocab_size")
+  run_stage data/.done/stage3.tokens.$token_type ds2 tokens "$lang" --type "$token_type" "${text_args[@]}"
+fi
+
+if stage_selected 4; then
+  log "Stage 4: n-gram LMs (KenLM) of $lm_text"
+  for order in $(printf '%s\n' "$lm_order" "$rescore_lm_order" | sort -u); do
+    run_stage data/.done/stage4.lm.${order}gram \
+      ds2 lm train "$lm_text" data/lm --order "$order" --dev-text "$(sups "$dev_set")"
+  done
+fi
+
+if stage_selected 5; then
+  log "Stage 5: H, L, G and HLG graphs into $lang"
+  run_stage data/.done/stage5.graph.$token_type.${lm_order}gram ds2 lm graph "$lang" "$lm.arpa"
+fi
+
+if stage_selected 6; then
+  log "Stage 6: train $exp on $train_sets"
+  set_args=(); for o in $overrides; do set_args+=(--set "$o"); done
+  train=(ds2 train)
+  # shellcheck disable=SC2206
+  [ "$world_size" -gt 1 ] && train=(torchrun $torchrun_args --nproc-per-node "$world_size" "$(command -v ds2)" train)
+  # --resume: an interrupted run continues from its newest checkpoint, mid-epoch (they are atomic).
+  run_stage exp/.done/stage6.train.$tag \
+    "${train[@]}" --config "$config" --exp-dir "$exp" --resume --train-cuts "$(cuts "$train_name")" \
+      --dev-cuts "$(cuts "$dev_set")" --stats "$feats/${prefix}_stats_$train_name.pt" --lang-dir "$lang" \
+      "${set_args[@]}"
+  if [ "$avg" -gt 1 ]; then
+    run_stage exp/.done/stage6.average.$tag ds2 average "$exp" --num "$avg" --dev-cuts "$(cuts "$dev_set")"
+  fi
+fi
+
+if stage_selected 7; then
+  log "Stage 7: tune the LM weights of $methods on $dev_set (methods without weights have nothing to tune)"
+  for method in $methods; do
+    run_stage exp/.done/stage7.tune.$tag.$method ds2 tune "$exp" --method "$method" "${resources[@]}" \
+      --cuts "$dev_set=$(cuts "$dev_set")" --num-jobs "$decode_jobs"
+  done
+fi
+
+if stage_selected 8; then
+  log "Stage 8: decode $dev_set $test_sets with: $methods"
+  for method in $methods; do
+    run_stage exp/.done/stage8.decode.$tag.$method ds2 decode "$exp" --method "$method" "${resources[@]}" \
+      "${decode_sets[@]}" --num-jobs "$decode_jobs"
+  done
+fi
+
+if stage_selected 9; then
+  log "Stage 9: RESULTS.md"
+  ds2 results . --output RESULTS.md  # always rewritten: it only reads what the earlier stages left
+fi
