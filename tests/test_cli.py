@@ -1,24 +1,62 @@
+import click
+import numpy as np
 import pytest
 from click.testing import CliRunner
+from lhotse import CutSet
 
 from ds2.cli import main
 
-VERBS = [["prepare"], ["prepare", "synth"], ["features"], ["tokens"], ["lm"], ["lm", "train"], ["lm", "graph"],
-         ["train"], ["decode"], ["tune"], ["results"]]
+
+def all_commands(group: click.Group = main, path: tuple[str, ...] = ()):
+    """Every command of the `ds2` group, sub-groups and their commands included, with its words."""
+    for name, cmd in sorted(group.commands.items()):
+        yield path + (name,), cmd
+        if isinstance(cmd, click.Group):
+            yield from all_commands(cmd, path + (name,))
 
 
-def test_group_help_lists_every_verb():
+COMMANDS = dict(all_commands())
+
+
+def test_every_verb_is_registered():
+    expected = {"prepare", "prepare synth", "features", "shar", "tokens", "lm", "lm train", "lm graph", "train",
+                "average", "decode", "tune", "results"}
+    assert {" ".join(words) for words in COMMANDS} == expected
     out = CliRunner().invoke(main, ["--help"])
     assert out.exit_code == 0
-    for verb in ("prepare", "features", "tokens", "lm", "train", "decode", "tune", "results"):
-        assert verb in out.output
+    for words in COMMANDS:
+        assert words[0] in out.output
 
 
-@pytest.mark.parametrize("verb", VERBS, ids=" ".join)
-def test_every_verb_explains_itself(verb):
-    out = CliRunner().invoke(main, verb + ["--help"])
+@pytest.mark.parametrize("words", list(COMMANDS), ids=" ".join)
+def test_every_verb_documents_each_option_and_argument(words):
+    """--help works, says what the verb does with an example, and documents every option
+    (a help text shown in the output) and every argument (named in the description)."""
+    cmd = COMMANDS[words]
+    out = CliRunner().invoke(main, list(words) + ["--help"])
     assert out.exit_code == 0, out.output
-    assert "Usage:" in out.output and len(out.output) > 200
+    assert "Usage:" in out.output and (cmd.help or "").strip()
+    if not isinstance(cmd, click.Group):
+        assert "Example" in cmd.help, f"ds2 {' '.join(words)} --help gives no example"
+    for param in cmd.params:
+        if isinstance(param, click.Argument):
+            assert param.human_readable_name in cmd.help, f"argument {param.human_readable_name} is not described"
+        elif not param.hidden:
+            assert param.help and param.help.strip(), f"option {param.opts[0]} has no help text"
+            assert param.opts[-1] in out.output
+
+
+def test_shar_round_trip_keeps_cuts_and_features(tiny_corpus, tmp_path):
+    cuts_file = tiny_corpus / "fbank" / "synth_cuts_dev.jsonl.gz"
+    out = CliRunner().invoke(main, ["shar", str(cuts_file), str(tmp_path / "shar"), "--shard-size", "3"])
+    assert out.exit_code == 0, out.output
+    cuts = CutSet.from_file(cuts_file).to_eager()
+    n = -(-len(cuts) // 3)
+    assert f"{n} shards in" in out.output and len(list((tmp_path / "shar").glob("features.*.tar"))) == n
+    back = CutSet.from_shar(in_dir=tmp_path / "shar").to_eager()
+    assert sorted(back.ids) == sorted(cuts.ids)
+    for cut in back:  # lilcom is lossy: the same features within its precision
+        assert np.allclose(cut.load_features(), cuts[cut.id].load_features(), atol=0.05)
 
 
 def test_bad_override_is_a_usage_error(tmp_path):
