@@ -21,12 +21,14 @@ from pathlib import Path
 import numpy as np
 
 from ds2.decode.beam import PrefixBeamSearch
+from ds2.decode.methods import method
 from ds2.decode.runner import LogProbs
 from ds2.lm.ngram import arpa_vocabulary, load_lm
 from ds2.score import score
 
-# (LM weight, word bonus) grids; flashlight's KenLM wrapper scores in its own units.
-GRID = {"alpha": [0.3, 0.45, 0.6, 0.8, 1.0], "beta": [0.0, 1.0, 2.0, 3.0, 4.0]}
+# (LM weight, word bonus) grids: `ds2 tune`'s for the beam method (from the registry) for ours and
+# pyctcdecode, which share the formula; flashlight's KenLM wrapper scores in its own units.
+GRID = dict(method("beam").grid)
 FLASHLIGHT_GRID = {"alpha": [1.0, 2.0, 3.0, 4.0], "beta": [-2.0, 0.0, 2.0]}
 
 

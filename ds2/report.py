@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import json
+import logging
 import platform
-import re
 import subprocess
 from datetime import datetime, timezone
 from importlib import metadata
 from pathlib import Path
 
-from ds2.score import parse_wer_file
+log = logging.getLogger(__name__)
 
 
 def _version(package: str) -> str:
@@ -33,31 +33,35 @@ def git_description(path: Path) -> str:
 
 
 def collect(exp_root: Path) -> list[dict]:
-    """One row per decoding folder `exp_root/<tag>/decode_<set>_<method>/wer.txt`."""
+    """One row per decoding folder `exp_root/<tag>/decode_<set>_<method>/`, read from its
+    result.json (set and method are data there: a set name such as `test_clean` cannot be
+    split off the folder's name). A folder without result.json is left out with a warning."""
+    from ds2.decode.runner import RESULT_FILE, read_result
+
     rows = []
-    for wer_file in sorted(exp_root.glob("*/decode_*_*/wer.txt")):
-        tag = wer_file.parent.parent.name
-        _, set_name, method = wer_file.parent.name.split("_", 2)
-        rates = parse_wer_file(wer_file)
-        lines = wer_file.read_text().splitlines()
-        header = next((ln[1:].strip() for ln in lines if ln.startswith("#")), "")
-        cuts = next((ln[1:].strip() for ln in lines if ln.startswith("# cuts:")), "")
-        rows.append({"tag": tag, "set": set_name, "method": method, "header": header, "cuts": cuts, **rates})
+    for folder in sorted(p for p in exp_root.glob("*/decode_*") if p.is_dir()):
+        result = folder / RESULT_FILE
+        if not result.is_file():
+            log.warning("%s has no %s (decoded by an older ds2, or the decoding did not finish): left out of "
+                        "RESULTS.md; decode that set again", folder, RESULT_FILE)
+            continue
+        r = read_result(result)
+        rows.append({"tag": folder.parent.name, "set": r["set"], "method": r["method"], "rtf": r["rtf"],
+                     "settings": r["settings"], "cuts": r["cuts"], "checkpoint": r["checkpoint"],
+                     "WER": r["WER"], "CER": r["CER"]})
     return rows
-
-
-_SCORED_APART = re.compile(r"cannot spell: (\d+) .*could not be decoded: (\d+) ")
 
 
 def scoring_notes(rows: list[dict]) -> list[str]:
     """One line per decoding whose score includes cuts with references the tokenizer cannot
-    spell or cuts that could not be decoded (from the `# cuts:` line of its wer.txt)."""
-    notes = []
-    for r in rows:
-        m = _SCORED_APART.search(r.get("cuts", ""))
-        if m and (int(m.group(1)) or int(m.group(2))):
-            notes.append(f"- {r['tag']} {r['method']} {r['set']}: {r['cuts']}")
-    return notes
+    spell or cuts that could not be decoded (from the `cuts` counts of its result.json)."""
+    return [f"- {r['tag']} {r['method']} {r['set']}: {r['cuts']['summary']}" for r in rows
+            if r["cuts"]["unspellable"] or r["cuts"]["undecodable"]]
+
+
+def set_order(sets) -> list[str]:
+    """Dev sets (names starting with "dev") first, then the others, each group alphabetically."""
+    return sorted(set(sets), key=lambda s: (not s.startswith("dev"), s))
 
 
 def _method_order(method: str) -> tuple[int, str]:
@@ -66,15 +70,39 @@ def _method_order(method: str) -> tuple[int, str]:
     return (METHODS.index(method) if method in METHODS else len(METHODS), method)
 
 
-def _header_fields(header: str) -> tuple[str, str]:
-    """(RTF, the method's options) of a wer.txt header `set method checkpoint=... RTF=... key=value ...`."""
-    fields = header.split()[2:]
-    rtf = next((f.split("=", 1)[1] for f in fields if f.startswith("RTF=")), "")
-    options = [f for f in fields if "=" in f and not f.startswith(("RTF=", "checkpoint=", "utterances="))]
-    return rtf, " ".join(f"`{o}`" for o in options)
+def _settings_cell(settings: dict) -> str:
+    return " ".join(f"`{k}={v}`" for k, v in settings.items())
+
+
+def decoded_dev_cer(exp_dir: Path) -> tuple[float, str] | None:
+    """(dev CER as a fraction, which checkpoint) of the checkpoint `ds2 decode EXP` uses: the one
+    checkpoints/averaged.json says `ds2 average` chose, else best.pt, the best epoch of
+    log/history.json; None without either."""
+    averaged = exp_dir / "checkpoints" / "averaged.json"
+    if averaged.is_file():
+        a = json.loads(averaged.read_text())
+        if a["chosen"] == "averaged.pt":
+            return a["dev_cer_averaged"], f"average of {', '.join(a['averaged'])}"
+        return a["dev_cer_best"], "best.pt" + _best_epoch_note(exp_dir)
+    history_file = exp_dir / "log" / "history.json"
+    epochs = json.loads(history_file.read_text())["epochs"] if history_file.is_file() else []
+    if not epochs:
+        return None
+    best = min(epochs, key=lambda e: e["dev_cer"])
+    return best["dev_cer"], f"best.pt, epoch {best['epoch'] + 1}"
+
+
+def _best_epoch_note(exp_dir: Path) -> str:
+    history_file = exp_dir / "log" / "history.json"
+    epochs = json.loads(history_file.read_text())["epochs"] if history_file.is_file() else []
+    if not epochs:
+        return ""
+    return f", epoch {min(epochs, key=lambda e: e['dev_cer'])['epoch'] + 1}"
 
 
 def training_summary(exp_dir: Path) -> str:
+    """The training lines of RESULTS.md: epochs, steps, time, and the dev CER of the checkpoint
+    decoding uses (so it is the greedy dev %CER of the table, the same CER by definition)."""
     history_file = exp_dir / "log" / "history.json"
     if not history_file.exists():
         return ""
@@ -82,10 +110,9 @@ def training_summary(exp_dir: Path) -> str:
     if not epochs:
         return ""
     minutes = sum(e["seconds"] for e in epochs) / 60
-    best = min(epochs, key=lambda e: e["dev_cer"])
+    cer, which = decoded_dev_cer(exp_dir)
     lines = [f"- `{exp_dir.name}`: {len(epochs)} epochs, {epochs[-1]['step']} steps, {minutes:.1f} min of "
-             f"training; best dev CER {100 * best['dev_cer']:.2f}% (epoch {best['epoch'] + 1}); "
-             f"curves: `exp/{exp_dir.name}/curves.png`"]
+             f"training; best dev CER {100 * cer:.2f}% ({which}); curves: `exp/{exp_dir.name}/curves.png`"]
     averaged = exp_dir / "checkpoints" / "averaged.json"
     if averaged.exists():
         a = json.loads(averaged.read_text())
@@ -118,31 +145,32 @@ def write_results(recipe_dir: str | Path, output: str | Path | None = None, titl
     exp_root = recipe_dir / "exp"
     rows = collect(exp_root)
     if not rows:
-        raise FileNotFoundError(f"no decoding results under {exp_root}/*/decode_*_*/wer.txt (run the decode stage)")
-    sets = sorted({r["set"] for r in rows}, key=lambda s: (s != "dev", s))
+        raise FileNotFoundError(f"no decoding results under {exp_root}/*/decode_*/result.json (run the decode stage)")
+    sets = set_order(r["set"] for r in rows)
     keys = sorted({(r["tag"], r["method"]) for r in rows}, key=lambda k: (k[0], _method_order(k[1])))
+    by_key = {(r["tag"], r["method"], r["set"]): r for r in rows}
     table = ["| experiment | method | " + " | ".join(f"{s} %WER | {s} %CER" for s in sets) + " |",
              "| --- | --- | " + " | ".join("---: | ---:" for _ in sets) + " |"]
     details, settings = [], []
     for tag, method in keys:
         cells = []
         for s in sets:
-            row = next((r for r in rows if (r["tag"], r["method"], r["set"]) == (tag, method, s)), None)
+            row = by_key.get((tag, method, s))
             if row is None:
                 cells += ["", ""]
                 continue
             cells += [f"{row['WER'].rate:.2f}", f"{row['CER'].rate:.2f}"]
             details.append(f"| {tag} | {method} | {s} | {row['WER'].line('WER')} | {row['CER'].line('CER')} |")
-            if s == sets[-1]:
-                rtf, options = _header_fields(row["header"])
-                settings.append(f"| {tag} | {method} | {rtf} | {options} |")
+        # the settings and speed of the last set this method decoded (a test set when there is one)
+        last = next(by_key[(tag, method, s)] for s in reversed(sets) if (tag, method, s) in by_key)
+        settings.append(f"| {tag} | {method} | {last['set']} | {last['rtf']:.4f} | {_settings_cell(last['settings'])} |")
         table.append(f"| {tag} | {method} | " + " | ".join(cells) + " |")
     tags = sorted({r["tag"] for r in rows})
     now = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     text = [
         f"# {title or 'Results of egs/' + recipe_dir.name}",
         "",
-        f"Generated by `ds2 results` on {now} from `exp/*/decode_*_*/wer.txt`.",
+        f"Generated by `ds2 results` on {now} from `exp/*/decode_*/result.json`.",
         "",
         "## Word and character error rates",
         "",
@@ -156,11 +184,11 @@ def write_results(recipe_dir: str | Path, output: str | Path | None = None, titl
         "",
         *(["Every cut is scored; these decodings include cuts scored apart from the others:", "",
            *notes, ""] if (notes := scoring_notes(rows)) else []),
-        f"Search settings (weights tuned on dev by `ds2 tune`) and the search's real-time factor per core "
-        f"on {sets[-1]} (the acoustic model excluded):",
+        "Search settings (weights tuned on dev by `ds2 tune`) and the search's real-time factor per core "
+        "(the acoustic model excluded) on the set named:",
         "",
-        "| experiment | method | RTF per core | settings |",
-        "| --- | --- | ---: | --- |",
+        "| experiment | method | set | RTF per core | settings |",
+        "| --- | --- | --- | ---: | --- |",
         *settings,
         "",
         "## Training",

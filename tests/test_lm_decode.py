@@ -10,6 +10,7 @@ import math
 
 import numpy as np
 import pytest
+from prefix_beam_reference import ReferencePrefixBeamSearch
 
 from ds2.decode.beam import BeamOptions, PrefixBeamSearch
 from ds2.decode.graph import GraphDecoder
@@ -119,7 +120,7 @@ def test_cpp_beam_search_equals_the_python_reference(lm, with_lm):
     model = load_lm(lm[1]) if with_lm else None
     opts = BeamOptions(beam=12, alpha=0.6, beta=1.5, token_min_logp=-4.0)
     cpp = PrefixBeamSearch(TOK, model, opts)
-    ref = PrefixBeamSearch(TOK, model, opts, backend="python")
+    ref = ReferencePrefixBeamSearch(TOK, model, opts)
     rng = np.random.default_rng(0)
     for text in ["the cat sat there", "a dog is on the mat", "thre cat iz ther", "xq zz"] * 2:
         log_probs = noisy(text, rng)

@@ -1,12 +1,64 @@
-"""`ds2 decode` and `ds2 tune`: decode sets with a trained experiment, tune LM weights on dev."""
+"""`ds2 decode` and `ds2 tune`: decode sets with a trained experiment, tune LM weights on dev.
+
+The methods, their choices, needs and options come from the registry in ds2.decode.methods.
+"""
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import click
+from click.core import ParameterSource
 
-from ds2.decode.methods import METHODS
+from ds2.decode.methods import METHODS, REGISTRY, RESOURCES, DecodeOptions, option_fields
+
+log = logging.getLogger(__name__)
+
+
+def _flag(name: str) -> str:
+    return "--" + name.replace("_", "-")
+
+
+def _used_by(name: str) -> str:
+    """' Needed by beam, nbest-rescore.' / ' Used by hlg.' from the registry."""
+    if name in RESOURCES:
+        users = [m.name for m in REGISTRY.values() if name in m.needs]
+        return f" Needed by {', '.join(users)}; ignored by the other methods." if users else ""
+    users = [m.name for m in REGISTRY.values() if name in m.settings or name in (m.grid or {})]
+    return f" Used by {', '.join(users)}." if users else ""
+
+
+def _method_options() -> list:
+    """One click option per DecodeOptions field (its help from the field, its users from the registry)."""
+    options = []
+    for f in option_fields():
+        help_text = f.metadata["help"] + _used_by(f.name)
+        if f.name in RESOURCES:
+            # not click.Path(exists=True): a resource the method does not need is ignored, even when missing
+            kind = click.Path(file_okay=f.name != "lang_dir", dir_okay=f.name == "lang_dir")
+            options.append(click.option(_flag(f.name), f.name, type=kind, default=None, help=help_text))
+        else:
+            options.append(click.option(_flag(f.name), f.name, type=type(f.default), default=f.default,
+                                        help=help_text))
+    return options
+
+
+def methods_epilog() -> str:
+    """The list of methods for --help: description, needs, tuned weights (from the registry)."""
+    width = max(len(m) for m in METHODS)
+    lines = ["Methods (--method), from the registry in ds2/decode/methods.py:", "", "\b"]
+    for m in REGISTRY.values():
+        extra = ["needs " + ", ".join(_flag(n) for n in m.needs) if m.needs else "needs nothing else"]
+        extra.append(f"tuned: {', '.join(_flag(n) for n in m.grid)}" if m.grid else "nothing to tune")
+        if m.first_pass:
+            extra.append(f"its first pass takes {m.first_pass}'s tuned weights")
+        lines += [f"  {m.name:<{width}}  {m.description}", f"  {'':<{width}}  ({'; '.join(extra)})"]
+    return "\n".join(lines)
+
+
+def _first_pass_note() -> str:
+    return "; ".join(f"{m.name} also takes {m.first_pass}.json" for m in REGISTRY.values() if m.first_pass)
 
 
 def decoding_options(f):
@@ -14,25 +66,14 @@ def decoding_options(f):
     options = [
         click.option("--cuts", "cut_sets", multiple=True, required=True, metavar="NAME=PATH",
                      help="A set to decode, e.g. --cuts test=data/fbank/synth_cuts_test.jsonl.gz (repeatable)."),
-        click.option("--method", default="greedy", type=click.Choice(METHODS), help="Decoding method."),
-        click.option("--lm", type=click.Path(exists=True, dir_okay=False), default=None,
-                     help="KenLM model (binary or ARPA) of beam, and of nbest-rescore's first pass."),
-        click.option("--rescore-lm", type=click.Path(exists=True, dir_okay=False), default=None,
-                     help="The larger KenLM model nbest-rescore rescores with."),
-        click.option("--lang-dir", type=click.Path(exists=True, file_okay=False), default=None,
-                     help="Folder of H.fst / HLG.fst / words.txt (ctc-graph, hlg)."),
+        click.option("--method", default="greedy", type=click.Choice(METHODS), help="Decoding method (listed below)."),
+        *_method_options(),
         click.option("--params", "params_file", type=click.Path(exists=True, dir_okay=False), default=None,
-                     help="JSON of tuned weights written by `ds2 tune` (overrides --alpha/--beta/--lm-scale)."),
-        click.option("--beam", default=16, help="Prefixes kept per frame (beam, nbest-rescore)."),
-        click.option("--alpha", default=0.8, help="LM weight (beam, nbest-rescore)."),
-        click.option("--beta", default=1.0, help="Word bonus (beam, nbest-rescore)."),
-        click.option("--nbest", default=16, help="Hypotheses rescored (nbest-rescore)."),
-        click.option("--rescore-alpha", default=0.8, help="LM weight of nbest-rescore's second pass."),
-        click.option("--rescore-beta", default=1.0, help="Word bonus of nbest-rescore's second pass."),
-        click.option("--lm-scale", default=0.8, help="LM weight of hlg."),
-        click.option("--graph-beam", default=14.0, help="kaldi-decoder beam in cost units (ctc-graph, hlg)."),
+                     help="JSON of tuned weights written by `ds2 tune`, used instead of those found in "
+                          f"EXP_DIR/tuned/ (METHOD.json; {_first_pass_note()}). Options given on the command "
+                          "line win over both."),
         click.option("--checkpoint", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
-                     help="Checkpoint to use [default: EXP_DIR/checkpoints/best.pt]."),
+                     help="Checkpoint to use [default: EXP_DIR/checkpoints/averaged.pt, else best.pt, else last.pt]."),
         click.option("--max-duration", default=300.0, help="Seconds of audio per acoustic-model batch."),
         click.option("--num-jobs", default=2, help="Processes that run the search."),
     ]
@@ -41,32 +82,37 @@ def decoding_options(f):
     return click.argument("exp_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))(f)
 
 
-def _options(params_file, search: dict):
-    """DecodeOptions from the command line, with the weights of --params on top."""
-    from ds2.decode.methods import DecodeOptions
-    from ds2.decode.tune import read_params
+def _options(exp_dir: Path, params_file, search: dict, own: bool = True) -> tuple[DecodeOptions, list[Path]]:
+    """DecodeOptions in three layers: the defaults, then the tuned weights (`tuned_weights`:
+    --params, or EXP_DIR/tuned/), then the options given on the command line; and the files
+    the tuned weights came from."""
+    from ds2.decode.tune import tuned_weights
+    from ds2.lm.ngram import check_lm_file
 
-    values = dict(search)
-    method = values["method"]
-    if params_file:
-        tuned = read_params(params_file)
-        # nbest-rescore's first pass is the beam search, so it also takes the beam's weights.
-        if tuned["method"] != method and not (method == "nbest-rescore" and tuned["method"] == "beam"):
-            raise click.UsageError(f"--params {params_file} was tuned for {tuned['method']}, not {method}")
-        values.update(tuned["params"])
+    ctx = click.get_current_context()
+    given = {k: v for k, v in search.items()
+             if ctx.get_parameter_source(k) not in (ParameterSource.DEFAULT, ParameterSource.DEFAULT_MAP)}
+    method = search["method"]
+    try:
+        weights, files = tuned_weights(exp_dir, method, params_file, own=own)
+    except ValueError as e:
+        raise click.UsageError(str(e)) from None
+    overridden = sorted(set(weights) & set(given))
+    if overridden:
+        log.info("%s: given on the command line, not taken from the tuned weights: %s", method,
+                 " ".join(f"{k}={given[k]}" for k in overridden))
+    values = {**{k: v for k, v in search.items() if v is not None}, **weights, **given}
     try:
         opts = DecodeOptions(**values)
     except ValueError as e:
-        raise click.UsageError(str(e))
-    from ds2.lm.ngram import check_lm_file
-
+        raise click.UsageError(str(e)) from None
     for option in ("lm", "rescore_lm"):
-        if getattr(opts, option) and opts.method in ("beam", "nbest-rescore"):
+        if option in REGISTRY[method].needs:
             try:
                 check_lm_file(getattr(opts, option))
             except ValueError as e:
-                raise click.ClickException(f"--{option.replace('_', '-')}: {e}") from None
-    return opts
+                raise click.ClickException(f"{_flag(option)}: {e}") from None
+    return opts, files
 
 
 def _checkpoint(exp_dir: Path, checkpoint: Path | None) -> Path:
@@ -97,56 +143,70 @@ def _sets(cut_sets):
         yield name, path
 
 
-@click.command("decode")
+@click.command("decode", epilog=methods_epilog())
 @decoding_options
 def command(exp_dir, cut_sets, params_file, checkpoint, max_duration, num_jobs, **search):
     """Decode each --cuts set with EXP_DIR's model; write EXP_DIR/decode_NAME_METHOD/.
 
     Each decoding folder holds recogs.txt (ref/hyp per utterance), errs.txt (alignments
-    and error tables) and wer.txt (%WER and %CER with ins/del/sub counts, the search's
-    real-time factor per core, and the method's options). Every cut is decoded and scored: a
+    and error tables), wer.txt (%WER and %CER with ins/del/sub counts, the search's
+    real-time factor per core, and the method's settings) and result.json (the same as data,
+    which `ds2 results` reads). Every cut is decoded and scored: a
     reference the tokenizer cannot spell is scored as written (its unspellable words count as
     errors), a cut whose features cannot be loaded counts as deleting its whole reference, and
     wer.txt says how many of each. The acoustic model's log-probs are kept in EXP_DIR/logprobs/
     with the digests of the cuts file and checkpoint, and reused while both are unchanged.
 
+    The LM weights are the defaults, then the tuned ones in EXP_DIR/tuned/METHOD.json when
+    it exists (written by `ds2 tune`; nbest-rescore's first pass also takes
+    EXP_DIR/tuned/beam.json), or those of --params FILE instead, then any given on the
+    command line. --lm, --rescore-lm and --lang-dir that a method does not need are ignored,
+    so one command line serves every method.
+
     \b
     Examples:
       ds2 decode exp/ds2 --cuts test=data/fbank/synth_cuts_test.jsonl.gz
-      ds2 decode exp/ds2 --method beam --lm data/lm/lm_3gram.bin --params data/lm/tuned_ds2_beam.json \\
-          --cuts test=data/fbank/synth_cuts_test.jsonl.gz
+      ds2 decode exp/ds2 --method beam --lm data/lm/lm_3gram.bin --cuts test=data/fbank/synth_cuts_test.jsonl.gz
       ds2 decode exp/ds2 --method hlg --lang-dir data/lang_char --cuts test=...
     """
     from ds2.decode.runner import decode_cuts
 
-    opts = _options(params_file, search)
+    opts, files = _options(exp_dir, params_file, search)
     checkpoint = _checkpoint(exp_dir, checkpoint)
     for name, path in _sets(cut_sets):
         try:
-            wer, cer, out_dir = decode_cuts(exp_dir, path, name, opts, checkpoint, max_duration, num_jobs)
+            wer, cer, out_dir = decode_cuts(exp_dir, path, name, opts, checkpoint, max_duration, num_jobs, files)
         except _errors_in_one_line() as e:
             raise click.ClickException(str(e)) from None
         click.echo(f"{out_dir}: {wer.line('WER')}  {cer.line('CER')}")
 
 
-@click.command("tune")
+@click.command("tune", epilog=methods_epilog())
 @decoding_options
-@click.option("--output", type=click.Path(dir_okay=False, path_type=Path), required=True,
-              help="JSON file for the chosen weights, e.g. data/lm/tuned_ds2_beam.json.")
+@click.option("--output", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              show_default=False, help="JSON file for the chosen weights and the whole grid "
+              "[default: EXP_DIR/tuned/METHOD.json, which `ds2 decode EXP_DIR --method METHOD` takes by itself].")
 def tune_command(exp_dir, cut_sets, params_file, checkpoint, max_duration, num_jobs, output, **search):
     """Choose METHOD's LM weights on one --cuts set (dev) by a grid search over WER.
 
-    beam and nbest-rescore tune alpha (LM weight) and beta (word bonus); hlg tunes its
-    lm-scale. nbest-rescore's first pass keeps the weights given (--params of the beam
-    tuning). The winner and the whole grid go to --output, which `ds2 decode --params` reads.
+    beam tunes alpha (LM weight) and beta (word bonus), hlg its lm-scale, nbest-rescore the
+    weights of its rescoring pass; the grids are the registry's. The winner and the whole grid
+    go to EXP_DIR/tuned/METHOD.json (or --output), which `ds2 decode EXP_DIR --method METHOD`
+    takes by itself. nbest-rescore's first pass takes EXP_DIR/tuned/beam.json (tune beam
+    first; without it the first pass keeps the default weights, with a warning), or --params.
+    A method with no weights to tune (greedy, ctc-graph) says so, writes nothing and exits 0.
 
     Example: ds2 tune exp/ds2 --method beam --lm data/lm/lm_3gram.bin \\
-             --cuts dev=data/fbank/synth_cuts_dev.jsonl.gz --output data/lm/tuned_ds2_beam.json
+             --cuts dev=data/fbank/synth_cuts_dev.jsonl.gz
     """
     from ds2.decode.runner import compute_log_probs
-    from ds2.decode.tune import best_point, tune, write_params
+    from ds2.decode.tune import best_point, tuned_file, tune, write_params
 
-    opts = _options(params_file, search)
+    method = REGISTRY[search["method"]]
+    if not method.grid:
+        click.echo(f"ds2 tune: {method.name} has no weights to tune; nothing written")
+        return
+    opts, _ = _options(exp_dir, params_file, search, own=False)
     sets = list(_sets(cut_sets))
     if len(sets) != 1:
         raise click.UsageError("ds2 tune takes exactly one --cuts set (dev)")
@@ -157,9 +217,11 @@ def tune_command(exp_dir, cut_sets, params_file, checkpoint, max_duration, num_j
         params, table = tune(lp, opts, num_jobs=num_jobs)
     except _errors_in_one_line() as e:
         raise click.ClickException(str(e)) from None
-    if opts.method == "nbest-rescore":  # its file also carries the first pass's weights
-        params = {"alpha": opts.alpha, "beta": opts.beta, **params}
-    write_params(output, opts.method, params, table, name)
+    if method.first_pass:  # its file also carries the first pass's weights it was tuned with
+        first = REGISTRY[method.first_pass]
+        params = {**{k: getattr(opts, k) for k in first.grid or {}}, **params}
+    output = output or tuned_file(exp_dir, method.name)
+    write_params(output, method.name, params, table, name)
     best = best_point(table)
     click.echo(f"{output}: {' '.join(f'{k}={v}' for k, v in params.items())} "
                f"(dev %WER {best['wer']:.2f}, %CER {best['cer']:.2f})")

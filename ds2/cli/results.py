@@ -13,9 +13,13 @@ import click
               help="Where to write the Markdown [default: RECIPE_DIR/RESULTS.md].")
 @click.option("--title", default=None, help="Heading of the page.")
 def command(recipe_dir, output, title):
-    """Tabulate every RECIPE_DIR/exp/*/decode_SET_METHOD/wer.txt (method x set, %WER and %CER
+    """Tabulate every decoding of RECIPE_DIR/exp/*/decode_SET_METHOD/ (method x set, %WER and %CER
     with ins/del/sub), with the training summary, git hash, versions and the commands each
     stage recorded; write RESULTS.md and print it.
+
+    Set and method are read from each folder's result.json (written by `ds2 decode` beside
+    wer.txt), never from the folder's name; folders without it are left out with a warning.
+    Dev sets (names starting with "dev") come first, then the others alphabetically.
 
     Example: ds2 results egs/synth
     """

@@ -1,8 +1,13 @@
 // The frame loop of ds2.decode.beam.PrefixBeamSearch in C++: CTC prefix beam search with a
 // word LM scored at word boundaries, as Deep Speech 2 decodes (Amodei et al. 2016, 3.8).
 //
-// It is a line-by-line port of PrefixBeamSearch._search_python (read that first: it is the
-// specification, and tests check that both give the same n-best). The LM stays in Python:
+// It is the same search as the Python reference in tests/prefix_beam_reference.py (read that
+// first: the same scores, pruning and recombination in plain dicts and sets; a test checks
+// that both give the same n-best and CTC scores), not a line-by-line port: here prefixes are
+// nodes of a tree that keep their extensions instead of dict entries keyed by text, the
+// unfinished word is a node of a byte trie of the LM words instead of a lookup in a set of word
+// prefixes, LM states are numbers, LM answers are cached by (state, word number), and only the
+// head of each frame's ranking is sorted. The LM stays in Python:
 // a callback (beam.kenlm_by_state_id) gives log10 p(word | state) and the next state's id the
 // first time a (state id, word) pair is met, and this module caches the answer, so KenLM is
 // asked once per distinct word in context.
@@ -23,7 +28,7 @@ namespace py = pybind11;
 
 namespace {
 
-constexpr double kNegInf = -1e30;  // finite, like NEG_INF in beam.py
+constexpr double kNegInf = -1e30;  // finite, like NEG_INF of tests/prefix_beam_reference.py
 const double kLog10ToLn = std::log(10.0);  // LOG10_TO_LN in ds2.lm.ngram
 
 inline double log_add(double a, double b) {
@@ -368,7 +373,7 @@ class PrefixBeamCore {
   }
 
   // (ln p(word | state), next state) with the OOV penalty (log10 units) for a word the LM does
-  // not know (id < 0), unweighted, as PrefixBeamSearch._lm_log_prob.
+  // not know (id < 0), unweighted, as ReferencePrefixBeamSearch._lm_log_prob in the tests.
   std::pair<double, int> ask_lm(int state, const std::string& word, int id) {
     auto [log10, next] = lm_score_(state, word).cast<std::pair<double, int>>();
     if (id < 0) log10 += opts_.oov_penalty;

@@ -1,10 +1,12 @@
-"""Decoding methods behind one narrow interface: (T, V) log-probs in, text out.
+"""The decoding methods, declared in one registry, behind one narrow interface: (T, V) log-probs in, text out.
 
-    greedy         best path (argmax per frame)
-    beam           DS2 prefix beam search with a KenLM word LM (alpha, beta)
-    ctc-graph      H (CTC topology) with kaldi-decoder: beam search without lexicon or LM
-    hlg            HLG (CTC topology o lexicon o n-gram G) with kaldi-decoder
-    nbest-rescore  the beam search's n best rescored with a larger KenLM (e.g. a 4-gram)
+Each method is one `Method` entry of `REGISTRY` below: its name, a one-line description,
+the resources it needs (`lm`, `rescore_lm`, `lang_dir`), the options shown in wer.txt and
+RESULTS.md, the weights `ds2 tune` searches, the method whose tuned weights its first pass
+takes, and how its decoder is built. `METHODS`, the validation of `DecodeOptions`,
+`describe`, `ds2 tune`'s grid and the CLI's `--method` choices and options all read it, so a
+new method is one entry here (plus its option fields in `DecodeOptions`, from which the CLI
+makes its options) and its tests.
 
 `decode_many` runs a method over many utterances in parallel processes.
 """
@@ -14,62 +16,98 @@ from __future__ import annotations
 import dataclasses
 import multiprocessing as mp
 import time
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from ds2.decode.greedy import greedy_ids
+from ds2.decode.greedy import greedy_decode
 from ds2.lm.ngram import LOG10_TO_LN
 from ds2.text import Tokenizer, tokenizer_from_dict
 
-METHODS = ("greedy", "beam", "ctc-graph", "hlg", "nbest-rescore")
+RESOURCES = ("lm", "rescore_lm", "lang_dir")  # the DecodeOptions fields that name files a method reads
+
+
+def _option(default, help: str):
+    """A DecodeOptions field that `ds2 decode` and `ds2 tune` offer as --NAME (help: what it is)."""
+    return field(default=default, metadata={"help": help})
 
 
 @dataclass
 class DecodeOptions:
-    """Everything a method needs besides the log-probs; unused fields are ignored."""
+    """Everything a method needs besides the log-probs; fields a method does not use are ignored.
+
+    Every field but `method` is an option of `ds2 decode` and `ds2 tune` (`--rescore-lm` for
+    `rescore_lm`), with the help text given here; the CLI adds which methods use it."""
 
     method: str = "greedy"
-    lm: str | None = None  # KenLM model of beam and of nbest-rescore's first pass
-    rescore_lm: str | None = None  # the larger KenLM model of nbest-rescore
-    lang_dir: str | None = None  # H.fst, HLG.fst and words.txt of the graph methods
-    beam: int = 16  # prefixes kept by the beam search
-    alpha: float = 0.8  # LM weight of beam / nbest-rescore
-    beta: float = 1.0  # word bonus of beam / nbest-rescore
-    nbest: int = 16  # hypotheses rescored by nbest-rescore
-    rescore_alpha: float = 0.8  # LM weight of nbest-rescore's second pass (with rescore_lm)
-    rescore_beta: float = 1.0  # word bonus of nbest-rescore's second pass
-    lm_scale: float = 0.8  # LM weight of hlg (the log-probs are divided by it)
-    graph_beam: float = 14.0  # kaldi-decoder beam (cost units); 16 gave the same WER on egs/synth at 1.5-2x the time
-    max_active: int = 3000  # kaldi-decoder's most active states per frame
+    lm: str | None = _option(None, "KenLM model (binary or ARPA) of the prefix beam search.")
+    rescore_lm: str | None = _option(None, "The larger KenLM model the n best are rescored with.")
+    lang_dir: str | None = _option(None, "Folder of H.fst, HLG.fst and words.txt (`ds2 lm graph`).")
+    beam: int = _option(16, "Prefixes kept per frame by the prefix beam search.")
+    alpha: float = _option(0.8, "LM weight of the prefix beam search.")
+    beta: float = _option(1.0, "Word bonus of the prefix beam search.")
+    nbest: int = _option(16, "Hypotheses of the first pass that are rescored.")
+    rescore_alpha: float = _option(0.8, "LM weight of the rescoring pass (with --rescore-lm).")
+    rescore_beta: float = _option(1.0, "Word bonus of the rescoring pass.")
+    lm_scale: float = _option(0.8, "LM weight of the graph (the log-probs are divided by it).")
+    # 16 gave the same WER on egs/synth at 1.5-2x the time
+    graph_beam: float = _option(14.0, "kaldi-decoder beam, in cost units.")
+    max_active: int = _option(3000, "kaldi-decoder's most active states per frame.")
 
     def __post_init__(self):
-        if self.method not in METHODS:
-            raise ValueError(f"unknown decoding method {self.method!r}; choose from {', '.join(METHODS)}")
-        needs = {"beam": ["lm"], "nbest-rescore": ["lm", "rescore_lm"], "ctc-graph": ["lang_dir"],
-                 "hlg": ["lang_dir"]}.get(self.method, [])
-        for name in needs:
-            if not getattr(self, name):
-                raise ValueError(f"--method {self.method} needs --{name.replace('_', '-')}")
+        m = method(self.method)
+        for name in m.needs:
+            flag = "--" + name.replace("_", "-")
+            value = getattr(self, name)
+            if not value:
+                raise ValueError(f"--method {self.method} needs {flag}")
+            if not Path(value).exists():
+                raise ValueError(f"{flag} {value} does not exist (--method {self.method} needs it)")
 
     def replace(self, **changes) -> "DecodeOptions":
         return dataclasses.replace(self, **changes)
 
 
+def option_fields() -> list[dataclasses.Field]:
+    """The fields of DecodeOptions that are command-line options (all but `method`), in order."""
+    return [f for f in dataclasses.fields(DecodeOptions) if f.name != "method"]
+
+
+# -- the decoders ------------------------------------------------------------------------------
 class Greedy:
+    """Best path: `greedy_decode`, the one greedy decoding of the package, on one utterance."""
+
     def __init__(self, tokenizer: Tokenizer):
         self.tokenizer = tokenizer
 
     def decode(self, log_probs: np.ndarray) -> str:
         lp = torch.from_numpy(log_probs)[None]
-        (ids,) = greedy_ids(lp, torch.tensor([lp.shape[1]]), self.tokenizer.blank_id)
-        return " ".join(self.tokenizer.decode(ids).split())
+        return greedy_decode(lp, torch.tensor([lp.shape[1]]), self.tokenizer)[0]
+
+
+def sentence_log_prob(lm, text: str) -> float:
+    """ln p_LM(text) of a whole sentence (with <s> and </s>), as the rescoring pass weighs it."""
+    return lm.score(text, bos=True, eos=True) * LOG10_TO_LN
+
+
+def rescore_nbest(nbest: Sequence[tuple[str, float, int]], lm_log_probs: Sequence[float],
+                  alpha: float, beta: float) -> str:
+    """The n-best rescoring formula (of `NbestRescorer` and of `ds2 tune`'s grid alike): the
+    text of `nbest` (text, log p_ctc, word count) maximising
+    log p_ctc + alpha * ln p_LM(text) + beta * words, where lm_log_probs[i] is ln p_LM of
+    nbest[i]'s text (`sentence_log_prob`). The first of equal scores wins; '' for no hypothesis."""
+    if not nbest:
+        return ""
+    scores = [ctc + alpha * lm + beta * words for (_, ctc, words), lm in zip(nbest, lm_log_probs, strict=True)]
+    return nbest[max(range(len(scores)), key=scores.__getitem__)][0]
 
 
 class NbestRescorer:
-    """First pass: prefix beam search; second: log p_ctc + alpha * log p_bigLM + beta * words."""
+    """First pass: prefix beam search (`search`); second: the `n` best rescored by `rescore_nbest`
+    with the larger LM `big_lm` at weights alpha, beta."""
 
     def __init__(self, search, big_lm, alpha: float, beta: float, n: int):
         self.search, self.big_lm, self.alpha, self.beta, self.n = search, big_lm, alpha, beta, n
@@ -80,12 +118,107 @@ class NbestRescorer:
         self.beta = self.beta if rescore_beta is None else rescore_beta
 
     def decode(self, log_probs: np.ndarray) -> str:
-        best, best_score = "", -float("inf")
-        for text, ctc, words in self.search.nbest(log_probs, self.n):
-            score = ctc + self.alpha * self.big_lm.score(text, bos=True, eos=True) * LOG10_TO_LN + self.beta * words
-            if score > best_score:
-                best, best_score = text, score
-        return best
+        nbest = self.search.nbest(log_probs, self.n)
+        return rescore_nbest(nbest, [sentence_log_prob(self.big_lm, text) for text, _, _ in nbest],
+                             self.alpha, self.beta)
+
+
+def _prefix_beam_search(opts: DecodeOptions, tokenizer: Tokenizer):
+    from ds2.decode.beam import BeamOptions, PrefixBeamSearch
+    from ds2.lm.ngram import load_lm
+
+    return PrefixBeamSearch(tokenizer, load_lm(opts.lm), BeamOptions(beam=opts.beam, alpha=opts.alpha, beta=opts.beta))
+
+
+def _nbest_rescorer(opts: DecodeOptions, tokenizer: Tokenizer):
+    from ds2.lm.ngram import load_lm
+
+    return NbestRescorer(_prefix_beam_search(opts, tokenizer), load_lm(opts.rescore_lm), opts.rescore_alpha,
+                         opts.rescore_beta, opts.nbest)
+
+
+def _graph_decoder(graph: str, words: bool):
+    def build(opts: DecodeOptions, tokenizer: Tokenizer):
+        from ds2.decode.graph import GraphDecoder
+
+        lang = Path(opts.lang_dir)
+        return GraphDecoder(lang / graph, tokenizer, lang / "words.txt" if words else None, beam=opts.graph_beam,
+                            max_active=opts.max_active, lm_scale=opts.lm_scale if words else 1.0)
+    return build
+
+
+def _rescoring_grid(log_probs: list[np.ndarray], opts: DecodeOptions, pool: "DecoderPool"):
+    """texts_of(point) for nbest-rescore's grid: the first pass's n-best lists and their LM
+    scores are computed once (in `pool`), and every point only applies `rescore_nbest`."""
+    from ds2.lm.ngram import load_lm
+
+    nbests = pool.nbest(log_probs, opts.nbest)
+    big = load_lm(opts.rescore_lm)
+    lm_scores = [[sentence_log_prob(big, text) for text, _, _ in nb] for nb in nbests]
+
+    def texts_of(point: dict) -> list[str]:
+        return [rescore_nbest(nb, lm, point["rescore_alpha"], point["rescore_beta"])
+                for nb, lm in zip(nbests, lm_scores)]
+    return texts_of
+
+
+# -- the registry ------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Method:
+    """One decoding method, everything the toolkit needs to know about it."""
+
+    name: str
+    description: str  # one line, listed by `ds2 decode --help`
+    build: Callable[[DecodeOptions, Tokenizer], object]  # its decoder: .decode(log_probs) -> text,
+    # and .set_params(**weights) for every weight of `grid`
+    needs: tuple[str, ...] = ()  # resources (of RESOURCES) it cannot run without
+    settings: tuple[str, ...] = ()  # DecodeOptions fields that shape its output: wer.txt header, RESULTS.md
+    grid: Mapping[str, Sequence[float]] | None = None  # the weights `ds2 tune` searches; None: nothing to tune
+    first_pass: str | None = None  # the method whose tuned weights its first pass takes
+    # texts_of(point) for its tuning grid when that is faster than decoding at every point:
+    # (log_probs, opts, DecoderPool of this method) -> (grid point -> texts); None: decode again
+    grid_texts: Callable | None = None
+
+
+REGISTRY: dict[str, Method] = {m.name: m for m in [
+    Method("greedy", "best path: the most likely token per frame, repeats merged, blanks removed",
+           lambda opts, tokenizer: Greedy(tokenizer)),
+    Method("beam", "DS2 prefix beam search, log p_ctc + alpha log p_LM + beta words, KenLM word LM",
+           _prefix_beam_search, needs=("lm",), settings=("lm", "beam", "alpha", "beta"),
+           grid={"alpha": (0.3, 0.45, 0.6, 0.8, 1.0), "beta": (0.0, 1.0, 2.0, 3.0, 4.0)}),
+    Method("ctc-graph", "H (CTC topology) decoded by kaldi-decoder: a beam search without lexicon or LM",
+           _graph_decoder("H.fst", words=False), needs=("lang_dir",),
+           settings=("lang_dir", "graph_beam", "max_active")),
+    Method("hlg", "HLG (CTC topology o lexicon o n-gram G) decoded by kaldi-decoder: words of the LM only",
+           _graph_decoder("HLG.fst", words=True), needs=("lang_dir",),
+           settings=("lang_dir", "graph_beam", "max_active", "lm_scale"),
+           grid={"lm_scale": (0.6, 0.8, 1.0, 1.3, 1.6, 2.0)}),
+    Method("nbest-rescore", "the beam search's n best rescored with a larger KenLM (e.g. a 4-gram)",
+           _nbest_rescorer, needs=("lm", "rescore_lm"),
+           settings=("lm", "rescore_lm", "beam", "nbest", "alpha", "beta", "rescore_alpha", "rescore_beta"),
+           grid={"rescore_alpha": (0.4, 0.6, 0.8, 1.0, 1.3), "rescore_beta": (1.0, 2.0, 3.0, 4.0, 5.0, 6.0)},
+           first_pass="beam", grid_texts=_rescoring_grid),
+]}
+
+METHODS = tuple(REGISTRY)
+
+
+def method(name: str) -> Method:
+    """The registry's entry for `name`; ValueError naming the choices when there is none."""
+    try:
+        return REGISTRY[name]
+    except KeyError:
+        raise ValueError(f"unknown decoding method {name!r}; choose from {', '.join(METHODS)}") from None
+
+
+def describe(opts: DecodeOptions) -> str:
+    """The settings of `opts.method` as `key=value ...`, for the header of wer.txt."""
+    return " ".join(f"{k}={v}" for k, v in settings(opts).items())
+
+
+def settings(opts: DecodeOptions) -> dict:
+    """The options that shape `opts.method`'s output (its registry `settings`), by name."""
+    return {k: getattr(opts, k) for k in method(opts.method).settings}
 
 
 class DecoderError(Exception):
@@ -96,33 +229,13 @@ def build_decoder(opts: DecodeOptions, tokenizer: Tokenizer):
     """An object with `.decode(log_probs) -> text` for `opts.method`; DecoderError (one line, naming
     the file) when its LM or graph cannot be loaded."""
     try:
-        return _build_decoder(opts, tokenizer)
+        return method(opts.method).build(opts, tokenizer)
     except Exception as e:  # noqa: BLE001 - kenlm/kaldifst raise plain OSError/RuntimeError
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise DecoderError(f"cannot load the {opts.method} decoder: {first}") from None
 
 
-def _build_decoder(opts: DecodeOptions, tokenizer: Tokenizer):
-    if opts.method == "greedy":
-        return Greedy(tokenizer)
-    if opts.method in ("beam", "nbest-rescore"):
-        from ds2.decode.beam import BeamOptions, PrefixBeamSearch
-        from ds2.lm.ngram import load_lm
-
-        search = PrefixBeamSearch(tokenizer, load_lm(opts.lm),
-                                  BeamOptions(beam=opts.beam, alpha=opts.alpha, beta=opts.beta))
-        if opts.method == "beam":
-            return search
-        return NbestRescorer(search, load_lm(opts.rescore_lm), opts.rescore_alpha, opts.rescore_beta, opts.nbest)
-    from ds2.decode.graph import GraphDecoder
-
-    lang = Path(opts.lang_dir)
-    if opts.method == "ctc-graph":
-        return GraphDecoder(lang / "H.fst", tokenizer, beam=opts.graph_beam, max_active=opts.max_active)
-    return GraphDecoder(lang / "HLG.fst", tokenizer, lang / "words.txt", beam=opts.graph_beam,
-                        max_active=opts.max_active, lm_scale=opts.lm_scale)
-
-
+# -- running a method over many utterances -------------------------------------------------------
 _worker_decoder = None
 _worker_error: str | None = None
 

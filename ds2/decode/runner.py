@@ -8,11 +8,16 @@ both digests still match.
 Every cut is decoded, whatever its text: a reference the tokenizer cannot spell is scored as
 written (the words it cannot spell count as errors), and a cut whose features cannot be
 loaded is scored as deleting every word of its reference. wer.txt says how many of each.
+
+Beside wer.txt, `result.json` says the same as data (set, method, checkpoint, settings,
+counts); `ds2 results` reads set and method from it, never from the folder's name, since set
+names such as `test_clean` hold the `_` the folder name `decode_<set>_<method>` is joined by.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import time
 from pathlib import Path
@@ -20,13 +25,13 @@ from pathlib import Path
 import numpy as np
 import torch
 from lhotse import CutSet
-from tqdm import tqdm
 
-from ds2.atomic import save_atomic
+from ds2.atomic import save_atomic, write_text_atomic
 from ds2.data.dataset import AsrDataset
 from ds2.data.sampler import make_eval_sampler
-from ds2.decode.methods import DecodeOptions, decode_many
+from ds2.decode.methods import DecodeOptions, decode_many, describe, settings
 from ds2.precision import DTYPES, resolve_dtype
+from ds2.progress import progress
 from ds2.score import ErrorRate, write_decode_dir
 from ds2.text import Tokenizer, tokenizer_from_dict
 from ds2.checkpoint import find_checkpoint, load_checkpoint, model_from_checkpoint
@@ -150,7 +155,7 @@ def compute_log_probs(exp_dir: str | Path, cuts_path: str | Path, set_name: str,
                                          batch_size=None, num_workers=0)
     ids, texts, durations, log_probs, unspellable, undecodable = [], [], [], [], [], {}
     with torch.no_grad():
-        for batch in tqdm(loader, desc=f"acoustic model on {set_name}", unit="batch"):
+        for batch in progress(loader, desc=f"acoustic model on {set_name}", unit="batch"):
             for uid, reason in batch["skipped"]:
                 cut = cuts[uid]
                 undecodable[uid] = (" ".join(s.text for s in cut.supervisions if s.text), reason)
@@ -197,10 +202,12 @@ def decode_log_probs(lp: LogProbs, opts: DecodeOptions, num_jobs: int = 1) -> tu
 
 def decode_cuts(exp_dir: str | Path, cuts_path: str | Path, set_name: str,
                 opts: DecodeOptions = DecodeOptions(), checkpoint: str | Path | None = None,
-                max_duration: float = 300.0, num_jobs: int = 1) -> tuple[ErrorRate, ErrorRate, Path]:
-    """Decode `cuts_path` with the experiment's best checkpoint (or `checkpoint`) and `opts.method`.
+                max_duration: float = 300.0, num_jobs: int = 1,
+                weights_from: list[str | Path] = ()) -> tuple[ErrorRate, ErrorRate, Path]:
+    """Decode `cuts_path` with the experiment's checkpoint (or `checkpoint`) and `opts.method`.
 
-    Writes `exp_dir/decode_<set_name>_<method>/{recogs,errs,wer}.txt` and returns
+    Writes `exp_dir/decode_<set_name>_<method>/{recogs,errs,wer}.txt` and `result.json`
+    (`weights_from`: the tuned-weight files the options came from, recorded there) and returns
     (%WER, %CER, that folder).
     """
     exp_dir = Path(exp_dir)
@@ -209,18 +216,56 @@ def decode_cuts(exp_dir: str | Path, cuts_path: str | Path, set_name: str,
     hyps, rtf = decode_log_probs(lp, opts, num_jobs)
     log.info("%s %s: searched %d utterances in %.1f s (RTF %.4f per core)",
              set_name, opts.method, len(hyps), time.time() - start, rtf)
-    out_dir = exp_dir / f"decode_{set_name}_{opts.method}"
-    header = (f"# {set_name} {opts.method} checkpoint={Path(lp.checkpoint).name} utterances={len(hyps)} "
-              f"RTF={rtf:.4f} {describe(opts)}").rstrip()
-    wer, cer = write_decode_dir(out_dir, lp.refs, hyps, header + "\n" + lp.summary())
+    out_dir = decode_dir(exp_dir, set_name, opts.method)
+    wer, cer = write_result(out_dir, set_name, lp, hyps, opts, rtf, weights_from)
     log.info("%s %s: %s, %s", set_name, opts.method, wer.line("WER"), cer.line("CER"))
     return wer, cer, out_dir
 
 
-def describe(opts: DecodeOptions) -> str:
-    """The options that matter for `opts.method`, for the header of wer.txt and RESULTS.md."""
-    keys = {"beam": ["lm", "beam", "alpha", "beta"],
-            "nbest-rescore": ["lm", "rescore_lm", "beam", "nbest", "alpha", "beta"],
-            "ctc-graph": ["lang_dir", "graph_beam"],
-            "hlg": ["lang_dir", "graph_beam", "lm_scale"]}.get(opts.method, [])
-    return " ".join(f"{k}={getattr(opts, k)}" for k in keys)
+RESULT_FILE = "result.json"  # beside wer.txt: what was decoded and scored, as data
+
+
+def decode_dir(exp_dir: str | Path, set_name: str, method_name: str) -> Path:
+    """The folder of one decoding: EXP/decode_<set>_<method> (read back by its result.json)."""
+    return Path(exp_dir) / f"decode_{set_name}_{method_name}"
+
+
+def write_result(out_dir: str | Path, set_name: str, lp: LogProbs, hyps: dict[str, str], opts: DecodeOptions,
+                 rtf: float, weights_from: list[str | Path] = ()) -> tuple[ErrorRate, ErrorRate]:
+    """Score `hyps` against `lp`'s references into `out_dir`: recogs.txt, errs.txt, wer.txt (its
+    header: set, method, checkpoint, utterances, RTF, the method's settings, and the `# cuts:`
+    summary) and result.json (the same as data). Returns (%WER, %CER)."""
+    out_dir = Path(out_dir)
+    header = (f"# {set_name} {opts.method} checkpoint={Path(lp.checkpoint).name} utterances={len(hyps)} "
+              f"RTF={rtf:.4f} {describe(opts)}").rstrip()
+    wer, cer = write_decode_dir(out_dir, lp.refs, hyps, header + "\n" + lp.summary())
+    record = {
+        "set": set_name,
+        "method": opts.method,
+        "checkpoint": str(lp.checkpoint),
+        "utterances": len(hyps),
+        "rtf": round(rtf, 6),  # search seconds per audio second, per core (acoustic model excluded)
+        "settings": settings(opts),
+        "weights_from": [str(p) for p in weights_from],
+        "cuts": {"total": len(lp.ids) + len(lp.undecodable), "decoded": len(lp.ids),
+                 "unspellable": len(lp.unspellable), "undecodable": len(lp.undecodable),
+                 "summary": lp.summary()},
+        "WER": _counts(wer),
+        "CER": _counts(cer),
+    }
+    write_text_atomic(out_dir / RESULT_FILE, json.dumps(record, indent=1) + "\n")
+    return wer, cer
+
+
+def _counts(rate: ErrorRate) -> dict:
+    return {"rate": round(rate.rate, 4), "errors": rate.errors, "ref": rate.ref, "ins": rate.ins,
+            "del": rate.dels, "sub": rate.sub}
+
+
+def read_result(path: str | Path) -> dict:
+    """A result.json written by `write_result`, with "WER" and "CER" as ErrorRates."""
+    record = json.loads(Path(path).read_text())
+    for name in ("WER", "CER"):
+        c = record[name]
+        record[name] = ErrorRate(c["ins"], c["del"], c["sub"], c["ref"])
+    return record

@@ -1,11 +1,12 @@
-"""Choose a method's LM weights on dev: alpha/beta for beam and nbest-rescore, lm_scale for hlg.
+"""Choose a method's LM weights on dev, and find the tuned weights a decoding takes.
 
-    ds2 tune exp/ds2 --method beam --lm data/lm/lm_3gram.bin --cuts dev=data/fbank/synth_cuts_dev.jsonl.gz \\
-        --output data/lm/tuned_ds2_beam.json
+    ds2 tune exp/ds2 --method beam --lm data/lm/lm_3gram.bin --cuts dev=data/fbank/synth_cuts_dev.jsonl.gz
 
-A grid over the weights, scored by dev WER (CER breaks ties); the winner is written as
-JSON that `ds2 decode --params` reads. nbest-rescore tunes its second pass only: give it
-the beam's tuned file with --params so its first pass is the tuned beam search.
+A grid over the weights (the method's `grid` in the registry, ds2.decode.methods), scored
+by dev WER (CER breaks ties); the winner is written as JSON to `EXP/tuned/<method>.json`,
+which `ds2 decode EXP --method <method>` then takes by itself. nbest-rescore tunes its
+second pass only; its first pass takes the beam search's tuned weights
+(`EXP/tuned/beam.json`, the registry's `first_pass`).
 """
 
 from __future__ import annotations
@@ -16,40 +17,41 @@ import logging
 from pathlib import Path
 
 from ds2.atomic import write_text_atomic
-from ds2.decode.methods import DecodeOptions, DecoderPool
+from ds2.decode.methods import DecodeOptions, DecoderPool, method, option_fields
 from ds2.score import score
 
 log = logging.getLogger(__name__)
 
-GRIDS = {
-    "beam": {"alpha": [0.3, 0.45, 0.6, 0.8, 1.0], "beta": [0.0, 1.0, 2.0, 3.0, 4.0]},
-    "nbest-rescore": {"rescore_alpha": [0.4, 0.6, 0.8, 1.0, 1.3], "rescore_beta": [1.0, 2.0, 3.0, 4.0, 5.0, 6.0]},
-    "hlg": {"lm_scale": [0.6, 0.8, 1.0, 1.3, 1.6, 2.0]},
-}
+TUNED_DIR = "tuned"  # EXP/tuned/<method>.json: the weights `ds2 tune` chose for a method
 
 
 def tune(lp, opts: DecodeOptions, grid: dict[str, list[float]] | None = None,
          num_jobs: int = 1) -> tuple[dict[str, float], list[dict]]:
     """The grid point of lowest WER on the log-probs `lp` (a runner.LogProbs), and every point's scores.
 
-    nbest-rescore keeps its first pass (the beam search) at `opts.alpha`/`opts.beta` and
-    tunes only the rescoring weights, so its n-best lists are computed once.
+    `grid` defaults to the method's grid in the registry. nbest-rescore keeps its first pass
+    (the beam search) at `opts.alpha`/`opts.beta` and tunes only the rescoring weights, so its
+    n-best lists are computed once.
     """
-    grid = grid or GRIDS.get(opts.method)
+    m = method(opts.method)
+    grid = grid or m.grid
     if not grid:
-        raise ValueError(f"--method {opts.method} has no weights to tune; choose from {', '.join(GRIDS)}")
+        raise ValueError(f"--method {opts.method} has no weights to tune")
     names = list(grid)
     refs = lp.refs
     table = []
     with DecoderPool(opts, lp.tokenizer, num_jobs) as pool:
-        if opts.method == "nbest-rescore":
-            hyps_of = _rescoring_grid(lp, opts, pool)
+        if not lp.log_probs:
+            def texts_of(point):
+                return []
+        elif m.grid_texts is not None:
+            texts_of = m.grid_texts(lp.log_probs, opts, pool)
         else:
-            def hyps_of(point):
-                return lp.hyps(pool.decode(lp.log_probs, **point)[0] if lp.log_probs else [])
+            def texts_of(point):
+                return pool.decode(lp.log_probs, **point)[0]
         for values in itertools.product(*(grid[n] for n in names)):
             point = dict(zip(names, values))
-            wer, cer = score(refs, hyps_of(point))
+            wer, cer = score(refs, lp.hyps(texts_of(point)))
             table.append({**point, "wer": round(wer.rate, 3), "cer": round(cer.rate, 3)})
             log.info("%s: %%WER %.2f %%CER %.2f", " ".join(f"{k}={v}" for k, v in point.items()),
                      wer.rate, cer.rate)
@@ -62,29 +64,59 @@ def best_point(table: list[dict]) -> dict:
     return min(table, key=lambda r: (r["wer"], r["cer"]))
 
 
-def _rescoring_grid(lp, opts: DecodeOptions, pool: "DecoderPool"):
-    """hyps_of(point) for nbest-rescore from n-best lists made once (in `pool`, a beam search)."""
-    from ds2.lm.ngram import LOG10_TO_LN, load_lm
-
-    nbests = pool.nbest(lp.log_probs, opts.nbest)
-    big = load_lm(opts.rescore_lm)
-    lm_score = {text: big.score(text, bos=True, eos=True) * LOG10_TO_LN
-                for nbest in nbests for text, _, _ in nbest}
-
-    def hyps_of(point):
-        a, b = point["rescore_alpha"], point["rescore_beta"]
-        return lp.hyps([max(nb, key=lambda h: h[1] + a * lm_score[h[0]] + b * h[2])[0] if nb else ""
-                        for nb in nbests])
-    return hyps_of
+def tuned_file(exp_dir: str | Path, method_name: str) -> Path:
+    """Where `ds2 tune` keeps a method's weights by default: EXP/tuned/<method>.json."""
+    return Path(exp_dir) / TUNED_DIR / f"{method_name}.json"
 
 
-def write_params(path: str | Path, method: str, params: dict, table: list[dict], set_name: str):
+def write_params(path: str | Path, method_name: str, params: dict, table: list[dict], set_name: str):
     """The chosen weights (and the whole grid) as JSON, written atomically."""
     best = best_point(table)
-    write_text_atomic(path, json.dumps({"method": method, "tuned_on": set_name, "params": params,
+    write_text_atomic(path, json.dumps({"method": method_name, "tuned_on": set_name, "params": params,
                                         "dev_wer": best["wer"], "dev_cer": best["cer"], "grid": table}, indent=1))
 
 
 def read_params(path: str | Path) -> dict:
     """{"method": ..., "params": {...}} of a file written by `write_params`."""
     return json.loads(Path(path).read_text())
+
+
+def tuned_weights(exp_dir: str | Path, method_name: str, params_file: str | Path | None = None,
+                  own: bool = True) -> tuple[dict, list[Path]]:
+    """The tuned weights decoding with `method_name` takes, and the files they came from.
+
+    With `params_file` (`--params`), that file alone: it must have been tuned for the method or
+    for the method its first pass is (nbest-rescore: beam). Without it: the first pass's
+    `EXP/tuned/<first_pass>.json` (a warning when missing: the first pass then keeps the
+    weights given), then, when `own`, the method's `EXP/tuned/<method>.json` on top, each
+    when it exists. `ds2 tune` passes own=False: it chooses those weights itself.
+    Raises ValueError for a file tuned for another method.
+    """
+    m = method(method_name)
+    accepted = {method_name} | ({m.first_pass} if m.first_pass else set())
+    if params_file is not None:
+        files = [Path(params_file)]
+    else:
+        files = []
+        if m.first_pass:
+            first = tuned_file(exp_dir, m.first_pass)
+            if first.is_file():
+                files.append(first)
+            else:
+                log.warning("%s does not exist: the first pass of %s (a %s search) uses the weights given "
+                            "(defaults unless set on the command line); run `ds2 tune %s --method %s` first",
+                            first, method_name, m.first_pass, exp_dir, m.first_pass)
+        if own and m.grid and tuned_file(exp_dir, method_name).is_file():
+            files.append(tuned_file(exp_dir, method_name))
+    weights = {}
+    for path in files:
+        tuned = read_params(path)
+        if tuned.get("method") not in accepted:
+            raise ValueError(f"{path} was tuned for {tuned.get('method')}, not {method_name}")
+        unknown = set(tuned["params"]) - {f.name for f in option_fields()}
+        if unknown:
+            raise ValueError(f"{path}: {', '.join(sorted(unknown))} is not a decoding option")
+        weights.update(tuned["params"])
+        log.info("%s: weights %s from %s", method_name,
+                 " ".join(f"{k}={v}" for k, v in tuned["params"].items()), path)
+    return weights, files
