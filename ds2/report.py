@@ -163,7 +163,8 @@ def write_results(recipe_dir: str | Path, output: str | Path | None = None, titl
             details.append(f"| {tag} | {method} | {s} | {row['WER'].line('WER')} | {row['CER'].line('CER')} |")
         # the settings and speed of the last set this method decoded (a test set when there is one)
         last = next(by_key[(tag, method, s)] for s in reversed(sets) if (tag, method, s) in by_key)
-        settings.append(f"| {tag} | {method} | {last['set']} | {last['rtf']:.4f} | {_settings_cell(last['settings'])} |")
+        settings.append(f"| {tag} | {method} | {last['set']} | {last['rtf']:.4f} | "
+                        f"{_settings_cell(last['settings'])} |")
         table.append(f"| {tag} | {method} | " + " | ".join(cells) + " |")
     tags = sorted({r["tag"] for r in rows})
     now = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")

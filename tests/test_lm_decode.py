@@ -14,7 +14,8 @@ from prefix_beam_reference import ReferencePrefixBeamSearch
 
 from ds2.decode.beam import BeamOptions, PrefixBeamSearch
 from ds2.decode.graph import GraphDecoder
-from ds2.decode.methods import DecodeOptions, decode_many
+from ds2.decode.methods import DecodeOptions, DecoderPool, NbestRescorer, decode_many, method, rescore_nbest, \
+    sentence_log_prob
 from ds2.decode.runner import LogProbs
 from ds2.decode.tune import tune
 from ds2.lm.graph import add_disambig, build_graphs
@@ -56,6 +57,14 @@ def lm(tmp_path_factory):
     (d / "text.txt").write_text("\n".join(LM_TEXT) + "\n")
     arpa, binary = train_ngram(d / "text.txt", d / "lm", order=3)
     return arpa, binary
+
+
+@pytest.fixture(scope="module")
+def big_lm(tmp_path_factory):
+    """A 4-gram of the same text: the larger LM of nbest-rescore."""
+    d = tmp_path_factory.mktemp("big_lm")
+    (d / "text.txt").write_text("\n".join(LM_TEXT) + "\n")
+    return train_ngram(d / "text.txt", d / "lm", order=4)[1]
 
 
 def test_kenlm_trains_a_real_lm(lm):
@@ -144,3 +153,43 @@ def test_tuning_raises_alpha_when_the_acoustics_mislead(lm):
     assert min(r["wer"] for r in table) == 0.0
     tuned, _ = decode_many(opts.replace(**params), TOK, lp.log_probs)
     assert tuned == lp.texts
+
+
+# "thare" by 0.7 : 0.3 in the acoustics; an LM knows "there" only
+THARE = peaky("the cat sat th") + [{"e": 0.3, "a": 0.7}, {"": 0.98}] + peaky("re")
+
+
+def test_nbest_rescorer_takes_the_big_lm_s_choice_among_the_first_pass_n_best(big_lm):
+    log_probs = spelled(THARE)
+    first = PrefixBeamSearch(TOK, None)  # a first pass by the acoustics alone
+    nbest = first.nbest(log_probs, 8)
+    assert [text for text, _, _ in nbest[:2]] == ["the cat sat thare", "the cat sat there"]
+    big = load_lm(big_lm)
+    assert sentence_log_prob(big, "the cat sat there") > sentence_log_prob(big, "the cat sat thare")
+    assert NbestRescorer(first, big, alpha=0.5, beta=0.0, n=8).decode(log_probs) == "the cat sat there"
+    assert NbestRescorer(first, big, alpha=0.0, beta=0.0, n=8).decode(log_probs) == "the cat sat thare"
+    assert NbestRescorer(first, big, alpha=0.5, beta=0.0, n=1).decode(log_probs) == "the cat sat thare"
+    lm_scores = [sentence_log_prob(big, text) for text, _, _ in nbest]
+    assert rescore_nbest(nbest, lm_scores, 0.5, 0.0) == "the cat sat there"
+    assert rescore_nbest([], [], 0.5, 0.0) == ""
+
+
+def test_tuning_grid_and_decoding_rescore_with_the_same_formula(lm, big_lm):
+    bad2 = peaky("there is a c") + [{"a": 0.3, "u": 0.7}, {"": 0.98}] + peaky("t")
+    lp = LogProbs(["u1", "u2"], ["the cat sat there", "there is a cat"], [1.0, 1.0],
+                  [spelled(THARE), spelled(bad2)], TOK, "none")
+    # a first pass without LM weight, so the acoustics' spelling leads its n best
+    opts = DecodeOptions(method="nbest-rescore", lm=str(lm[1]), rescore_lm=str(big_lm), alpha=0.0, beta=0.0)
+    grid = {"rescore_alpha": [0.0, 0.2, 0.5, 1.0], "rescore_beta": [0.0, 2.0]}
+    chosen = set()
+    with DecoderPool(opts, TOK) as pool:
+        texts_of = method("nbest-rescore").grid_texts(lp.log_probs, opts, pool)
+        for a in grid["rescore_alpha"]:
+            for b in grid["rescore_beta"]:
+                pool.decoder.set_params(rescore_alpha=a, rescore_beta=b)
+                decoded = [pool.decoder.decode(x) for x in lp.log_probs]
+                assert texts_of({"rescore_alpha": a, "rescore_beta": b}) == decoded
+                chosen.add(tuple(decoded))
+    assert ("the cat sat thare", "there is a cut") in chosen and tuple(lp.texts) in chosen
+    params, table = tune(lp, opts, grid)
+    assert params["rescore_alpha"] > 0.0 and min(r["wer"] for r in table) == 0.0

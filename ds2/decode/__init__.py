@@ -1,1 +1,1 @@
-"""Decoding CTC log-probabilities into text."""
+"""Decoding CTC log-probabilities into text; the methods are declared in ds2.decode.methods.REGISTRY."""
