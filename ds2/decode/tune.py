@@ -87,9 +87,10 @@ def tuned_weights(exp_dir: str | Path, method_name: str, params_file: str | Path
 
     With `params_file` (`--params`), that file alone: it must have been tuned for the method or
     for the method its first pass is (nbest-rescore: beam). Without it: the first pass's
-    `EXP/tuned/<first_pass>.json` (a warning when missing: the first pass then keeps the
-    weights given), then, when `own`, the method's `EXP/tuned/<method>.json` on top, each
-    when it exists. `ds2 tune` passes own=False: it chooses those weights itself.
+    `EXP/tuned/<first_pass>.json` (a warning when missing: the first pass then runs with
+    untuned weights), then, when `own`, the method's `EXP/tuned/<method>.json` on top, each
+    when it exists; the files used are logged. `ds2 tune` passes own=False: it chooses the
+    method's own weights itself.
     Raises ValueError for a file tuned for another method.
     """
     m = method(method_name)
@@ -103,11 +104,15 @@ def tuned_weights(exp_dir: str | Path, method_name: str, params_file: str | Path
             if first.is_file():
                 files.append(first)
             else:
-                log.warning("%s does not exist: the first pass of %s (a %s search) uses the weights given "
-                            "(defaults unless set on the command line); run `ds2 tune %s --method %s` first",
+                log.warning("%s does not exist: the first pass of %s (a %s search) runs with untuned weights "
+                            "(the defaults, unless given); run `ds2 tune %s --method %s` first",
                             first, method_name, m.first_pass, exp_dir, m.first_pass)
-        if own and m.grid and tuned_file(exp_dir, method_name).is_file():
-            files.append(tuned_file(exp_dir, method_name))
+        if own and m.grid:
+            if tuned_file(exp_dir, method_name).is_file():
+                files.append(tuned_file(exp_dir, method_name))
+            else:
+                log.info("%s does not exist (`ds2 tune` writes it): %s decodes with the weights given",
+                         tuned_file(exp_dir, method_name), method_name)
     weights = {}
     for path in files:
         tuned = read_params(path)
