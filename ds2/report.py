@@ -55,8 +55,8 @@ def collect(exp_root: Path) -> list[dict]:
 def scoring_notes(rows: list[dict]) -> list[str]:
     """One line per decoding whose score includes cuts with references the tokenizer cannot
     spell or cuts that could not be decoded (from the `cuts` counts of its result.json)."""
-    return [f"- {r['tag']} {r['method']} {r['set']}: {r['cuts']['summary']}" for r in rows
-            if r["cuts"]["unspellable"] or r["cuts"]["undecodable"]]
+    return [f"- {r['tag']} {r['method']} {r['set']}: {r['cuts']['summary'].splitlines()[0].removeprefix('# ')}"
+            for r in rows if r["cuts"]["unspellable"] or r["cuts"]["undecodable"]]
 
 
 def set_order(sets) -> list[str]:

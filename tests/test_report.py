@@ -18,7 +18,7 @@ from test_lm_decode import LM_TEXT
 
 from ds2.cli import main
 from ds2.decode.methods import DecodeOptions
-from ds2.decode.runner import decode_cuts
+from ds2.decode.runner import LogProbs, decode_cuts, decode_dir, decode_log_probs, write_result
 from ds2.lm.ngram import train_ngram
 from ds2.report import set_order, write_results
 
@@ -90,6 +90,23 @@ def test_a_decoding_folder_without_result_json_is_left_out_with_a_warning(decode
         text = write_results(recipe)
     assert str(old) in caplog.text and "result.json" in caplog.text
     assert "dev_old" not in text and "old_greedy" not in text
+
+
+def test_decodings_with_cuts_scored_apart_are_named(decoded):
+    recipe, exp, _ = decoded
+    from test_decode_cli import UTTERANCES
+    from test_lm_decode import TOK, spelled
+
+    text, frames = UTTERANCES["clean"]
+    lp = LogProbs(["u1"], [text], [1.0], [spelled(frames)], TOK, "best.pt",
+                  undecodable={"u2": ("the cat sat there", "unreadable features")}, unspellable=["u1"])
+    hyps, rtf = decode_log_probs(lp, DecodeOptions())
+    wer, _ = write_result(decode_dir(exp, "test_x", "greedy"), "test_x", lp, hyps, DecodeOptions(), rtf)
+    assert wer.dels == 4
+    notes = write_results(recipe).split("scored apart from the others:")[1].split("Search settings")[0]
+    assert [ln for ln in notes.splitlines() if ln.strip()] == [
+        "- ds2 greedy test_x: " + lp.summary().splitlines()[0].removeprefix("# ")]
+    assert "cannot spell: 1 " in notes and "could not be decoded: 1 " in notes
 
 
 def test_no_result_at_all_is_an_error(tmp_path):
