@@ -78,26 +78,17 @@ def decoded_dev_cer(exp_dir: Path) -> tuple[float, str] | None:
     """(dev CER as a fraction, which checkpoint) of the checkpoint `ds2 decode EXP` uses: the one
     checkpoints/averaged.json says `ds2 average` chose, else best.pt, the best epoch of
     log/history.json; None without either."""
+    history_file = exp_dir / "log" / "history.json"
+    epochs = json.loads(history_file.read_text())["epochs"] if history_file.is_file() else []
+    best = min(epochs, key=lambda e: e["dev_cer"]) if epochs else None
+    best_pt = "best.pt" + (f", epoch {best['epoch'] + 1}" if best else "")
     averaged = exp_dir / "checkpoints" / "averaged.json"
     if averaged.is_file():
         a = json.loads(averaged.read_text())
         if a["chosen"] == "averaged.pt":
             return a["dev_cer_averaged"], f"average of {', '.join(a['averaged'])}"
-        return a["dev_cer_best"], "best.pt" + _best_epoch_note(exp_dir)
-    history_file = exp_dir / "log" / "history.json"
-    epochs = json.loads(history_file.read_text())["epochs"] if history_file.is_file() else []
-    if not epochs:
-        return None
-    best = min(epochs, key=lambda e: e["dev_cer"])
-    return best["dev_cer"], f"best.pt, epoch {best['epoch'] + 1}"
-
-
-def _best_epoch_note(exp_dir: Path) -> str:
-    history_file = exp_dir / "log" / "history.json"
-    epochs = json.loads(history_file.read_text())["epochs"] if history_file.is_file() else []
-    if not epochs:
-        return ""
-    return f", epoch {min(epochs, key=lambda e: e['dev_cer'])['epoch'] + 1}"
+        return a["dev_cer_best"], best_pt
+    return (best["dev_cer"], best_pt) if best else None
 
 
 def training_summary(exp_dir: Path) -> str:
