@@ -8,6 +8,7 @@ test sets `test_clean` and `test-other`. Everything after stage 1 is egs/asr.sh.
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -113,6 +114,15 @@ def test_results_have_a_row_per_set_and_method(tiny_recipe):
             assert f"| ds2 | {method} | {s} | {wer_line} |" in results
 
 
+def test_best_dev_cer_is_the_greedy_dev_row(tiny_recipe):
+    """Training's validation, averaging's choice and `ds2 decode --method greedy` use one CER."""
+    recipe, _ = tiny_recipe
+    results = (recipe / "RESULTS.md").read_text()
+    best = re.search(r"best dev CER ([\d.]+)%", results).group(1)
+    greedy = next(line for line in results.splitlines() if line.startswith("| ds2 | greedy |"))
+    assert best == [c.strip() for c in greedy.strip("|").split("|")][3], (best, greedy)
+
+
 def test_two_training_sets_are_combined_and_give_the_statistics(tiny_recipe):
     recipe, _ = tiny_recipe
     from lhotse import CutSet
@@ -120,7 +130,8 @@ def test_two_training_sets_are_combined_and_give_the_statistics(tiny_recipe):
     feats = recipe / "data" / "fbank"
     combined = CutSet.from_file(feats / "tiny_cuts_train_all+train-extra.jsonl.gz")
     parts = [CutSet.from_file(feats / f"tiny_cuts_{s}.jsonl.gz") for s in ("train_all", "train-extra")]
-    assert sorted(combined.ids) == sorted(parts[0].ids + parts[1].ids) and len(parts[0]) and len(parts[1])
+    ids = [list(p.ids) for p in parts]
+    assert sorted(combined.ids) == sorted(ids[0] + ids[1]) and ids[0] and ids[1]
     assert (feats / "tiny_stats_train_all+train-extra.pt").exists()
     assert not list(feats.glob("tiny_stats_train_all.pt"))
     config = (recipe / "exp" / "ds2" / "config.yaml").read_text()

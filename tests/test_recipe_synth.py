@@ -1,4 +1,5 @@
-"""End to end: the real egs/synth/run.sh stages on a tiny corpus, two epochs (and their average)."""
+"""End to end: the real egs/synth/run.sh (its stage 1, then egs/asr.sh) on a tiny corpus, two epochs (and
+their average)."""
 
 import os
 import shutil
@@ -23,6 +24,7 @@ def recipe(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("repo")
     shutil.copytree(REPO / "egs" / "synth", root / "egs" / "synth",
                     ignore=shutil.ignore_patterns("data", "exp", "RESULTS.md"))
+    shutil.copy(REPO / "egs" / "asr.sh", root / "egs" / "asr.sh")
     (root / "utils").symlink_to(REPO / "utils")
     return root / "egs" / "synth"
 
@@ -49,7 +51,8 @@ def test_run_sh_end_to_end_then_reruns_only_what_is_asked(recipe):
         assert (recipe / "exp" / "ds2" / f"decode_test_{method}" / "wer.txt").exists()
     assert "`alpha=" in results and "`lm_scale=" in results  # the tuned weights are shown
     for method in ("beam", "hlg", "nbest-rescore"):
-        assert (recipe / "data" / "lm" / f"tuned_ds2_{method}.json").exists()
+        assert (recipe / "exp" / "ds2" / "tuned" / f"{method}.json").exists()
+    assert not list((recipe / "exp" / "ds2" / "tuned").glob("greedy*"))  # nothing to tune
     for name in ("H", "L", "G", "HLG"):
         assert (recipe / "data" / "lang_char" / f"{name}.fst").exists()
     assert "perplexity on" in first.stdout
@@ -68,8 +71,8 @@ def test_run_sh_end_to_end_then_reruns_only_what_is_asked(recipe):
     # Re-running after it finished does no work.
     before = mtimes(recipe)
     again = run_recipe(recipe)
-    # markers: prepare, features, tokens, 2 LMs, graph, train, average, 3 tunings, 5 decodings
-    assert again.stderr.count("skipping:") == 16
+    # markers: prepare, features, tokens, 2 LMs, graph, train, average, 5 tunings, 5 decodings
+    assert again.stderr.count("skipping:") == 18
     assert mtimes(recipe) == before
 
     # Deleting one marker redoes only that stage.
