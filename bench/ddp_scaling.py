@@ -25,7 +25,7 @@ import torch.multiprocessing as mp
 from ds2.model import DeepSpeech2
 from ds2.precision import resolve_dtype
 from ds2.config import resolve_config
-from ds2.train.trainer import compute_loss
+from ds2.train.loss import compute_loss
 
 REPO = Path(__file__).resolve().parents[1]
 

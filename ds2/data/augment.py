@@ -1,9 +1,14 @@
-"""Feature augmentation for training batches: frequency warping, and the chain that applies it
-with Lhotse's SpecAugment."""
+"""Feature augmentation for training batches: frequency warping, Lhotse's SpecAugment, and
+`training_augment`, which builds their chain from the training config."""
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import torch
+
+if TYPE_CHECKING:
+    from ds2.config import TrainConfig
 
 
 class FrequencyWarp:
@@ -45,3 +50,17 @@ class Chain:
         for step in self.steps:
             feats = step(feats)
         return feats
+
+
+def training_augment(tc: "TrainConfig"):
+    """The augmentation of training batches that `tc` asks for (frequency warping, then
+    SpecAugment), or None for none."""
+    spec_augment = None
+    if tc.spec_augment:
+        from lhotse.dataset import SpecAugment
+
+        spec_augment = SpecAugment(time_warp_factor=tc.time_warp or None, num_feature_masks=tc.freq_masks,
+                                   features_mask_size=tc.freq_mask_size, num_frame_masks=tc.time_masks,
+                                   frames_mask_size=tc.time_mask_size, max_frames_mask_fraction=0.2, p=0.9)
+    freq_warp = FrequencyWarp(tc.freq_warp) if tc.freq_warp > 0 else None
+    return Chain(freq_warp, spec_augment) if freq_warp or spec_augment else None

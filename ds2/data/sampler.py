@@ -58,7 +58,24 @@ class SkipFirst:
         return itertools.islice(iter(self.sampler), self.n, self.stop)
 
 
-def make_eval_sampler(cuts: CutSet, max_duration: float, world_size: int = 1, rank: int = 0):
-    """Deterministic batches for validation and decoding."""
-    return SimpleCutSampler(cuts, max_duration=max_duration, shuffle=False,
-                            world_size=world_size, rank=rank)
+EVAL_MAX_DURATION = 300.0  # seconds of audio per batch of validation, `ds2 average` and `ds2 decode`
+
+
+class EveryNth:
+    """Batches `first`, `first + n`, `first + 2n`, ... of `sampler`: one rank's share of batches
+    that stay as one process would make them."""
+
+    def __init__(self, sampler, n: int, first: int):
+        self.sampler, self.n, self.first = sampler, n, first
+
+    def __iter__(self):
+        return itertools.islice(iter(self.sampler), self.first, None, self.n)
+
+
+def make_eval_sampler(cuts: CutSet, max_duration: float = EVAL_MAX_DURATION, world_size: int = 1, rank: int = 0):
+    """Deterministic batches for validation and decoding: the cuts in their order, up to
+    `max_duration` seconds a batch. With several ranks, each takes every `world_size`-th batch
+    of that one sequence (no cut is repeated or left out, unlike Lhotse's own rank split),
+    so the batches, and the outputs, are those of one process."""
+    sampler = SimpleCutSampler(cuts, max_duration=max_duration, shuffle=False, world_size=1, rank=0)
+    return sampler if world_size == 1 else EveryNth(sampler, world_size, rank)

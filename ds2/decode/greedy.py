@@ -1,4 +1,5 @@
-"""Greedy (best path) CTC decoding."""
+"""Greedy (best path) CTC decoding: the package's one greedy decode, used by validation, by
+`ds2 average` and by `ds2 decode --method greedy` alike (so their CERs agree)."""
 
 from __future__ import annotations
 
@@ -18,4 +19,9 @@ def greedy_ids(log_probs: torch.Tensor, lengths: torch.Tensor, blank_id: int = 0
 
 
 def greedy_decode(log_probs: torch.Tensor, lengths: torch.Tensor, tokenizer: Tokenizer) -> list[str]:
-    return [tokenizer.decode(ids) for ids in greedy_ids(log_probs, lengths, tokenizer.blank_id)]
+    """The best-path text of each utterance of a (B, T, V) batch, `lengths` frames each.
+
+    Whitespace is normalised (no leading, trailing or repeated spaces): a character model can
+    emit a space at either end or two in a row, and a sentencepiece one a lone word-boundary
+    piece; the text should not depend on that, nor on which tokens spell it."""
+    return [" ".join(tokenizer.decode(ids).split()) for ids in greedy_ids(log_probs, lengths, tokenizer.blank_id)]

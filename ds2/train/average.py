@@ -2,31 +2,28 @@
 
 Entry point: `ds2 average exp/ds2 --num 2 --dev-cuts data/fbank/synth_cuts_dev.jsonl.gz`.
 The average is kept as `checkpoints/averaged.pt`, which decoding then uses instead of
-best.pt, only when its greedy dev CER is lower than best.pt's.
+best.pt, only when its greedy dev CER is lower than best.pt's. The CER is validation's
+(ds2.train.evaluate), on the dev cuts training can use, so it is the one `ds2 decode
+--method greedy` gives for the same checkpoint in the same precision.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import re
 from pathlib import Path
 
 import torch
 from lhotse import CutSet
 
-from ds2.atomic import save_atomic
-from ds2.data.sampler import make_eval_sampler
+from ds2.atomic import save_atomic, write_text_atomic
+from ds2.checkpoint import (AVERAGE_REPORT, AVERAGED, BEST, checkpoint_dir, epoch_checkpoints, load_checkpoint,
+                            model_from_checkpoint)
+from ds2.data.filter import filter_trainable
 from ds2.precision import resolve_dtype
-from ds2.checkpoint import load_checkpoint, model_from_checkpoint
+from ds2.train.evaluate import evaluate
 
 log = logging.getLogger(__name__)
-
-
-def epoch_checkpoints(exp_dir: str | Path) -> list[Path]:
-    """checkpoints/epoch-N.pt, in epoch order."""
-    paths = Path(exp_dir, "checkpoints").glob("epoch-*.pt")
-    return sorted((p for p in paths if re.fullmatch(r"epoch-\d+\.pt", p.name)), key=lambda p: int(p.stem[6:]))
 
 
 def average_checkpoints(paths: list[Path]) -> dict:
@@ -45,14 +42,11 @@ def average_checkpoints(paths: list[Path]) -> dict:
     return out
 
 
-def dev_cer(ckpt: dict, cuts: CutSet, dtype: str, max_duration: float = 300.0) -> float:
-    """Greedy CER of a checkpoint on `cuts`, on the CPU in `dtype`."""
-    from ds2.train.trainer import evaluate
-
+def dev_cer(ckpt: dict, cuts: CutSet, dtype: str) -> float:
+    """Greedy CER of a checkpoint on the cuts of `cuts` training can use, on the CPU in `dtype`."""
     model, tokenizer, _ = model_from_checkpoint(ckpt)
-    _, _, errors, chars = evaluate(model, make_eval_sampler(cuts, max_duration), tokenizer, torch.device("cpu"),
-                                   dtype)
-    return errors / max(1, chars)
+    usable = filter_trainable(cuts, tokenizer, model, "dev", require_some=True)
+    return evaluate(model, usable, tokenizer, torch.device("cpu"), dtype).cer
 
 
 def average_and_choose(exp_dir: str | Path, num: int, dev_cuts: str | Path) -> dict:
@@ -60,7 +54,8 @@ def average_and_choose(exp_dir: str | Path, num: int, dev_cuts: str | Path) -> d
     if its dev CER beats best.pt's, else remove any older averaged.pt. Returns what was found,
     which is also written to checkpoints/averaged.json."""
     exp_dir = Path(exp_dir)
-    epochs = epoch_checkpoints(exp_dir)
+    ckpt_dir = checkpoint_dir(exp_dir)
+    epochs = epoch_checkpoints(ckpt_dir)
     if len(epochs) < num:
         raise ValueError(f"{exp_dir} has {len(epochs)} epoch checkpoints; cannot average the last {num}")
     averaged = average_checkpoints(epochs[-num:])
@@ -69,16 +64,14 @@ def average_and_choose(exp_dir: str | Path, num: int, dev_cuts: str | Path) -> d
     dtype, reason = resolve_dtype("auto", torch.device("cpu"))
     log.info("evaluating on the CPU in %s (%s)", dtype, reason)
     cuts = CutSet.from_file(dev_cuts).to_eager()
-    best_path = exp_dir / "checkpoints" / "best.pt"
     report = {"averaged": averaged["averaged"], "dev_cer_averaged": dev_cer(averaged, cuts, dtype),
-              "dev_cer_best": dev_cer(load_checkpoint(best_path), cuts, dtype)}
-    report["chosen"] = "averaged.pt" if report["dev_cer_averaged"] < report["dev_cer_best"] else "best.pt"
-    target = exp_dir / "checkpoints" / "averaged.pt"
-    if report["chosen"] == "averaged.pt":
-        save_atomic(averaged, target)
+              "dev_cer_best": dev_cer(load_checkpoint(ckpt_dir / BEST), cuts, dtype)}
+    report["chosen"] = AVERAGED if report["dev_cer_averaged"] < report["dev_cer_best"] else BEST
+    if report["chosen"] == AVERAGED:
+        save_atomic(averaged, ckpt_dir / AVERAGED)
     else:
-        target.unlink(missing_ok=True)
-    (exp_dir / "checkpoints" / "averaged.json").write_text(json.dumps(report, indent=1) + "\n")
+        (ckpt_dir / AVERAGED).unlink(missing_ok=True)
+    write_text_atomic(ckpt_dir / AVERAGE_REPORT, json.dumps(report, indent=1) + "\n")
     log.info("dev CER: average of %s %.2f%%, best.pt %.2f%%: decoding uses %s", ", ".join(averaged["averaged"]),
              100 * report["dev_cer_averaged"], 100 * report["dev_cer_best"], report["chosen"])
     return report

@@ -1,0 +1,76 @@
+"""What training reads: the paths (`TrainData`), the training and dev cuts, the feature statistics.
+
+The cuts are read (`read_train_cuts`), then filtered (`usable_cuts`, with ds2.data.filter) once
+the model says how many output frames each cut gets; the training cuts may be Lhotse Shar
+shards (`ds2 shar`), of which each rank reads its own.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from lhotse import CutSet
+
+from ds2.config import TrainConfig
+from ds2.data.filter import NoCutsLeft, filter_trainable
+from ds2.data.sampler import bucket_count
+from ds2.data.shar import is_shar_dir, load_rank_shards
+from ds2.text import Tokenizer
+from ds2.train.distributed import Ranks
+from ds2.train.errors import TrainingStopped
+
+log = logging.getLogger("ds2.train")
+
+
+@dataclass
+class TrainData:
+    """Paths of what training reads."""
+
+    train_cuts: Path  # cuts with features, or a folder of Shar shards
+    dev_cuts: Path
+    stats: Path  # global feature mean/std written by the features stage
+
+
+def read_train_cuts(path: Path, rank: int, world_size: int) -> tuple[CutSet, bool]:
+    """The training cuts of this rank (all of them, or its shards: shard k -> rank k mod world
+    size), and whether they are this rank's own share; stops when there is no cut at all."""
+    rank_split = is_shar_dir(path)
+    cuts = load_rank_shards(path, rank, world_size) if rank_split else CutSet.from_file(path)
+    if next(iter(cuts), None) is None:
+        raise TrainingStopped(f"train: no cut in {path}; nothing to train on")
+    return cuts, rank_split
+
+
+def read_stats(path: Path) -> dict[str, torch.Tensor]:
+    """The feature mean and std written by `ds2 features` (TrainingStopped if it is not one)."""
+    try:
+        stats = torch.load(path, map_location="cpu", weights_only=True)
+        return {"mean": stats["mean"], "std": stats["std"]}
+    except Exception as e:
+        raise TrainingStopped(f"--stats {path} is not a feature mean/std file of `ds2 features` "
+                              f"({type(e).__name__}: {(str(e).splitlines() or [''])[0][:200]})") from None
+
+
+def usable_cuts(train_cuts: CutSet, rank_split: bool, dev_path: Path, tokenizer: Tokenizer, model, ranks: Ranks,
+                tc: TrainConfig) -> tuple[CutSet, CutSet]:
+    """The training and dev cuts training can use (`filter_trainable` with `model`'s output
+    frames), read into memory. Stops when none is left of dev, of train, or (with shards) of
+    any rank's train: the ranks agree first, so none stops alone."""
+    try:
+        # every rank reads all of train (or its shards) and dev, so an empty result is every rank's
+        train = filter_trainable(train_cuts, tokenizer, model, "train", require_some=not rank_split).to_eager()
+        dev = filter_trainable(CutSet.from_file(dev_path), tokenizer, model, "dev", require_some=True).to_eager()
+    except NoCutsLeft as e:
+        raise TrainingStopped(str(e)) from None
+    if rank_split and ranks.min_over_ranks(len(train)) == 0:
+        raise TrainingStopped(f"train: no cut is left to train on for at least one rank (this rank, {ranks.rank}, "
+                              f"has {len(train)}): see the dropped cuts in the log, or use fewer shards")
+    buckets = bucket_count(len(train), tc.num_buckets)
+    if buckets < tc.num_buckets and (tc.epochs > 1 or not tc.sortagrad):  # bucketing is used
+        log.warning("train.num_buckets %d is more than the %d training cuts allow (Lhotse's bucketing needs "
+                    "at least 2 buckets and no more buckets than cuts): using %s", tc.num_buckets,
+                    len(train), f"{buckets} buckets" if buckets > 1 else "one shuffled bucket")
+    return train, dev
