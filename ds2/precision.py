@@ -1,10 +1,12 @@
 """Autocast precision by what the device computes natively.
 
 `dtype: auto` (the default) means bfloat16 where the device has it in hardware (GPUs that
-support it; CPUs with AVX-512-BF16 or AMX) and float32 elsewhere. On a CPU the flags alone
-can mislead (under `ONEDNN_MAX_CPU_ISA=AVX2` a CPU still reports AVX-512-BF16, yet oneDNN
-emulates bfloat16 about 90x slower than float32), so a short timed probe decides: bfloat16 is
-chosen only when a bfloat16 matmul is faster than the same float32 matmul.
+support it; CPUs with AVX-512-BF16 or AMX) and float32 elsewhere. On a CPU both must hold: it
+reports the instructions, and a short timed probe finds a bfloat16 matmul faster than the same
+float32 one. The flags alone can mislead (under `ONEDNN_MAX_CPU_ISA=AVX2` a CPU still reports
+AVX-512-BF16, yet oneDNN emulates bfloat16 about 90x slower than float32), and so can the probe
+alone: on a busy AVX2-only CPU the emulated matmul has timed 0.6x to 1.15x the float32 speed,
+which would make `auto` pick a different precision from one run (or process) to the next.
 """
 
 from __future__ import annotations
@@ -41,6 +43,14 @@ def cpu_bfloat16_speedup(size: int = 256) -> float:
     return t32 / max(t16, 1e-9)
 
 
+def cpu_has_bfloat16_instructions() -> bool | None:
+    """Whether this CPU reports AVX-512-BF16 or AMX (torch's own CPU feature check), or None
+    where this torch cannot tell."""
+    checks = [getattr(torch.cpu, name, None) for name in ("_is_avx512_bf16_supported", "_is_amx_tile_supported")]
+    checks = [check for check in checks if check is not None]
+    return any(check() for check in checks) if checks else None
+
+
 def native_bfloat16(device: torch.device) -> tuple[bool, str]:
     """Whether `device` computes bfloat16 in hardware, and why we think so (for the log)."""
     if device.type == "cuda":
@@ -49,6 +59,8 @@ def native_bfloat16(device: torch.device) -> tuple[bool, str]:
         return False, f"{torch.cuda.get_device_name(device)} has no native bfloat16"
     if device.type != "cpu":
         return False, f"no bfloat16 probe for device type {device.type}"
+    if cpu_has_bfloat16_instructions() is False:
+        return False, "this CPU has no bfloat16 instructions (AVX-512-BF16 or AMX), so bfloat16 is emulated"
     speedup = cpu_bfloat16_speedup()
     if speedup > 1.0:
         return True, f"a bfloat16 matmul runs {speedup:.1f}x as fast as float32 on this CPU"
