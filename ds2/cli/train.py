@@ -39,9 +39,12 @@ def command(exp_dir, train_cuts, dev_cuts, stats, lang_dir, config_file, overrid
     resolved config is written to EXP_DIR/config.yaml; every checkpoint carries it with
     the tokenizer and the feature normalisation. Checkpoints: epoch-N.pt, best.pt and
     last.pt at epoch ends, and step-N.pt every train.save_every_steps steps (resumable
-    mid-epoch). Bad cuts (unreadable features, empty or unmappable text, too short for
-    their labels) and bad batches (non-finite loss, out of memory) are skipped, counted
-    and named in the log.
+    mid-epoch). The dev CER of each epoch (log/train.log, log/history.json) is the %CER
+    `ds2 decode EXP_DIR --method greedy` gives for that epoch's checkpoint on the same cuts
+    (those of --dev-cuts training can use; the log names the others) in the same precision.
+    Bad cuts (unreadable features, empty or unmappable text, too short for their labels)
+    and bad batches (non-finite loss, out of memory) are skipped, counted and named in the
+    log.
 
     Launched by torchrun, it trains with DistributedDataParallel (gloo on CPU, NCCL on
     GPUs), e.g. torchrun --nproc-per-node 2 $(which ds2) train ...; batch sizes are per
