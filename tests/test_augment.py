@@ -24,3 +24,15 @@ def test_frequency_warp_of_zero_is_the_identity_and_chain_applies_in_order():
     assert torch.equal(Chain(None, lambda x: x + 1, lambda x: x * 2)(feats), (feats + 1) * 2)
     with pytest.raises(ValueError):
         FrequencyWarp(1.5)
+
+
+def test_training_augment_follows_the_config():
+    from ds2.config import TrainConfig
+    from ds2.data.augment import training_augment
+
+    assert training_augment(TrainConfig(spec_augment=False, freq_warp=0.0)) is None
+    warp_only = training_augment(TrainConfig(spec_augment=False, freq_warp=0.1))
+    assert [type(s).__name__ for s in warp_only.steps] == ["FrequencyWarp"]
+    both = training_augment(TrainConfig(spec_augment=True, freq_warp=0.1, freq_masks=3))
+    assert [type(s).__name__ for s in both.steps] == ["FrequencyWarp", "SpecAugment"]
+    assert both.steps[1].num_feature_masks == 3

@@ -32,3 +32,13 @@ def test_decode_dir_files_round_trip(tmp_path):
     assert "b:\tfour five (*->six)" in errs
     recogs = (tmp_path / "recogs.txt").read_text().splitlines()
     assert recogs[0] == "a:\tref=['one', 'two', 'three']" and recogs[1] == "a:\thyp=['one', 'too', 'three']"
+
+
+def test_char_errors_ignore_spaces_and_are_what_score_sums():
+    from ds2.score import char_errors
+
+    assert char_errors("the cat", "thecat") == {"ins": 0, "del": 0, "sub": 0, "errors": 0, "ref": 6}
+    assert char_errors("a b", " a  c ")["errors"] == 1
+    refs, hyps = {"u1": "the cat sat", "u2": "on a mat"}, {"u1": " the  cat sat", "u2": "on the mat"}
+    _, cer = score(refs, hyps)
+    assert (cer.errors, cer.ref) == tuple(sum(char_errors(refs[u], hyps[u])[k] for u in refs) for k in ("errors", "ref"))
