@@ -10,6 +10,8 @@ from datetime import datetime, timezone
 from importlib import metadata
 from pathlib import Path
 
+from ds2.checkpoint import AVERAGE_REPORT, AVERAGED, BEST, checkpoint_dir
+
 log = logging.getLogger(__name__)
 
 
@@ -81,11 +83,11 @@ def decoded_dev_cer(exp_dir: Path) -> tuple[float, str] | None:
     history_file = exp_dir / "log" / "history.json"
     epochs = json.loads(history_file.read_text())["epochs"] if history_file.is_file() else []
     best = min(epochs, key=lambda e: e["dev_cer"]) if epochs else None
-    best_pt = "best.pt" + (f", epoch {best['epoch'] + 1}" if best else "")
-    averaged = exp_dir / "checkpoints" / "averaged.json"
+    best_pt = BEST + (f", epoch {best['epoch'] + 1}" if best else "")
+    averaged = checkpoint_dir(exp_dir) / AVERAGE_REPORT
     if averaged.is_file():
         a = json.loads(averaged.read_text())
-        if a["chosen"] == "averaged.pt":
+        if a["chosen"] == AVERAGED:
             return a["dev_cer_averaged"], f"average of {', '.join(a['averaged'])}"
         return a["dev_cer_best"], best_pt
     return (best["dev_cer"], best_pt) if best else None
@@ -104,11 +106,11 @@ def training_summary(exp_dir: Path) -> str:
     cer, which = decoded_dev_cer(exp_dir)
     lines = [f"- `{exp_dir.name}`: {len(epochs)} epochs, {epochs[-1]['step']} steps, {minutes:.1f} min of "
              f"training; best dev CER {100 * cer:.2f}% ({which}); curves: `exp/{exp_dir.name}/curves.png`"]
-    averaged = exp_dir / "checkpoints" / "averaged.json"
+    averaged = checkpoint_dir(exp_dir) / AVERAGE_REPORT
     if averaged.exists():
         a = json.loads(averaged.read_text())
         lines.append(f"- decoded with `{a['chosen']}`: dev CER of the average of {', '.join(a['averaged'])} "
-                     f"{100 * a['dev_cer_averaged']:.2f}%, of best.pt {100 * a['dev_cer_best']:.2f}% (`ds2 average`)")
+                     f"{100 * a['dev_cer_averaged']:.2f}%, of {BEST} {100 * a['dev_cer_best']:.2f}% (`ds2 average`)")
     cfg = exp_dir / "config.yaml"
     if cfg.exists():
         lines += ["", f"<details><summary>exp/{exp_dir.name}/config.yaml</summary>", "", "```yaml",

@@ -11,6 +11,7 @@ from pathlib import Path
 import click
 from click.core import ParameterSource
 
+from ds2.data import EVAL_MAX_DURATION
 from ds2.decode.methods import METHODS, REGISTRY, RESOURCES, DecodeOptions, option_fields
 
 log = logging.getLogger(__name__)
@@ -74,7 +75,7 @@ def decoding_options(f):
                           "line win over both."),
         click.option("--checkpoint", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
                      help="Checkpoint to use [default: EXP_DIR/checkpoints/averaged.pt, else best.pt, else last.pt]."),
-        click.option("--max-duration", default=300.0, help="Seconds of audio per acoustic-model batch."),
+        click.option("--max-duration", default=EVAL_MAX_DURATION, help="Seconds of audio per acoustic-model batch."),
         click.option("--num-jobs", default=2, help="Processes that run the search."),
     ]
     for option in reversed(options):

@@ -7,6 +7,8 @@ import itertools
 from lhotse import CutSet
 from lhotse.dataset import DynamicBucketingSampler, SimpleCutSampler
 
+from ds2.data import EVAL_MAX_DURATION
+
 # DynamicBucketingSampler estimates its bucket edges from this many cuts (its default)
 BINS_ESTIMATE_CUTS = 10_000
 
@@ -56,9 +58,6 @@ class SkipFirst:
 
     def __iter__(self):
         return itertools.islice(iter(self.sampler), self.n, self.stop)
-
-
-EVAL_MAX_DURATION = 300.0  # seconds of audio per batch of validation, `ds2 average` and `ds2 decode`
 
 
 class EveryNth:

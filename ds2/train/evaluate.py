@@ -15,7 +15,8 @@ import torch
 from lhotse import CutSet
 
 from ds2.data.dataset import AsrDataset
-from ds2.data.sampler import EVAL_MAX_DURATION, make_eval_sampler
+from ds2.data import EVAL_MAX_DURATION
+from ds2.data.sampler import make_eval_sampler
 from ds2.decode.greedy import greedy_decode
 from ds2.score import char_errors
 from ds2.text import Tokenizer
