@@ -189,6 +189,7 @@ def test_run_sh_rejects_bad_stage_stray_arguments_and_bad_tag_and_its_help_examp
     recipe.mkdir(parents=True)
     for name in ("run.sh", "path.sh"):
         shutil.copy(REPO / "egs/synth" / name, recipe / name)
+    shutil.copy(REPO / "egs/asr.sh", tmp_path / "egs/asr.sh")
     shutil.copytree(REPO / "utils", tmp_path / "utils")
 
     def run_sh(*args):
