@@ -30,10 +30,26 @@ class _Lines:
         self.stream.flush()
 
 
+class _LogBar(tqdm):
+    """A bar whose postfix and description wait for its next timed refresh: tqdm redraws at
+    once on `set_postfix` (a training loop sets the loss every step), which in a log would be a
+    line per step."""
+
+    def set_postfix(self, ordered_dict=None, refresh=True, **kwargs):
+        super().set_postfix(ordered_dict, refresh=False, **kwargs)
+
+    def set_postfix_str(self, s="", refresh=True):
+        super().set_postfix_str(s, refresh=False)
+
+    def set_description(self, desc=None, refresh=True):
+        super().set_description(desc, refresh=False)
+
+
 def progress(iterable=None, **kwargs) -> tqdm:
     """`tqdm(iterable, **kwargs)` on stderr, as lines at most every LOG_INTERVAL seconds when
     stderr is not a terminal."""
     if "file" not in kwargs and not sys.stderr.isatty():
         kwargs["file"] = _Lines(sys.stderr)
         kwargs["mininterval"] = max(kwargs.get("mininterval", 0.1), LOG_INTERVAL)
+        return _LogBar(iterable, **kwargs)
     return tqdm(iterable, **kwargs)
