@@ -25,6 +25,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ds2.atomic import save_atomic
 from ds2.model import DeepSpeech2
 from ds2.text import Tokenizer, tokenizer_from_dict
 from ds2.config import ExperimentConfig, config_from_dict
@@ -76,6 +77,17 @@ def prune_step_checkpoints(ckpt_dir: str | Path, keep: int) -> None:
     """Delete all but the newest `keep` (at least one) step-N.pt files."""
     for old in step_checkpoints(ckpt_dir)[: -max(1, keep)]:
         old.unlink(missing_ok=True)
+
+
+def save_step_checkpoint(state: dict, ckpt_dir: str | Path, step: int, keep: int) -> Path:
+    """Write `ckpt_dir`/step-N.pt atomically and keep the newest `keep` step checkpoints. The
+    oldest go first, so a kill at any moment leaves no more than `keep` (with keep >= 2; with
+    keep 1 the previous one stays until the new one is written)."""
+    prune_step_checkpoints(ckpt_dir, keep - 1)
+    path = Path(ckpt_dir) / step_name(step)
+    save_atomic(state, path)
+    prune_step_checkpoints(ckpt_dir, keep)
+    return path
 
 
 class CheckpointError(ValueError):

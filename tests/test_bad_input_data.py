@@ -217,14 +217,14 @@ def test_run_sh_rejects_bad_stage_stray_arguments_and_bad_tag_and_its_help_examp
 
 
 def start_features_on_a_big_split(tiny_corpus: Path, tmp_path: Path) -> tuple[subprocess.Popen, Path]:
-    """`ds2 features --num-jobs 2` on about 1000 cuts, in a session of its own (so that a signal
+    """`ds2 features --num-jobs 2` on about 3000 cuts, in a session of its own (so that a signal
     can go to its whole process group, as Ctrl-C does), returned once a worker has written
     features. Returns the process and its stderr file."""
     manifests = tmp_path / "manifests"
     manifests.mkdir()
     recs = RecordingSet.from_file(tiny_corpus / "manifests/synth_recordings_train.jsonl.gz").to_eager()
     sups = SupervisionSet.from_file(tiny_corpus / "manifests/synth_supervisions_train.jsonl.gz").to_eager()
-    copies = 25  # about 1000 cuts: several seconds of work to interrupt
+    copies = 75  # about 3000 cuts: enough work left to interrupt on a loaded machine
     RecordingSet.from_recordings([fastcopy(r, id=f"{r.id}-{k}") for k in range(copies) for r in recs]).to_file(
         manifests / "big_recordings_train.jsonl.gz")
     SupervisionSet.from_segments([fastcopy(s, id=f"{s.id}-{k}", recording_id=f"{s.recording_id}-{k}")

@@ -18,8 +18,8 @@ from pathlib import Path
 import torch
 
 from ds2.atomic import save_atomic, write_text_atomic
-from ds2.checkpoint import (AVERAGED, BEST, LAST, checkpoint_dir, epoch_name, prune_step_checkpoints, rng_state,
-                            seed_generators, set_rng_state, step_name)
+from ds2.checkpoint import (AVERAGED, BEST, LAST, checkpoint_dir, epoch_name, rng_state, save_step_checkpoint,
+                            seed_generators, set_rng_state)
 from ds2.config import ExperimentConfig, config_to_dict, save_config
 from ds2.data.augment import training_augment
 from ds2.data.dataset import AsrDataset
@@ -116,8 +116,7 @@ class Trainer:
     def save_step_checkpoint(self) -> None:
         """checkpoints/step-N.pt, keeping the newest `keep_last_steps` of them."""
         if self.rank == 0:
-            self.save_checkpoint(step_name(self.step))
-            prune_step_checkpoints(checkpoint_dir(self.exp_dir), self.cfg.train.keep_last_steps)
+            save_step_checkpoint(self.state(), checkpoint_dir(self.exp_dir), self.step, self.cfg.train.keep_last_steps)
 
     def load_state(self, ckpt: dict) -> None:
         self.model.load_state_dict(ckpt["model"])
