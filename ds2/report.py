@@ -76,21 +76,17 @@ def _settings_cell(settings: dict) -> str:
     return " ".join(f"`{k}={v}`" for k, v in settings.items())
 
 
-def decoded_dev_cer(exp_dir: Path) -> tuple[float, str] | None:
+def decoded_dev_cer(epochs: list[dict], averaged: dict | None) -> tuple[float, str]:
     """(dev CER as a fraction, which checkpoint) of the checkpoint `ds2 decode EXP` uses: the one
-    checkpoints/averaged.json says `ds2 average` chose, else best.pt, the best epoch of
-    log/history.json; None without either."""
-    history_file = exp_dir / "log" / "history.json"
-    epochs = json.loads(history_file.read_text())["epochs"] if history_file.is_file() else []
-    best = min(epochs, key=lambda e: e["dev_cer"]) if epochs else None
-    best_pt = BEST + (f", epoch {best['epoch'] + 1}" if best else "")
-    averaged = checkpoint_dir(exp_dir) / AVERAGE_REPORT
-    if averaged.is_file():
-        a = json.loads(averaged.read_text())
-        if a["chosen"] == AVERAGED:
-            return a["dev_cer_averaged"], f"average of {', '.join(a['averaged'])}"
-        return a["dev_cer_best"], best_pt
-    return (best["dev_cer"], best_pt) if best else None
+    `averaged` (checkpoints/averaged.json) says `ds2 average` chose, else best.pt, the best of
+    `epochs` (log/history.json)."""
+    best = min(epochs, key=lambda e: e["dev_cer"])
+    best_pt = f"{BEST}, epoch {best['epoch'] + 1}"
+    if averaged is None:
+        return best["dev_cer"], best_pt
+    if averaged["chosen"] == AVERAGED:
+        return averaged["dev_cer_averaged"], f"average of {', '.join(averaged['averaged'])}"
+    return averaged["dev_cer_best"], best_pt
 
 
 def training_summary(exp_dir: Path) -> str:
@@ -102,13 +98,13 @@ def training_summary(exp_dir: Path) -> str:
     epochs = json.loads(history_file.read_text())["epochs"]
     if not epochs:
         return ""
+    averaged_file = checkpoint_dir(exp_dir) / AVERAGE_REPORT
+    a = json.loads(averaged_file.read_text()) if averaged_file.is_file() else None
     minutes = sum(e["seconds"] for e in epochs) / 60
-    cer, which = decoded_dev_cer(exp_dir)
+    cer, which = decoded_dev_cer(epochs, a)
     lines = [f"- `{exp_dir.name}`: {len(epochs)} epochs, {epochs[-1]['step']} steps, {minutes:.1f} min of "
              f"training; best dev CER {100 * cer:.2f}% ({which}); curves: `exp/{exp_dir.name}/curves.png`"]
-    averaged = checkpoint_dir(exp_dir) / AVERAGE_REPORT
-    if averaged.exists():
-        a = json.loads(averaged.read_text())
+    if a is not None:
         lines.append(f"- decoded with `{a['chosen']}`: dev CER of the average of {', '.join(a['averaged'])} "
                      f"{100 * a['dev_cer_averaged']:.2f}%, of {BEST} {100 * a['dev_cer_best']:.2f}% (`ds2 average`)")
     cfg = exp_dir / "config.yaml"
