@@ -9,9 +9,11 @@ import click
 
 @click.command("tokens")
 @click.argument("lang_dir", type=click.Path(file_okay=False, path_type=Path))
-@click.option("--type", "kind", type=click.Choice(["char-en", "char", "bpe"]), default="char-en",
-              help="char-en: blank + the 28 English characters; char: every character of the training "
-                   "text (e.g. Mandarin); bpe: a sentencepiece model trained on the training text.")
+@click.option("--type", "kind", type=click.Choice(["char-en", "char-zh", "char", "bpe"]), default="char-en",
+              help="char-en: blank + the 28 English characters; char-zh: <unk> + every character of the "
+                   "training text (Mandarin: normalise it with ds2.text.normalize_mandarin; a character never "
+                   "seen in training becomes <unk>); char: every character of the training text; bpe: a "
+                   "sentencepiece model trained on the training text.")
 @click.option("--text", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
               help="Training text, one sentence per line (char and bpe).")
 @click.option("--supervisions", "supervision_files", multiple=True,
@@ -25,7 +27,7 @@ def command(lang_dir, kind, text, supervision_files, vocab_size):
     \b
     Examples:
       ds2 tokens data/lang_char --type char-en
-      ds2 tokens data/lang_char --type char --supervisions data/manifests/aishell_supervisions_train.jsonl.gz
+      ds2 tokens data/lang_char --type char-zh --supervisions data/manifests/aishell_supervisions_train.jsonl.gz
       ds2 tokens data/lang_bpe_500 --type bpe --vocab-size 500 --text data/lm_text.txt
     """
     from ds2.text import BpeTokenizer, CharTokenizer
@@ -39,7 +41,10 @@ def command(lang_dir, kind, text, supervision_files, vocab_size):
         if not lines:
             raise click.UsageError(f"--type {kind} needs training text: give --text or --supervisions "
                                    "(the ones given hold no text)")
-        tok = CharTokenizer.from_texts(lines) if kind == "char" else BpeTokenizer.train(lines, vocab_size)
+        if kind == "bpe":
+            tok = BpeTokenizer.train(lines, vocab_size)
+        else:
+            tok = CharTokenizer.from_texts(lines, unk=kind == "char-zh")
     tok.save(lang_dir)
     click.echo(f"{lang_dir}/tokens.txt: {tok.vocab_size} tokens")
 

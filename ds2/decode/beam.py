@@ -27,6 +27,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ds2.text import Tokenizer
+from ds2.text.tokenizer import UNK, UNK_TEXT
 
 
 @dataclass
@@ -45,11 +46,14 @@ class BeamOptions:
 
 
 def token_fragments(tokenizer: Tokenizer) -> list[str]:
-    """The text each token appends: characters as they are, BPE's '\u2581x' as ' x', blank ''."""
+    """The text each token appends: characters as they are, BPE's '\u2581x' as ' x', blank '',
+    <unk> as the one character tokenizers write it with (UNK_TEXT)."""
     frags = []
     for i, sym in enumerate(tokenizer.symbols):
         if i == tokenizer.blank_id:
             frags.append("")
+        elif sym == UNK:
+            frags.append(UNK_TEXT)
         elif sym.startswith("\u2581"):
             frags.append(" " + sym[1:])
         else:

@@ -1,6 +1,6 @@
 """Text normalisation and tokenizers (one interface for characters and BPE)."""
 
-from ds2.text.normalize import normalize_english
+from ds2.text.normalize import is_hanzi, normalize_english, normalize_mandarin
 from ds2.text.tokenizer import (
     BpeTokenizer,
     CharTokenizer,
@@ -14,6 +14,8 @@ __all__ = [
     "CharTokenizer",
     "Tokenizer",
     "load_tokenizer",
+    "is_hanzi",
     "normalize_english",
+    "normalize_mandarin",
     "tokenizer_from_dict",
 ]

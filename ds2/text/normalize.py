@@ -31,3 +31,40 @@ def normalize_english(text: str) -> str | None:
     text = _QUOTE_APOSTROPHES.sub(" ", text)
     text = _SPACES.sub(" ", text).strip()
     return text or None
+
+
+# -- Mandarin ------------------------------------------------------------------------------------
+# Hanzi: the CJK Unified Ideographs, extension A, the compatibility ideographs and 〇 (U+3007, "zero").
+_HANZI = re.compile(r"[\u3007\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
+_LATIN = re.compile(r"[A-Z]")
+# ANSI colour codes of terminal text (the fortune files hold some)
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
+
+
+def is_hanzi(char: str) -> bool:
+    """Whether `char` is a Chinese character (a CJK ideograph or 〇)."""
+    return bool(_HANZI.fullmatch(char))
+
+
+def normalize_mandarin(text: str) -> str | None:
+    """Mandarin text as the `char-zh` tokens write it: Hanzi and upper-case Latin letters, no spaces.
+
+    The policy:
+    - full-width forms become half-width (NFKC: "ＡＢＣ，１" -> "ABC,1");
+    - punctuation and symbols are removed, and so are spaces (Mandarin writes no word boundaries;
+      word-segmented transcripts such as AISHELL-1's lose their spaces);
+    - Latin letters are kept, upper-cased, each letter a character token ("iPhone" -> "IPHONE"):
+      Mandarin speech spells brand names and acronyms;
+    - a sentence with an Arabic digit is dropped (None): "2016" is read 二零一六 or
+      两千零一十六, and the text does not say which; so is a sentence with any other script
+      (kana, Hangul, Cyrillic...) or with nothing left.
+    """
+    text = unicodedata.normalize("NFKC", _ANSI.sub("", text)).upper()
+    kept = []
+    for c in text:
+        if is_hanzi(c) or _LATIN.fullmatch(c):
+            kept.append(c)
+        elif c.isdigit() or c.isalpha() or unicodedata.category(c).startswith("M"):
+            return None  # a digit, another script's letter, or a combining mark: cannot be spelled
+        # spaces, punctuation and symbols are dropped
+    return "".join(kept) or None

@@ -15,6 +15,8 @@ from ds2.text.normalize import ENGLISH_CHARS
 
 BLANK = "<blk>"
 SPACE = "<space>"  # how the space character is written in tokens.txt
+UNK = "<unk>"  # the token of characters never seen in training (char-zh), written as UNK_TEXT
+UNK_TEXT = "\u2047"  # "⁇", as sentencepiece writes <unk>: one character, an error wherever it stands
 
 
 class Tokenizer:
@@ -39,11 +41,19 @@ class Tokenizer:
         """Text of a token id sequence (blanks and repeats must already be removed)."""
         raise NotImplementedError
 
+    @property
+    def word_boundaries(self) -> bool:
+        """Whether the tokens write spaces between words (English characters, BPE's \u2581). Without
+        them (Mandarin characters) every token is a word to the n-gram LM: a character LM."""
+        return True
+
     def can_encode(self, text: str) -> bool:
+        """Whether `text` is non-empty and spelled without `<unk>` (every character known)."""
         try:
-            return len(self.encode(text)) > 0
+            ids = self.encode(text)
         except ValueError:
             return False
+        return len(ids) > 0 and UNK not in (self.symbols[i] for i in set(ids))
 
     def to_dict(self) -> dict:
         raise NotImplementedError
@@ -58,7 +68,11 @@ class Tokenizer:
 
 
 class CharTokenizer(Tokenizer):
-    """Characters as tokens: English (blank + 28) by default, or any character list (Mandarin)."""
+    """Characters as tokens: English (blank + 28) by default, or any character list (Mandarin).
+
+    With `<unk>` among the characters (char-zh), a character outside the vocabulary encodes as
+    `<unk>` instead of raising: a dev or test transcript may hold a character that training never
+    saw, and it is scored as the error it will be (the model never emits it)."""
 
     def __init__(self, chars: Iterable[str] = ENGLISH_CHARS):
         chars = list(chars)
@@ -66,15 +80,18 @@ class CharTokenizer(Tokenizer):
             raise ValueError("duplicate characters in the vocabulary")
         self._symbols = [BLANK] + chars
         self._ids = {c: i for i, c in enumerate(self._symbols)}
+        self._unk = self._ids.get(UNK)
+        self._text = [UNK_TEXT if s == UNK else s for s in self._symbols]
 
     @classmethod
-    def from_texts(cls, texts: Iterable[str]) -> "CharTokenizer":
-        """Vocabulary of every character in `texts` (space first if present), e.g. for Mandarin."""
+    def from_texts(cls, texts: Iterable[str], unk: bool = False) -> "CharTokenizer":
+        """Vocabulary of every character in `texts` (space first if present), e.g. for Mandarin;
+        with `unk`, `<unk>` first (id 1) for the characters of other texts."""
         chars = sorted({c for t in texts for c in t})
         if " " in chars:
             chars.remove(" ")
             chars.insert(0, " ")
-        return cls(chars)
+        return cls(([UNK] if unk else []) + chars)
 
     @property
     def vocab_size(self) -> int:
@@ -84,14 +101,20 @@ class CharTokenizer(Tokenizer):
     def symbols(self) -> list[str]:
         return list(self._symbols)
 
+    @property
+    def word_boundaries(self) -> bool:
+        return " " in self._ids
+
     def encode(self, text: str) -> list[int]:
+        if self._unk is not None:
+            return [self._ids.get(c, self._unk) for c in text]
         try:
-            return [self._ids[c] for c in text if c != BLANK]
+            return [self._ids[c] for c in text]
         except KeyError as e:
             raise ValueError(f"character {e.args[0]!r} is not in the vocabulary") from None
 
     def decode(self, ids: Iterable[int]) -> str:
-        return "".join(self._symbols[i] for i in ids if i != self.blank_id)
+        return "".join(self._text[i] for i in ids if i != self.blank_id)
 
     def to_dict(self) -> dict:
         return {"type": "char", "chars": self._symbols[1:]}
