@@ -72,6 +72,12 @@ def char_errors(ref: str, hyp: str) -> dict[str, int]:
     return error_counts(chars_of(ref), chars_of(hyp))
 
 
+def primary_rate(unit: str) -> str:
+    """The error rate that ranks decodings and leads their reports: "CER" for text without word
+    boundaries (unit "char", Mandarin: its only "word" would be the whole sentence), else "WER"."""
+    return "CER" if unit == "char" else "WER"
+
+
 def word_errors(ref: str, hyp: str) -> dict[str, int]:
     """The word errors of one hypothesis (words: the text split at whitespace)."""
     return error_counts(ref.split(), hyp.split())
@@ -90,24 +96,27 @@ def score(refs: dict[str, str], hyps: dict[str, str]) -> tuple[ErrorRate, ErrorR
 
 
 def write_decode_dir(out_dir: str | Path, refs: dict[str, str], hyps: dict[str, str],
-                     header: str = "") -> tuple[ErrorRate, ErrorRate]:
-    """Write `recogs.txt`, `errs.txt` and `wer.txt` to `out_dir`; return (%WER, %CER)."""
+                     header: str = "", unit: str = "word") -> tuple[ErrorRate, ErrorRate]:
+    """Write `recogs.txt`, `errs.txt` and `wer.txt` to `out_dir`; return (%WER, %CER). With `unit`
+    "char" (text without word boundaries) recogs.txt and errs.txt align characters, and wer.txt
+    gives %CER first."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     wer, cer = score(refs, hyps)
     ids = sorted(refs)
+    units, main, name = (chars_of, cer, "characters") if unit == "char" else (str.split, wer, "words")
     with open(out_dir / "recogs.txt", "w", encoding="utf-8") as f:
         for uid in ids:
-            f.write(f"{uid}:\tref={refs[uid].split()}\n{uid}:\thyp={hyps[uid].split()}\n")
+            f.write(f"{uid}:\tref={units(refs[uid])}\n{uid}:\thyp={units(hyps[uid])}\n")
     with open(out_dir / "errs.txt", "w", encoding="utf-8") as f:
-        f.write(wer.line("WER") + "\n")
-        f.write(f"Errors: {wer.ins} insertions, {wer.dels} deletions, {wer.sub} substitutions, "
-                f"over {wer.ref} reference words ({wer.ref - wer.dels - wer.sub} correct)\n")
+        f.write(main.line(primary_rate(unit)) + "\n")
+        f.write(f"Errors: {main.ins} insertions, {main.dels} deletions, {main.sub} substitutions, "
+                f"over {main.ref} reference {name} ({main.ref - main.dels - main.sub} correct)\n")
         f.write("Search below for sections starting with PER-UTT DETAILS:, SUBSTITUTIONS:, DELETIONS:, "
                 "INSERTIONS:\n\nPER-UTT DETAILS: corr or (ref->hyp)\n")
         subs, dels, inss = {}, {}, {}
         for uid in ids:
-            pairs = kaldialign.align(refs[uid].split(), hyps[uid].split(), EPS)
+            pairs = kaldialign.align(units(refs[uid]), units(hyps[uid]), EPS)
             f.write(f"{uid}:\t" + " ".join(r if r == h else f"({r}->{h})" for r, h in pairs) + "\n")
             for r, h in pairs:
                 if r == EPS:
@@ -121,6 +130,7 @@ def write_decode_dir(out_dir: str | Path, refs: dict[str, str], hyps: dict[str, 
             f.write(f"\n{title}\n")
             for key, n in sorted(table.items(), key=lambda kv: (-kv[1], kv[0])):
                 f.write(f"{n}   {key}\n")
-    summary = (header + "\n" if header else "") + wer.line("WER") + "\n" + cer.line("CER") + "\n"
+    lines = [cer.line("CER"), wer.line("WER")] if unit == "char" else [wer.line("WER"), cer.line("CER")]
+    summary = (header + "\n" if header else "") + "\n".join(lines) + "\n"
     (out_dir / "wer.txt").write_text(summary)
     return wer, cer

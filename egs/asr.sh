@@ -4,8 +4,9 @@
 #   train_sets   training set(s), e.g. "train" or "train-clean-100 train-clean-360"
 #   dev_set      the set of validation, averaging and tuning (decoded too)
 #   test_sets    the other sets decoded and scored, e.g. "test" or "test-clean test-other"
-#   token_type   char-en (28 English characters), char (every character of the training text) or bpe
-#   lm_text      text of the n-gram LMs, with no dev or test sentence
+#   token_type   char-en (28 English characters), char-zh (Mandarin: every character of the training
+#                text, and <unk>; the LMs are character n-grams), char (every character) or bpe
+#   lm_text      text of the n-gram LMs (a text file or a supervisions manifest), with no dev or test sentence
 # its own options, and stage1_prepare: stage 1 (download and prepare), a run_stage call.
 # Stages: 1 prepare, 2 features, 3 tokens, 4 n-gram LMs, 5 graphs (H, L, G, HLG), 6 train (and average),
 #         7 tune LM weights on dev, 8 decode every set with every method, 9 RESULTS.md.
@@ -33,6 +34,7 @@ _egs="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 
 feats=data/$feature_kind
 lang=data/lang_char; [ "$token_type" = bpe ] && lang=data/lang_bpe_$vocab_size
+lm_unit=word; [ "$token_type" = char-zh ] && lm_unit=char  # text without spaces: character n-grams
 lm=data/lm/lm_${lm_order}gram
 rescore_lm=data/lm/lm_${rescore_lm_order}gram
 exp=exp/$tag
@@ -71,10 +73,10 @@ if stage_selected 3; then
 fi
 
 if stage_selected 4; then
-  log "Stage 4: n-gram LMs (KenLM) of $lm_text"
+  log "Stage 4: $lm_unit n-gram LMs (KenLM) of $lm_text"
   for order in $(printf '%s\n' "$lm_order" "$rescore_lm_order" | sort -u); do
     run_stage data/.done/stage4.lm.${order}gram \
-      ds2 lm train "$lm_text" data/lm --order "$order" --dev-text "$(sups "$dev_set")"
+      ds2 lm train "$lm_text" data/lm --order "$order" --unit "$lm_unit" --dev-text "$(sups "$dev_set")"
   done
 fi
 

@@ -15,7 +15,7 @@ import math
 import numpy as np
 
 from ds2.decode.beam import BeamOptions, lm_vocabulary, token_fragments
-from ds2.lm.ngram import LOG10_TO_LN
+from ds2.lm.ngram import LOG10_TO_LN, lm_unit, lm_words
 from ds2.text import Tokenizer
 
 NEG_INF = -1e30  # finite, so that differences of two "impossible" scores stay defined (kNegInf in C++)
@@ -45,6 +45,7 @@ class ReferencePrefixBeamSearch:
     def __init__(self, tokenizer: Tokenizer, lm=None, options: BeamOptions = BeamOptions()):
         self.frags = token_fragments(tokenizer)
         self.blank = tokenizer.blank_id
+        self.unit = lm_unit(tokenizer)  # "char": every token is a word of the LM, scored as it is emitted
         self.lm = lm
         self.opts = options
         self.word_prefixes: set[str] | None = None
@@ -62,7 +63,11 @@ class ReferencePrefixBeamSearch:
             ctc = log_add(pb, pnb)
             scored.append((ctc + self._final_lm(text, known[text]), " ".join(text.split()), ctc))
         scored.sort(reverse=True)
-        return [(text, ctc, len(text.split())) for _, text, ctc in scored[:n]]
+        return [(text, ctc, len(lm_words(text, self.unit))) for _, text, ctc in scored[:n]]
+
+    def _unfinished_word(self, text: str) -> str:
+        """The last word of `text` that the LM has not scored yet (none with a character LM)."""
+        return "" if self.unit == "char" else text[text.rfind(" ") + 1:]
 
     # -- LM -----------------------------------------------------------------------------------
     def _score_word(self, state, word: str):
@@ -88,7 +93,7 @@ class ReferencePrefixBeamSearch:
         partial_penalty, times its length / 6 beyond 6 characters (as pyctcdecode); else 0."""
         if self.word_prefixes is None:
             return 0.0
-        word = text[text.rfind(" ") + 1:]
+        word = self._unfinished_word(text)
         if not word or word in self.word_prefixes:
             return 0.0
         return self.opts.partial_penalty * max(1.0, len(word) / 6)
@@ -106,7 +111,11 @@ class ReferencePrefixBeamSearch:
         if node is not None:
             return new_text, node
         lm, state = parent.lm, parent.state
-        if self.lm is not None and frag.startswith(" "):
+        if self.unit == "char":  # the character is a word of the LM: scored now
+            if self.lm is not None:
+                score, state = self._score_word(state, frag)
+                lm += score
+        elif self.lm is not None and frag.startswith(" "):
             word = text[text.rfind(" ") + 1:]
             if word:  # a word boundary closes the word before it
                 score, state = self._score_word(state, word)
@@ -192,7 +201,7 @@ class ReferencePrefixBeamSearch:
             if len(kept) == opts.beam or score < floor:
                 break
             node = known[text]
-            key = (node.state, node.last, text[text.rfind(" ") + 1:]) if opts.recombine else text
+            key = (node.state, node.last, self._unfinished_word(text)) if opts.recombine else text
             if key not in seen:
                 seen.add(key)
                 kept[text] = (pb, pnb)
@@ -203,7 +212,7 @@ class ReferencePrefixBeamSearch:
         if self.lm is None:
             return 0.0
         score, state = node.lm, node.state
-        word = text[text.rfind(" ") + 1:]
+        word = self._unfinished_word(text)
         if word:
             s, state = self._score_word(state, word)
             score += s

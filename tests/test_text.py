@@ -1,6 +1,6 @@
 import pytest
 
-from ds2.text import BpeTokenizer, CharTokenizer, load_tokenizer, normalize_english, tokenizer_from_dict
+from ds2.text import BpeTokenizer, CharTokenizer, load_tokenizer, normalize_english, normalize_mandarin, tokenizer_from_dict
 
 
 @pytest.mark.parametrize("raw, expected", [
@@ -61,3 +61,21 @@ def test_bpe_round_trip(tmp_path):
     tok.save(tmp_path)
     assert load_tokenizer(tmp_path).encode("the mat") == tok.encode("the mat")
     assert tokenizer_from_dict(tok.to_dict()).encode("the mat") == tok.encode("the mat")
+
+
+@pytest.mark.parametrize("raw, normalised", [
+    ("我 爱 北京 天安门", "我爱北京天安门"),  # AISHELL-1's word-segmented transcripts lose their spaces
+    ("你好，世界！「引号」——《书名》……", "你好世界引号书名"),  # full-width punctuation removed
+    ("ＡＢＣ公司的ｉＰｈｏｎｅ很好用。", "ABC公司的IPHONE很好用"),  # full-width Latin -> half-width, upper case
+    ("在 Debian 这种规模的项目中", "在DEBIAN这种规模的项目中"),  # mixed Hanzi/Latin: letters kept
+    ("\x1b[33m    -- Debian \x1b[32m《行为准则》\x1b[m", "DEBIAN行为准则"),  # terminal colour codes
+    ("第〇号", "第〇号"),
+])
+def test_normalize_mandarin(raw, normalised):
+    assert normalize_mandarin(raw) == normalised
+
+
+@pytest.mark.parametrize("raw", ["２０１６年", "2016年", "こんにちは世界", "привет", "。！？", ""])
+def test_normalize_mandarin_drops_what_it_cannot_spell(raw):
+    # digits (二零一六 or 两千零一十六?), other scripts, and nothing left
+    assert normalize_mandarin(raw) is None

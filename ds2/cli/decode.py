@@ -224,5 +224,6 @@ def tune_command(exp_dir, cut_sets, params_file, checkpoint, max_duration, num_j
     output = output or tuned_file(exp_dir, method.name)
     write_params(output, method.name, params, table, name)
     best = best_point(table)
-    click.echo(f"{output}: {' '.join(f'{k}={v}' for k, v in params.items())} "
-               f"(dev %WER {best['wer']:.2f}, %CER {best['cer']:.2f})")
+    rates = f"%CER {best['cer']:.2f}, %WER {best['wer']:.2f}" if best.get("primary") == "CER" else \
+        f"%WER {best['wer']:.2f}, %CER {best['cer']:.2f}"
+    click.echo(f"{output}: {' '.join(f'{k}={v}' for k, v in params.items())} (dev {rates})")

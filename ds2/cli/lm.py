@@ -20,21 +20,28 @@ def command():
                                           "trigram singletons (empty: no pruning).")
 @click.option("--dev-text", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
               help="Sentences to report perplexity on: a text file or a Lhotse supervision/cut manifest.")
-def train(text, lm_dir, order, prune, dev_text):
-    """Estimate an ORDER-gram on TEXT (one sentence per line, at least two) into LM_DIR.
+@click.option("--unit", type=click.Choice(["word", "char"]), default="word", show_default=True,
+              help="word: the words of TEXT (split at spaces); char: every character but spaces is a word "
+                   "(a character n-gram, for text without word boundaries such as Mandarin).")
+def train(text, lm_dir, order, prune, dev_text, unit):
+    """Estimate an ORDER-gram on TEXT into LM_DIR. TEXT is a text file (one sentence per line) or
+    a Lhotse supervision/cut manifest (its texts); it needs at least two sentences.
 
     Writes LM_DIR/lm_<order>gram.arpa and LM_DIR/lm_<order>gram.bin (KenLM binary), and
     prints the perplexity on --dev-text. Needs KenLM's lmplz and build_binary
     (tools/install_kenlm.sh builds them; `make demo` and `make test` run it).
 
-    Example: ds2 lm train data/manifests/synth_lm_text.txt data/lm --order 3 \\
-             --dev-text data/manifests/synth_supervisions_dev.jsonl.gz
+    \b
+    Examples:
+      ds2 lm train data/manifests/synth_lm_text.txt data/lm --order 3 \\
+        --dev-text data/manifests/synth_supervisions_dev.jsonl.gz
+      ds2 lm train data/manifests/aishell_supervisions_train.jsonl.gz data/lm --unit char
     """
     from ds2.lm.ngram import load_lm, perplexity, read_texts, train_ngram
 
     try:
         thresholds = [int(x) for x in prune.split()] if prune else None
-        arpa, binary = train_ngram(text, lm_dir, order, thresholds)
+        arpa, binary = train_ngram(text, lm_dir, order, thresholds, unit=unit)
     except (FileNotFoundError, ValueError, RuntimeError) as e:
         raise click.ClickException(str(e))
     click.echo(f"{arpa}\n{binary}")
@@ -42,8 +49,8 @@ def train(text, lm_dir, order, prune, dev_text):
         sentences = read_texts(dev_text)
         if not sentences:
             raise click.ClickException(f"--dev-text {dev_text} holds no sentence to measure perplexity on")
-        ppl = perplexity(load_lm(binary), sentences)
-        click.echo(f"perplexity on {dev_text}: {ppl:.1f}")
+        ppl = perplexity(load_lm(binary), sentences, unit)
+        click.echo(f"perplexity on {dev_text}: {ppl:.1f} per {unit}")
 
 
 @command.command("graph")

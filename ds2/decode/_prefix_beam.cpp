@@ -11,6 +11,10 @@
 // a callback (beam.kenlm_by_state_id) gives log10 p(word | state) and the next state's id the
 // first time a (state id, word) pair is met, and this module caches the answer, so KenLM is
 // asked once per distinct word in context.
+//
+// Text without word boundaries (Mandarin characters) takes a character LM: with char_lm every
+// token is a word of the LM, scored (alpha * ln p + beta) as soon as it is emitted, so the
+// LM and the bonus beta count per character, as the paper decodes Mandarin.
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
@@ -130,12 +134,15 @@ struct Beam {
 
 class PrefixBeamCore {
  public:
+  // char_lm: every token is a word of the LM, scored as it is emitted (text without word
+  // boundaries, e.g. Mandarin characters with a character n-gram); else words end at spaces.
   PrefixBeamCore(std::vector<std::string> fragments, int blank, std::vector<std::string> vocabulary,
-                 py::object lm_score)
+                 py::object lm_score, bool char_lm)
       : frags_(std::move(fragments)), blank_(blank), lm_score_(std::move(lm_score)),
-        trie_(std::move(vocabulary)) {
+        trie_(std::move(vocabulary)), char_lm_(char_lm) {
     has_lm_ = !lm_score_.is_none();
-    for (const auto& f : frags_) index_by_text_ = index_by_text_ || f.size() > 1;
+    // Only tokens of several characters (BPE) can spell one text in two ways.
+    for (const auto& f : frags_) index_by_text_ = index_by_text_ || code_points(f) > 1;
   }
 
   // The n best (text with single spaces, log p_ctc, total score), best first.
@@ -300,7 +307,14 @@ class PrefixBeamCore {
     int state = nodes_[parent].state;
     std::string word;
     int trie;
-    if (!frag.empty() && frag[0] == ' ') {
+    if (char_lm_) {  // the token is a word of its own: scored now, nothing left unfinished
+      if (has_lm_) {
+        auto [score, next] = score_word(state, frag, trie_.word_id(trie_.walk(0, frag)));
+        lm += score;
+        state = next;
+      }
+      trie = 0;
+    } else if (!frag.empty() && frag[0] == ' ') {
       const Node& before = nodes_[parent];
       if (has_lm_ && !before.word.empty()) {  // a word boundary closes the word before it
         auto [score, next] = score_word(state, before.word, trie_.word_id(before.trie));
@@ -329,6 +343,12 @@ class PrefixBeamCore {
     return id;
   }
 
+  static int code_points(const std::string& s) {
+    int n = 0;
+    for (unsigned char ch : s) n += (ch & 0xC0) != 0x80;  // UTF-8: count the bytes that start one
+    return n;
+  }
+
   std::string text_of(int id) const {
     std::vector<const std::string*> parts;
     for (; id > 0; id = nodes_[id].parent) parts.push_back(&nodes_[id].frag);
@@ -346,9 +366,7 @@ class PrefixBeamCore {
   // length / 6 beyond 6 characters (as pyctcdecode); 0 for a word that may still become one.
   double partial_score(const std::string& word, int trie) const {
     if (!has_lm_ || trie_.num_words() == 0 || word.empty() || trie >= 0) return 0.0;
-    double chars = 0;
-    for (unsigned char ch : word) chars += (ch & 0xC0) != 0x80;  // UTF-8 code points
-    return opts_.partial_penalty * std::max(1.0, chars / 6.0);
+    return opts_.partial_penalty * std::max(1.0, code_points(word) / 6.0);
   }
 
   // (alpha * ln p(word | state) + beta, next state); the LM is asked once per (state, word).
@@ -425,6 +443,7 @@ class PrefixBeamCore {
   std::vector<std::pair<double, int>> ranked_;
   std::vector<uint64_t> kept_hashes_;  // of the beams kept so far in this frame, in their order
   bool index_by_text_ = false;
+  bool char_lm_ = false;
 };
 
 }  // namespace
@@ -432,8 +451,9 @@ class PrefixBeamCore {
 PYBIND11_MODULE(_prefix_beam, m) {
   m.doc() = "C++ frame loop of ds2.decode.beam.PrefixBeamSearch";
   py::class_<PrefixBeamCore>(m, "PrefixBeamCore")
-      .def(py::init<std::vector<std::string>, int, std::vector<std::string>, py::object>(), py::arg("fragments"),
-           py::arg("blank"), py::arg("vocabulary"), py::arg("lm_score"))
+      .def(py::init<std::vector<std::string>, int, std::vector<std::string>, py::object, bool>(),
+           py::arg("fragments"), py::arg("blank"), py::arg("vocabulary"), py::arg("lm_score"),
+           py::arg("char_lm") = false)
       .def("search", &PrefixBeamCore::search, py::arg("log_probs"), py::arg("beam"), py::arg("alpha"),
            py::arg("beta"), py::arg("token_min_logp"), py::arg("prune_margin"), py::arg("oov_penalty"), py::arg("partial_penalty"), py::arg("n"),
            py::arg("recombine") = true);

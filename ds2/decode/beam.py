@@ -4,6 +4,9 @@ It maximises  log p_ctc(y|x) + alpha * log p_lm(y) + beta * word_count(y)  over 
 BPE piece) sequences y. The word LM (KenLM, natural log) scores each word when the next word
 boundary is emitted and the last word with </s> at the end; beta rewards every scored word.
 The vocabulary stays open: a word the LM does not know gets its <unk> probability.
+Text without word boundaries (Mandarin characters: the tokenizer writes no spaces) takes a
+character LM instead: every character is a word to KenLM, scored as it is emitted, and beta
+is a bonus per character, as the paper decodes Mandarin.
 
 Speed comes from doing little per frame: tokens below `token_min_logp` are not extended,
 frames where only the blank survives take a fast path without new prefixes, prefixes keep
@@ -26,6 +29,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ds2.lm.ngram import lm_unit, lm_words
 from ds2.text import Tokenizer
 from ds2.text.tokenizer import UNK, UNK_TEXT
 
@@ -75,9 +79,12 @@ class PrefixBeamSearch:
                               "with `pip install -e .` (it needs g++)") from e
         self.lm = lm
         self.opts = options
+        self.unit = lm_unit(tokenizer)
         vocabulary = sorted(set(lm_vocabulary(lm))) if lm is not None else []
+        if self.unit == "char":
+            check_char_lm(vocabulary, lm)
         self._core = PrefixBeamCore(token_fragments(tokenizer), tokenizer.blank_id, vocabulary,
-                                    kenlm_by_state_id(lm) if lm is not None else None)
+                                    kenlm_by_state_id(lm) if lm is not None else None, self.unit == "char")
 
     def set_params(self, alpha: float | None = None, beta: float | None = None, beam: int | None = None):
         """Change the LM weight, word bonus or beam (the LM cache holds unweighted scores)."""
@@ -89,7 +96,8 @@ class PrefixBeamSearch:
         return self.nbest(log_probs, 1)[0][0]
 
     def nbest(self, log_probs: np.ndarray, n: int) -> list[tuple[str, float, int]]:
-        """The `n` best (text, log p_ctc, word count), best first, for LM rescoring."""
+        """The `n` best (text, log p_ctc, LM word count: characters for a character LM), best first,
+        for LM rescoring."""
         o = self.opts
         # The LM callbacks allocate objects that would trigger the cyclic garbage collector,
         # whose passes over the heap cost more than the search; they create no cycles.
@@ -102,7 +110,7 @@ class PrefixBeamSearch:
         finally:
             if gc_was_on:
                 gc.enable()
-        return [(text, ctc, len(text.split())) for text, ctc, _ in found]
+        return [(text, ctc, len(lm_words(text, self.unit))) for text, ctc, _ in found]
 
 
 def kenlm_by_state_id(lm):
@@ -126,6 +134,15 @@ def kenlm_by_state_id(lm):
         return log10, next_id
 
     return score
+
+
+def check_char_lm(vocabulary: list[str], lm) -> None:
+    """ValueError unless the LM of a tokenizer without word boundaries is a character LM: a word
+    LM's words would all be unknown to a search that scores one character at a time."""
+    if vocabulary and sum(len(w) > 1 for w in vocabulary) > len(vocabulary) / 2:
+        path = lm.path.decode() if isinstance(lm.path, bytes) else lm.path
+        raise ValueError(f"{path} is a word LM (e.g. {next(w for w in vocabulary if len(w) > 1)!r}), but the model's "
+                         f"tokens write no spaces: it needs a character LM (`ds2 lm train TEXT DIR --unit char`)")
 
 
 def lm_vocabulary(lm) -> list[str]:

@@ -46,6 +46,6 @@ class GraphDecoder:
         if not ok:
             return ""
         ok, _, olabels, _ = kaldifst.get_linear_symbol_sequence(best_path)
-        if self.words is not None:
-            return " ".join(self.words[o] for o in olabels)
+        if self.words is not None:  # words, or the characters of a character LM (no spaces)
+            return (" " if self.tokenizer.word_boundaries else "").join(self.words[o] for o in olabels)
         return " ".join(self.tokenizer.decode([o - 1 for o in olabels]).split())

@@ -24,7 +24,7 @@ import numpy as np
 import torch
 
 from ds2.decode.greedy import greedy_decode
-from ds2.lm.ngram import LOG10_TO_LN
+from ds2.lm.ngram import LOG10_TO_LN, lm_unit, lm_words
 from ds2.text import Tokenizer, tokenizer_from_dict
 
 RESOURCES = ("lm", "rescore_lm", "lang_dir")  # the DecodeOptions fields that name files a method reads
@@ -88,16 +88,17 @@ class Greedy:
         return greedy_decode(lp, torch.tensor([lp.shape[1]]), self.tokenizer)[0]
 
 
-def sentence_log_prob(lm, text: str) -> float:
-    """ln p_LM(text) of a whole sentence (with <s> and </s>), as the rescoring pass weighs it."""
-    return lm.score(text, bos=True, eos=True) * LOG10_TO_LN
+def sentence_log_prob(lm, text: str, unit: str = "word") -> float:
+    """ln p_LM(text) of a whole sentence (with <s> and </s>), as the rescoring pass weighs it; `unit`
+    "char" for the character LM of text without word boundaries (`ds2.lm.ngram.lm_words`)."""
+    return lm.score(" ".join(lm_words(text, unit)), bos=True, eos=True) * LOG10_TO_LN
 
 
 def rescore_nbest(nbest: Sequence[tuple[str, float, int]], lm_log_probs: Sequence[float],
                   alpha: float, beta: float) -> str:
     """The n-best rescoring formula (of `NbestRescorer` and of `ds2 tune`'s grid alike): the
     text of `nbest` (text, log p_ctc, word count) maximising
-    log p_ctc + alpha * ln p_LM(text) + beta * words, where lm_log_probs[i] is ln p_LM of
+    log p_ctc + alpha * ln p_LM(text) + beta * words (LM words: characters for a character LM), where lm_log_probs[i] is ln p_LM of
     nbest[i]'s text (`sentence_log_prob`). The first of equal scores wins; '' for no hypothesis."""
     if not nbest:
         return ""
@@ -119,7 +120,7 @@ class NbestRescorer:
 
     def decode(self, log_probs: np.ndarray) -> str:
         nbest = self.search.nbest(log_probs, self.n)
-        return rescore_nbest(nbest, [sentence_log_prob(self.big_lm, text) for text, _, _ in nbest],
+        return rescore_nbest(nbest, [sentence_log_prob(self.big_lm, text, self.search.unit) for text, _, _ in nbest],
                              self.alpha, self.beta)
 
 
@@ -154,7 +155,8 @@ def _rescoring_grid(log_probs: list[np.ndarray], opts: DecodeOptions, pool: "Dec
 
     nbests = pool.nbest(log_probs, opts.nbest)
     big = load_lm(opts.rescore_lm)
-    lm_scores = [[sentence_log_prob(big, text) for text, _, _ in nb] for nb in nbests]
+    unit = lm_unit(pool.tokenizer)
+    lm_scores = [[sentence_log_prob(big, text, unit) for text, _, _ in nb] for nb in nbests]
 
     def texts_of(point: dict) -> list[str]:
         return [rescore_nbest(nb, lm, point["rescore_alpha"], point["rescore_beta"])
@@ -183,13 +185,15 @@ class Method:
 REGISTRY: dict[str, Method] = {m.name: m for m in [
     Method("greedy", "best path: the most likely token per frame, repeats merged, blanks removed",
            lambda opts, tokenizer: Greedy(tokenizer)),
-    Method("beam", "DS2 prefix beam search, log p_ctc + alpha log p_LM + beta words, KenLM word LM",
+    Method("beam", "DS2 prefix beam search, log p_ctc + alpha log p_LM + beta words, KenLM word LM "
+           "(a character LM, beta per character, for tokens without spaces)",
            _prefix_beam_search, needs=("lm",), settings=("lm", "beam", "alpha", "beta"),
            grid={"alpha": (0.3, 0.45, 0.6, 0.8, 1.0), "beta": (0.0, 1.0, 2.0, 3.0, 4.0)}),
     Method("ctc-graph", "H (CTC topology) decoded by kaldi-decoder: a beam search without lexicon or LM",
            _graph_decoder("H.fst", words=False), needs=("lang_dir",),
            settings=("lang_dir", "graph_beam", "max_active")),
-    Method("hlg", "HLG (CTC topology o lexicon o n-gram G) decoded by kaldi-decoder: words of the LM only",
+    Method("hlg", "HLG (CTC topology o lexicon o n-gram G) decoded by kaldi-decoder: words of the LM only "
+           "(characters of a character LM, joined without spaces)",
            _graph_decoder("HLG.fst", words=True), needs=("lang_dir",),
            settings=("lang_dir", "graph_beam", "max_active", "lm_scale"),
            grid={"lm_scale": (0.6, 0.8, 1.0, 1.3, 1.6, 2.0)}),
@@ -279,6 +283,7 @@ class DecoderPool:
 
     def __init__(self, opts: DecodeOptions, tokenizer: Tokenizer, num_jobs: int = 1):
         self.num_jobs = num_jobs
+        self.tokenizer = tokenizer
         self.pool = None
         if num_jobs > 1:
             ctx = mp.get_context("spawn")

@@ -32,7 +32,8 @@ from ds2.data.sampler import make_eval_sampler
 from ds2.decode.methods import DecodeOptions, decode_many, describe, settings
 from ds2.precision import DTYPES, resolve_dtype
 from ds2.progress import progress
-from ds2.score import ErrorRate, write_decode_dir
+from ds2.lm.ngram import lm_unit
+from ds2.score import ErrorRate, primary_rate, write_decode_dir
 from ds2.text import Tokenizer, tokenizer_from_dict
 from ds2.checkpoint import find_checkpoint, load_checkpoint, model_from_checkpoint
 
@@ -218,7 +219,8 @@ def decode_cuts(exp_dir: str | Path, cuts_path: str | Path, set_name: str,
              set_name, opts.method, len(hyps), time.time() - start, rtf)
     out_dir = decode_dir(exp_dir, set_name, opts.method)
     wer, cer = write_result(out_dir, set_name, lp, hyps, opts, rtf, weights_from)
-    log.info("%s %s: %s, %s", set_name, opts.method, wer.line("WER"), cer.line("CER"))
+    log.info("%s %s: %s, %s", set_name, opts.method, *((cer.line("CER"), wer.line("WER"))
+             if primary_rate(lm_unit(lp.tokenizer)) == "CER" else (wer.line("WER"), cer.line("CER"))))
     return wer, cer, out_dir
 
 
@@ -238,10 +240,12 @@ def write_result(out_dir: str | Path, set_name: str, lp: LogProbs, hyps: dict[st
     out_dir = Path(out_dir)
     header = (f"# {set_name} {opts.method} checkpoint={Path(lp.checkpoint).name} utterances={len(hyps)} "
               f"RTF={rtf:.4f} {describe(opts)}").rstrip()
-    wer, cer = write_decode_dir(out_dir, lp.refs, hyps, header + "\n" + lp.summary())
+    unit = lm_unit(lp.tokenizer)
+    wer, cer = write_decode_dir(out_dir, lp.refs, hyps, header + "\n" + lp.summary(), unit)
     record = {
         "set": set_name,
         "method": opts.method,
+        "primary": primary_rate(unit),  # the rate that ranks decodings: CER for text without spaces
         "checkpoint": str(lp.checkpoint),
         "utterances": len(hyps),
         "rtf": round(rtf, 6),  # search seconds per audio second, per core (acoustic model excluded)

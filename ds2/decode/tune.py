@@ -3,7 +3,7 @@
     ds2 tune exp/ds2 --method beam --lm data/lm/lm_3gram.bin --cuts dev=data/fbank/synth_cuts_dev.jsonl.gz
 
 A grid over the weights (the method's `grid` in the registry, ds2.decode.methods), scored
-by dev WER (CER breaks ties); the winner is written as JSON to `EXP/tuned/<method>.json`,
+by dev WER (CER breaks ties), or by dev CER for text without word boundaries (Mandarin); the winner is written as JSON to `EXP/tuned/<method>.json`,
 which `ds2 decode EXP --method <method>` then takes by itself. nbest-rescore tunes its
 second pass only; its first pass takes the beam search's tuned weights
 (`EXP/tuned/beam.json`, the registry's `first_pass`).
@@ -18,7 +18,8 @@ from pathlib import Path
 
 from ds2.atomic import write_text_atomic
 from ds2.decode.methods import DecodeOptions, DecoderPool, method, option_fields
-from ds2.score import score
+from ds2.lm.ngram import lm_unit
+from ds2.score import primary_rate, score
 
 log = logging.getLogger(__name__)
 
@@ -27,7 +28,8 @@ TUNED_DIR = "tuned"  # EXP/tuned/<method>.json: the weights `ds2 tune` chose for
 
 def tune(lp, opts: DecodeOptions, grid: dict[str, list[float]] | None = None,
          num_jobs: int = 1) -> tuple[dict[str, float], list[dict]]:
-    """The grid point of lowest WER on the log-probs `lp` (a runner.LogProbs), and every point's scores.
+    """The grid point of lowest WER (CER for a tokenizer without word boundaries) on the log-probs
+    `lp` (a runner.LogProbs), and every point's scores (rows with "wer", "cer" and "primary").
 
     `grid` defaults to the method's grid in the registry. nbest-rescore keeps its first pass
     (the beam search) at `opts.alpha`/`opts.beta` and tunes only the rescoring weights, so its
@@ -39,6 +41,7 @@ def tune(lp, opts: DecodeOptions, grid: dict[str, list[float]] | None = None,
         raise ValueError(f"--method {opts.method} has no weights to tune")
     names = list(grid)
     refs = lp.refs
+    primary = primary_rate(lm_unit(lp.tokenizer))
     table = []
     with DecoderPool(opts, lp.tokenizer, num_jobs) as pool:
         if not lp.log_probs:
@@ -52,7 +55,7 @@ def tune(lp, opts: DecodeOptions, grid: dict[str, list[float]] | None = None,
         for values in itertools.product(*(grid[n] for n in names)):
             point = dict(zip(names, values))
             wer, cer = score(refs, lp.hyps(texts_of(point)))
-            table.append({**point, "wer": round(wer.rate, 3), "cer": round(cer.rate, 3)})
+            table.append({**point, "wer": round(wer.rate, 3), "cer": round(cer.rate, 3), "primary": primary})
             log.info("%s: %%WER %.2f %%CER %.2f", " ".join(f"{k}={v}" for k, v in point.items()),
                      wer.rate, cer.rate)
     best = best_point(table)
@@ -60,7 +63,10 @@ def tune(lp, opts: DecodeOptions, grid: dict[str, list[float]] | None = None,
 
 
 def best_point(table: list[dict]) -> dict:
-    """The grid point of lowest WER (CER breaks ties)."""
+    """The grid point of lowest WER (CER breaks ties), or of lowest CER (WER breaks ties) where the
+    rows say CER is the primary rate."""
+    if table and table[0].get("primary") == "CER":
+        return min(table, key=lambda r: (r["cer"], r["wer"]))
     return min(table, key=lambda r: (r["wer"], r["cer"]))
 
 

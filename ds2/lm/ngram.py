@@ -44,6 +44,23 @@ def read_texts(path: str | Path) -> list[str]:
     return [line.strip() for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
 
 
+def lm_words(text: str, unit: str = "word") -> list[str]:
+    """The words an n-gram LM of `unit` sees in `text`: its whitespace-separated words ("word"), or
+    every character but spaces ("char": the character LM of text without word boundaries, e.g.
+    Mandarin, where KenLM takes each character as a word)."""
+    if unit == "char":
+        return [c for c in text if not c.isspace()]
+    if unit != "word":
+        raise ValueError(f"an LM unit is 'word' or 'char', not {unit!r}")
+    return text.split()
+
+
+def lm_unit(tokenizer) -> str:
+    """The LM unit a tokenizer's text takes: "word" where the tokens write word boundaries
+    (English characters, BPE), "char" where they do not (Mandarin characters)."""
+    return "word" if tokenizer.word_boundaries else "char"
+
+
 def lm_paths(lm_dir: str | Path, order: int) -> tuple[Path, Path]:
     """(ARPA, KenLM binary) paths of the order-`order` LM in `lm_dir`."""
     lm_dir = Path(lm_dir)
@@ -51,21 +68,31 @@ def lm_paths(lm_dir: str | Path, order: int) -> tuple[Path, Path]:
 
 
 def train_ngram(text: str | Path, lm_dir: str | Path, order: int = 3, prune: list[int] | None = None,
-                memory: str = "10%") -> tuple[Path, Path]:
-    """Estimate a modified Kneser-Ney `order`-gram on `text` (one sentence per line).
+                memory: str = "10%", unit: str = "word") -> tuple[Path, Path]:
+    """Estimate a modified Kneser-Ney `order`-gram on `text`: a text file (one sentence per line) or
+    a Lhotse supervision/cut manifest (its texts, e.g. a corpus's training transcripts).
 
-    `prune` are lmplz's count thresholds per order (e.g. [0, 0, 1] drops trigram singletons).
-    Writes `lm_<order>gram.arpa` and `lm_<order>gram.bin` into `lm_dir` atomically and returns them.
+    `unit` "char" makes a character n-gram (each character a word to KenLM, for Mandarin; see
+    `lm_words`). `prune` are lmplz's count thresholds per order (e.g. [0, 0, 1] drops trigram
+    singletons). Writes `lm_<order>gram.arpa` and `lm_<order>gram.bin` into `lm_dir` atomically and
+    returns them.
     """
     lmplz, build_binary = kenlm_tool("lmplz"), kenlm_tool("build_binary")
-    sentences = sum(1 for line in Path(text).read_text(encoding="utf-8", errors="replace").splitlines()
-                    if line.strip())
-    if sentences < 2:
-        raise ValueError(f"{text} holds {'no sentence' if not sentences else 'only one sentence'}: an n-gram "
+    text = Path(text)
+    as_is = unit == "word" and not text.name.endswith((".jsonl.gz", ".jsonl"))  # lmplz reads it itself
+    sentences = read_texts(text) if not as_is else None
+    count = len(sentences) if sentences is not None else sum(
+        1 for line in text.read_text(encoding="utf-8", errors="replace").splitlines() if line.strip())
+    if count < 2:
+        raise ValueError(f"{text} holds {'no sentence' if not count else 'only one sentence'}: an n-gram "
                          f"LM needs a text of at least two sentences (one per line)")
     arpa, binary = lm_paths(lm_dir, order)
     arpa.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=arpa.parent) as tmp:
+        if sentences is not None:
+            lines = (" ".join(lm_words(s, unit)) for s in sentences)
+            Path(tmp, "text.txt").write_text("".join(ln + "\n" for ln in lines if ln), encoding="utf-8")
+            text = Path(tmp, "text.txt")
         cmd = [str(lmplz), "-o", str(order), "-S", memory, "-T", tmp, "--text", str(text),
                "--arpa", f"{tmp}/lm.arpa", "--discount_fallback"]  # small texts lack the counts KN needs
         if prune:
@@ -114,12 +141,14 @@ def load_lm(path: str | Path):
         raise ValueError(f"KenLM cannot read {path}: {str(e).splitlines()[0]}") from None
 
 
-def perplexity(lm, sentences: list[str]) -> float:
-    """Per-word perplexity (with </s>) of `sentences` under the KenLM model `lm`."""
+def perplexity(lm, sentences: list[str], unit: str = "word") -> float:
+    """Perplexity per LM word (with </s>) of `sentences` under the KenLM model `lm`; with `unit`
+    "char", per character of a character LM."""
     log10_total, count = 0.0, 0
     for s in sentences:
-        log10_total += lm.score(s, bos=True, eos=True)
-        count += len(s.split()) + 1
+        words = lm_words(s, unit)
+        log10_total += lm.score(" ".join(words), bos=True, eos=True)
+        count += len(words) + 1
     return 10 ** (-log10_total / max(count, 1))
 
 

@@ -1,0 +1,167 @@
+"""Mandarin decoding: char-zh tokens with <unk>, a character n-gram scored at every character by the
+prefix beam search (C++ equal to the Python reference), HLG over characters joined without
+spaces, n-best rescoring and tuning by CER, and scoring on characters without spaces.
+
+Log-probs are built by hand so the right answer is known. The homophones are real ones:
+他/她/它 (tā) and 在/再 (zài) sound the same, so only the LM can choose between them.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+from prefix_beam_reference import ReferencePrefixBeamSearch
+
+from ds2.decode.beam import BeamOptions, PrefixBeamSearch
+from ds2.decode.graph import GraphDecoder
+from ds2.decode.methods import DecodeOptions, NbestRescorer, sentence_log_prob
+from ds2.decode.runner import LogProbs
+from ds2.decode.tune import tune
+from ds2.lm.graph import build_graphs
+from ds2.lm.ngram import arpa_vocabulary, load_lm, perplexity, train_ngram
+from ds2.score import score, write_decode_dir
+from ds2.text import CharTokenizer, load_tokenizer
+
+LM_TEXT = ["他在学校学习中文", "她在家里看书", "我们在学校看书", "他再也不去学校了", "它在家里睡觉",
+           "我们学习中文", "她在学校学习", "他在家里学习中文"] * 3
+TOK = CharTokenizer.from_texts(LM_TEXT + ["再见", "书店"], unk=True)
+
+
+def spelled(frames: list[dict[str, float]], floor: float = 1e-4) -> np.ndarray:
+    """(T, V) log-probs: each frame a {char: prob} dict ('' is the blank); the rest share `floor`."""
+    out = np.full((len(frames), TOK.vocab_size), math.log(floor), dtype=np.float32)
+    for t, frame in enumerate(frames):
+        for ch, p in frame.items():
+            out[t, 0 if ch == "" else TOK.encode(ch)[0]] = math.log(p)
+    return out
+
+
+def peaky(text: str) -> list[dict[str, float]]:
+    frames = []
+    for ch in text:
+        frames += [{ch: 0.98}, {"": 0.98}]
+    return frames
+
+
+def homophone(a: str, b: str, pa: float = 0.55) -> list[dict[str, float]]:
+    """One syllable the acoustics give to `a` (pa) or its homophone `b` (the rest)."""
+    return [{a: pa, b: 0.97 - pa}, {"": 0.98}]
+
+
+@pytest.fixture(scope="module")
+def char_lm(tmp_path_factory):
+    d = tmp_path_factory.mktemp("zh_lm")
+    (d / "text.txt").write_text("\n".join(LM_TEXT) + "\n", encoding="utf-8")
+    arpa, binary = train_ngram(d / "text.txt", d / "lm", order=3, unit="char")
+    big = train_ngram(d / "text.txt", d / "lm", order=4, unit="char")[1]
+    return arpa, binary, big
+
+
+def test_char_zh_tokens_map_unseen_characters_to_unk(tmp_path):
+    assert TOK.symbols[:2] == ["<blk>", "<unk>"] and not TOK.word_boundaries
+    ids = TOK.encode("他在火星")  # 火 and 星 never occur in the training text
+    assert ids[2:] == [1, 1] and TOK.decode(ids) == "他在\u2047\u2047"
+    assert TOK.can_encode("他在学校") and not TOK.can_encode("他在火星")
+    TOK.save(tmp_path)
+    assert load_tokenizer(tmp_path).encode("他在火星") == ids
+
+
+def test_character_lm_has_characters_as_words(char_lm):
+    arpa, binary, _ = char_lm
+    vocabulary = arpa_vocabulary(arpa)
+    assert set(vocabulary) == {c for s in LM_TEXT for c in s}
+    model = load_lm(binary)
+    assert perplexity(model, ["他在学校"], "char") < perplexity(model, ["校学在他"], "char")
+    # the rescoring pass scores the characters, not the unsegmented sentence as one unknown word
+    assert sentence_log_prob(model, "他在学校", "char") > sentence_log_prob(model, "他再学校", "char")
+    assert sentence_log_prob(model, "他在学校", "char") == pytest.approx(
+        model.score("他 在 学 校", bos=True, eos=True) * math.log(10))
+
+
+def test_beam_search_scores_the_character_lm_at_every_character(char_lm):
+    _, binary, _ = char_lm
+    # 在 and 再 sound the same (zài); the acoustics lean to the wrong one, the LM knows 他在学校
+    frames = peaky("他") + homophone("再", "在") + peaky("学校")
+    log_probs = spelled(frames)
+    assert PrefixBeamSearch(TOK, None).decode(log_probs) == "他再学校"
+    with_lm = PrefixBeamSearch(TOK, load_lm(binary), BeamOptions(alpha=0.8, beta=0.5))
+    assert with_lm.decode(log_probs) == "他在学校"
+    nbest = with_lm.nbest(log_probs, 4)
+    assert all(" " not in text for text, _, _ in nbest)
+    assert nbest[0][2] == 4  # the LM word count of a character LM: its characters
+
+
+def test_a_word_lm_is_refused_for_tokens_without_spaces(tmp_path):
+    (tmp_path / "words.txt").write_text("他 在 学校\n我们 在 学校 看书\n", encoding="utf-8")
+    _, binary = train_ngram(tmp_path / "words.txt", tmp_path / "lm", order=2)
+    with pytest.raises(ValueError, match="needs a character LM"):
+        PrefixBeamSearch(TOK, load_lm(binary))
+
+
+def noisy(text: str, rng: np.random.Generator) -> np.ndarray:
+    """Softmax of random logits with the spelling of `text` boosted: many live prefixes per frame."""
+    target = np.zeros((2 * len(text), TOK.vocab_size), dtype=np.float32)
+    for t, ch in enumerate(text):
+        target[2 * t, TOK.encode(ch)[0]] = 1.0
+        target[2 * t + 1, 0] = 1.0
+    logits = 4.0 * target + rng.normal(0.0, 1.2, target.shape).astype(np.float32)
+    return logits - np.logaddexp.reduce(logits, axis=1, keepdims=True)
+
+
+@pytest.mark.parametrize("with_lm", [False, True])
+def test_cpp_beam_search_equals_the_python_reference_on_mandarin(char_lm, with_lm):
+    model = load_lm(char_lm[1]) if with_lm else None
+    opts = BeamOptions(beam=12, alpha=0.6, beta=1.5, token_min_logp=-4.0)
+    cpp = PrefixBeamSearch(TOK, model, opts)
+    ref = ReferencePrefixBeamSearch(TOK, model, opts)
+    rng = np.random.default_rng(0)
+    # known sentences, homophone swaps, a character the LM never saw (见), and <unk>'s column
+    for text in ["他在学校学习中文", "她再家里看书", "我们学习再见", "书店在家里"] * 2:
+        log_probs = noisy(text, rng)
+        a, b = cpp.nbest(log_probs, 8), ref.nbest(log_probs, 8)
+        assert [h[0] for h in a] == [h[0] for h in b] and len(a) > 1
+        assert np.allclose([h[1] for h in a], [h[1] for h in b], atol=1e-6)
+        assert [h[2] for h in a] == [h[2] for h in b] == [len(h[0]) for h in a]
+
+
+def test_hlg_decodes_characters_joined_without_spaces(char_lm, tmp_path):
+    arpa, _, _ = char_lm
+    lang = tmp_path / "lang"
+    TOK.save(lang)
+    paths = build_graphs(lang, arpa, TOK)
+    # L maps each character to itself: the lexicon spells every LM character with its one token
+    lexicon = dict(line.split(" ", 1) for line in (lang / "lexicon.txt").read_text(encoding="utf-8").splitlines())
+    assert lexicon and all(word == spelling for word, spelling in lexicon.items())
+    log_probs = spelled(peaky("他") + homophone("再", "在") + peaky("学校"))
+    assert GraphDecoder(paths["H"], TOK).decode(log_probs) == "他再学校"
+    hlg = GraphDecoder(paths["HLG"], TOK, lang / "words.txt", lm_scale=1.0)
+    assert hlg.decode(log_probs) == "他在学校"
+
+
+def test_nbest_rescoring_and_tuning_rank_by_cer(char_lm):
+    _, binary, big = char_lm
+    log_probs = [spelled(peaky("他") + homophone("再", "在", 0.7) + peaky("学校")),
+                 spelled(peaky("她") + homophone("再", "在", 0.7) + peaky("家里看书"))]
+    refs = ["他在学校", "她在家里看书"]
+    # a first pass without LM weight (nor recombination, which merges 他在学 into 他再学 once the
+    # 3-gram's states agree): the 4-gram of the rescoring pass chooses among its n best
+    search = PrefixBeamSearch(TOK, load_lm(binary), BeamOptions(alpha=0.0, beta=0.0, recombine=False))
+    rescorer = NbestRescorer(search, load_lm(big), alpha=1.0, beta=0.0, n=8)
+    assert [rescorer.decode(lp) for lp in log_probs] == refs
+    lp = LogProbs(["a", "b"], refs, [1.0, 1.0], log_probs, TOK, "ckpt.pt")
+    params, table = tune(lp, DecodeOptions(method="beam", lm=str(binary)), grid={"alpha": [0.0, 1.0], "beta": [0.0]})
+    assert params["alpha"] == 1.0 and all(row["primary"] == "CER" for row in table)
+    assert min(row["cer"] for row in table) == 0.0
+
+
+def test_cer_counts_characters_without_spaces_and_unseen_characters_as_errors(tmp_path):
+    refs = {"u1": "他在学校", "u2": "我们在火星"}  # 火星: characters training never saw
+    hyps = {"u1": "他 再 学校", "u2": "我们在\u2047星"}
+    wer, cer = score(refs, hyps)
+    assert (cer.errors, cer.ref) == (2, 9)  # 再 for 在, ⁇ for 火; the spaces of u1's hypothesis count for nothing
+    write_decode_dir(tmp_path, refs, hyps, unit="char")
+    text = (tmp_path / "wer.txt").read_text()
+    assert text.splitlines()[0].startswith("%CER 22.22 [ 2 / 9")
+    assert "(在->再)" in (tmp_path / "errs.txt").read_text(encoding="utf-8")
