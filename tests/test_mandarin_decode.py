@@ -126,11 +126,12 @@ def test_cpp_beam_search_equals_the_python_reference_on_mandarin(char_lm, with_l
         assert [h[2] for h in a] == [h[2] for h in b] == [len(h[0]) for h in a]
 
 
-def test_hlg_decodes_characters_joined_without_spaces(char_lm, tmp_path):
+@pytest.mark.parametrize("compact_h", [False, True])  # the topologies of few tokens and of many
+def test_hlg_decodes_characters_joined_without_spaces(char_lm, tmp_path, compact_h):
     arpa, _, _ = char_lm
     lang = tmp_path / "lang"
     TOK.save(lang)
-    paths = build_graphs(lang, arpa, TOK)
+    paths = build_graphs(lang, arpa, TOK, compact_h=compact_h)
     # L maps each character to itself: the lexicon spells every LM character with its one token
     lexicon = dict(line.split(" ", 1) for line in (lang / "lexicon.txt").read_text(encoding="utf-8").splitlines())
     assert lexicon and all(word == spelling for word, spelling in lexicon.items())
@@ -138,6 +139,9 @@ def test_hlg_decodes_characters_joined_without_spaces(char_lm, tmp_path):
     assert GraphDecoder(paths["H"], TOK).decode(log_probs) == "他再学校"
     hlg = GraphDecoder(paths["HLG"], TOK, lang / "words.txt", lm_scale=1.0)
     assert hlg.decode(log_probs) == "他在学校"
+    # a repeated character needs a blank between its two frames in both topologies
+    assert GraphDecoder(paths["H"], TOK).decode(spelled(peaky("学学"))) == "学学"
+    assert GraphDecoder(paths["H"], TOK).decode(spelled([{"学": 0.98}] * 3 + [{"": 0.98}])) == "学"
 
 
 def test_nbest_rescoring_and_tuning_rank_by_cer(char_lm):

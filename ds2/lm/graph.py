@@ -75,12 +75,26 @@ def add_disambig(lexicon: dict[str, tuple[int, ...]]) -> tuple[dict[str, tuple[i
     return out, max_k
 
 
-def build_h(vocab_size: int, blank_id: int = 0):
+# Above this many tokens H takes the compact topology: the full one has vocab_size² arcs (25 M for
+# the ~5,000 characters of a Mandarin model, too many to build or compose).
+COMPACT_H_ABOVE = 1000
+COMPACT_H_REENTRY = 0.01  # cost (negated log-prob) of the compact H's epsilon arc back to the blank state
+
+
+def build_h(vocab_size: int, blank_id: int = 0, compact: bool | None = None):
     """CTC topology: one state per token; a token's self-loop outputs nothing (repeats merge),
-    the blank outputs nothing, every other arc outputs the token it enters."""
+    the blank outputs nothing, every other arc outputs the token it enters.
+
+    `compact` (default: above COMPACT_H_ABOVE tokens) has arcs linear in the vocabulary, like
+    k2's "modified" topology: a token's state goes back to the blank's without input (epsilon)
+    and every token is entered from there. That path could also read the frames of one token as
+    the token repeated; a cost of COMPACT_H_REENTRY on it makes the self-loop win that tie (and
+    changes a path from one token straight to another by no more than that)."""
     import kaldifst
 
     assert blank_id == 0, "the graphs assume the blank is token 0"
+    if compact if compact is not None else vocab_size > COMPACT_H_ABOVE:
+        return _build_compact_h(vocab_size)
     fst = kaldifst.StdVectorFst()
     for _ in range(vocab_size):
         fst.set_final(state=fst.add_state(), weight=0)
@@ -89,6 +103,22 @@ def build_h(vocab_size: int, blank_id: int = 0):
         for k in range(vocab_size):
             out = 0 if (k == i or k == blank_id) else k + 1
             fst.add_arc(state=i, arc=kaldifst.StdArc(ilabel=k + 1, olabel=out, weight=0, nextstate=k))
+    return fst
+
+
+def _build_compact_h(vocab_size: int):
+    import kaldifst
+
+    fst = kaldifst.StdVectorFst()
+    for _ in range(vocab_size):
+        fst.set_final(state=fst.add_state(), weight=0)
+    fst.start = 0
+    fst.add_arc(state=0, arc=kaldifst.StdArc(ilabel=1, olabel=0, weight=0, nextstate=0))  # blank
+    for k in range(1, vocab_size):
+        fst.add_arc(state=0, arc=kaldifst.StdArc(ilabel=k + 1, olabel=k + 1, weight=0, nextstate=k))  # enter k
+        fst.add_arc(state=k, arc=kaldifst.StdArc(ilabel=k + 1, olabel=0, weight=0, nextstate=k))  # repeat
+        fst.add_arc(state=k, arc=kaldifst.StdArc(ilabel=1, olabel=0, weight=0, nextstate=0))  # blank
+        fst.add_arc(state=k, arc=kaldifst.StdArc(ilabel=0, olabel=0, weight=COMPACT_H_REENTRY, nextstate=0))
     return fst
 
 
@@ -124,8 +154,11 @@ def build_g(arpa: str | Path, words_txt: str | Path):
     return kaldifst.compile(s=text, acceptor=False)
 
 
-def compose_hlg(h, lexicon_fst, g, vocab_size: int, max_disambig: int, word_disambig0: int):
-    """det(H o det(min(L o G))), with the disambiguation symbols then erased from its input."""
+def compose_hlg(h, lexicon_fst, g, vocab_size: int, max_disambig: int, word_disambig0: int,
+                determinize: bool = True):
+    """det(H o det(min(L o G))), with the disambiguation symbols then erased from its input.
+    The compact H is not functional (a repeat reads as one token or two), so H o LG is not
+    determinisable: with `determinize` False it stays as composed (a larger, equally exact graph)."""
     import kaldifst
 
     token_disambig0 = vocab_size + 1  # label of #0 on the token side
@@ -146,7 +179,8 @@ def compose_hlg(h, lexicon_fst, g, vocab_size: int, max_disambig: int, word_disa
             h.add_arc(state=state, arc=kaldifst.StdArc(ilabel=label, olabel=label, weight=0, nextstate=state))
     kaldifst.arcsort(h, sort_type="olabel")
     hlg = kaldifst.compose(h, lg)
-    kaldifst.determinize_star(hlg)
+    if determinize:
+        kaldifst.determinize_star(hlg)
     for state in kaldifst.StateIterator(hlg):
         for arc in kaldifst.ArcIterator(hlg, state):
             if first <= arc.ilabel <= last:
@@ -154,7 +188,8 @@ def compose_hlg(h, lexicon_fst, g, vocab_size: int, max_disambig: int, word_disa
     return hlg
 
 
-def build_graphs(lang_dir: str | Path, arpa: str | Path, tokenizer: Tokenizer) -> dict[str, Path]:
+def build_graphs(lang_dir: str | Path, arpa: str | Path, tokenizer: Tokenizer,
+                 compact_h: bool | None = None) -> dict[str, Path]:
     """Write words.txt, lexicon.txt, H.fst, L.fst, G.fst and HLG.fst into `lang_dir`; ValueError
     (before writing anything) when the ARPA has no word the tokens can spell."""
     lang_dir = Path(lang_dir)
@@ -177,14 +212,15 @@ def build_graphs(lang_dir: str | Path, arpa: str | Path, tokenizer: Tokenizer) -
     lexicon, max_disambig = add_disambig(lexicon)
     log.info("lexicon: %d words, %d disambiguation symbols", len(lexicon), max_disambig + 1)
 
-    h = build_h(vocab_size, tokenizer.blank_id)
+    compact_h = vocab_size > COMPACT_H_ABOVE if compact_h is None else compact_h
+    h = build_h(vocab_size, tokenizer.blank_id, compact_h)
     lex = build_l(lexicon, word_ids, vocab_size, space_id)
     g = build_g(arpa, lang_dir / "words.txt")
     paths = {name: lang_dir / f"{name}.fst" for name in ("H", "L", "G", "HLG")}
     _write_fst(h, paths["H"])
     _write_fst(lex, paths["L"])
     _write_fst(g, paths["G"])
-    hlg = compose_hlg(h, lex, g, vocab_size, max_disambig, word_ids["#0"])
+    hlg = compose_hlg(h, lex, g, vocab_size, max_disambig, word_ids["#0"], determinize=not compact_h)
     _write_fst(hlg, paths["HLG"])
     log.info("HLG: %d states", hlg.num_states)
     return paths
