@@ -50,7 +50,8 @@ def collect(exp_root: Path) -> list[dict]:
         r = read_result(result)
         rows.append({"tag": folder.parent.name, "set": r["set"], "method": r["method"], "rtf": r["rtf"],
                      "settings": r["settings"], "cuts": r["cuts"], "checkpoint": r["checkpoint"],
-                     "WER": r["WER"], "CER": r["CER"], "primary": r.get("primary", "WER")})
+                     "WER": r["WER"], "CER": r["CER"], "primary": r.get("primary", "WER"),
+                     "homophones": r.get("homophones")})
     return rows
 
 
@@ -59,6 +60,15 @@ def scoring_notes(rows: list[dict]) -> list[str]:
     spell or cuts that could not be decoded (from the `cuts` counts of its result.json)."""
     return [f"- {r['tag']} {r['method']} {r['set']}: {r['cuts']['summary'].splitlines()[0].removeprefix('# ')}"
             for r in rows if r["cuts"]["unspellable"] or r["cuts"]["undecodable"]]
+
+
+def homophone_lines(rows: list[dict], sets: list[str], keys: list[tuple[str, str]]) -> list[str]:
+    """One line per Mandarin decoding: the share of its substitutions that are homophones."""
+    from ds2.homophones import describe
+
+    by_key = {(r["tag"], r["method"], r["set"]): r for r in rows}
+    return [f"- {tag} {method} {s}: {describe(by_key[(tag, method, s)]['homophones'])}"
+            for tag, method in keys for s in sets if (by_key.get((tag, method, s)) or {}).get("homophones")]
 
 
 def set_order(sets) -> list[str]:
@@ -177,6 +187,9 @@ def write_results(recipe_dir: str | Path, output: str | Path | None = None, titl
         "",
         *(["%CER counts characters, spaces aside; %SER is the share of sentences with an error (the %WER of "
            "text without word boundaries, where a sentence is one word).", ""] if by_chars else []),
+        *(["Substitutions that are homophones (pypinyin readings of the reference and recognised characters "
+           "agree), what the acoustics alone cannot tell apart:", "", *homophones, ""]
+          if (homophones := homophone_lines(rows, sets, keys)) else []),
         "Errors in detail (insertions, deletions, substitutions):",
         "",
         "| experiment | method | set | characters | sentences |" if by_chars else

@@ -8,6 +8,7 @@ Log-probs are built by hand so the right answer is known. The homophones are rea
 
 from __future__ import annotations
 
+import json
 import math
 
 import numpy as np
@@ -17,9 +18,11 @@ from prefix_beam_reference import ReferencePrefixBeamSearch
 from ds2.decode.beam import BeamOptions, PrefixBeamSearch
 from ds2.decode.graph import GraphDecoder
 from ds2.decode.methods import DecodeOptions, NbestRescorer, sentence_log_prob
-from ds2.decode.runner import LogProbs
+from ds2.decode.runner import LogProbs, decode_dir, write_result
 from ds2.decode.tune import tune
+from ds2.homophones import homophone_counts
 from ds2.lm.graph import build_graphs
+from ds2.report import write_results
 from ds2.lm.ngram import arpa_vocabulary, load_lm, perplexity, train_ngram
 from ds2.score import score, write_decode_dir
 from ds2.text import CharTokenizer, load_tokenizer
@@ -169,3 +172,27 @@ def test_cer_counts_characters_without_spaces_and_unseen_characters_as_errors(tm
     text = (tmp_path / "wer.txt").read_text()
     assert text.splitlines()[0].startswith("%CER 22.22 [ 2 / 9")
     assert "(在->再)" in (tmp_path / "errs.txt").read_text(encoding="utf-8")
+
+
+def test_homophones_among_substitutions():
+    refs = {"u1": "他在学校", "u2": "我们看书"}
+    hyps = {"u1": "她再学校", "u2": "我们看树"}  # 他/她 tā, 在/再 zài: homophones; 书 shū / 树 shù: not in tone
+    assert homophone_counts(refs, hyps) == {"substitutions": 3, "same_tone": 2, "same_syllable": 3}
+
+
+def test_results_md_of_a_mandarin_recipe_leads_with_cer(tmp_path):
+    refs = ["他在学校", "她在家里看书"]
+    lp = LogProbs(["u1", "u2"], refs, [1.0, 1.0], [spelled(peaky(r)) for r in refs], TOK, "exp/ds2/best.pt")
+    exp = tmp_path / "exp" / "ds2"
+    for set_name, hyps in (("dev", {"u1": "他再学校", "u2": "她在家里看书"}), ("test", {"u1": "它在学校", "u2": "她在家"})):
+        write_result(decode_dir(exp, set_name, "greedy"), set_name, lp, hyps, DecodeOptions(), 0.01)
+    text = write_results(tmp_path)
+    assert "## Character and sentence error rates" in text and "## Word and character" not in text
+    row = next(ln for ln in text.splitlines() if ln.startswith("| ds2 | greedy |"))
+    header = next(ln for ln in text.splitlines() if ln.startswith("| experiment | method | dev"))
+    assert header.split("|")[3:7] == [" dev %CER ", " dev %SER ", " test %CER ", " test %SER "]
+    # dev: 1 of 10 characters wrong, 1 of 2 sentences; test: 1 substitution and 3 deletions of 10
+    assert [c.strip() for c in row.split("|")[3:7]] == ["10.00", "50.00", "40.00", "100.00"]
+    assert "ds2 greedy test: 1 substitutions: 100.0% homophones" in text
+    result = json.loads((decode_dir(exp, "test", "greedy") / "result.json").read_text())
+    assert result["primary"] == "CER" and result["homophones"]["same_tone"] == 1

@@ -32,6 +32,7 @@ from ds2.data.sampler import make_eval_sampler
 from ds2.decode.methods import DecodeOptions, decode_many, describe, settings
 from ds2.precision import DTYPES, resolve_dtype
 from ds2.progress import progress
+from ds2.homophones import describe as describe_homophones, homophone_counts
 from ds2.lm.ngram import lm_unit
 from ds2.score import ErrorRate, primary_rate, write_decode_dir
 from ds2.text import Tokenizer, tokenizer_from_dict
@@ -241,6 +242,9 @@ def write_result(out_dir: str | Path, set_name: str, lp: LogProbs, hyps: dict[st
     header = (f"# {set_name} {opts.method} checkpoint={Path(lp.checkpoint).name} utterances={len(hyps)} "
               f"RTF={rtf:.4f} {describe(opts)}").rstrip()
     unit = lm_unit(lp.tokenizer)
+    homophones = homophone_counts(lp.refs, hyps) if unit == "char" else None  # what limits a Mandarin model
+    if homophones:
+        header += "\n# " + describe_homophones(homophones)
     wer, cer = write_decode_dir(out_dir, lp.refs, hyps, header + "\n" + lp.summary(), unit)
     record = {
         "set": set_name,
@@ -256,6 +260,7 @@ def write_result(out_dir: str | Path, set_name: str, lp: LogProbs, hyps: dict[st
                  "summary": lp.summary()},
         "WER": _counts(wer),
         "CER": _counts(cer),
+        **({"homophones": homophones} if homophones else {}),
     }
     write_text_atomic(out_dir / RESULT_FILE, json.dumps(record, indent=1) + "\n")
     return wer, cer
