@@ -1,5 +1,6 @@
 # The two commands of the README. Each sets up .venv (once) and the system tools first.
 #   make demo   run egs/synth/run.sh end to end and print its RESULTS.md
+#               (make demo RECIPE=synth_zh: the synthetic Mandarin recipe egs/synth_zh)
 #   make test   run the test suite (PYTEST_ARGS="-m 'not slow'" skips the end-to-end runs)
 
 PYTHON ?= python3
@@ -8,6 +9,8 @@ STAMP := $(VENV)/.installed
 # The CPU build of torch; an unpinned torch would pull a multi-GB CUDA build.
 TORCH := torch==2.13.0
 PYTEST_ARGS ?=
+# The recipe of `make demo` and `make clean-demo`: egs/$(RECIPE)
+RECIPE ?= synth
 
 KENLM := tools/kenlm/bin/lmplz
 
@@ -37,10 +40,10 @@ $(KENLM): tools/install_kenlm.sh
 	PYTHON=$(VENV)/bin/python bash tools/install_kenlm.sh
 
 demo: setup
-	cd egs/synth && ./run.sh
+	cd egs/$(RECIPE) && ./run.sh
 
 test: setup
 	$(VENV)/bin/python -m pytest $(PYTEST_ARGS)
 
 clean-demo:
-	rm -rf egs/synth/data egs/synth/exp
+	rm -rf egs/$(RECIPE)/data egs/$(RECIPE)/exp

@@ -1,12 +1,12 @@
 #!/usr/bin/env bash
 # Make sure the system packages that pip cannot install are there:
-#   espeak-ng, fortunes-min, fortunes   speech and sentences of the synthetic corpus
+#   espeak-ng, fortunes-min, fortunes, fortunes-zh   speech and sentences of the synthetic corpora
 #   g++ make cmake, Boost, zlib/bz2/lzma dev packages   to build KenLM (tools/install_kenlm.sh
 #                                                       and the Python `kenlm` module)
 # Installs what is missing with apt when run as root; otherwise prints the exact command and fails.
 set -euo pipefail
 
-packages=(espeak-ng fortunes-min fortunes
+packages=(espeak-ng fortunes-min fortunes fortunes-zh
           g++ make cmake libboost-program-options-dev libboost-system-dev libboost-thread-dev
           libboost-test-dev zlib1g-dev libbz2-dev liblzma-dev)
 missing=()

@@ -19,26 +19,39 @@ def command():
 @click.option("--num-train", default=3000, help="Training utterances.")
 @click.option("--num-dev", default=200, help="Dev utterances (one per held-out sentence).")
 @click.option("--num-test", default=300, help="Test utterances (one per held-out sentence).")
-@click.option("--num-dev-voices", default=40, help="(accent, variant) voices held out for dev.")
-@click.option("--num-test-voices", default=60, help="Voices held out for test.")
+@click.option("--num-dev-voices", type=int, default=None,
+              help="(accent, variant) voices held out for dev [default: en 40, zh 12].")
+@click.option("--num-test-voices", type=int, default=None, help="Voices held out for test [default: en 60, zh 12].")
 @click.option("--train-noise-prob", default=0.3, help="Share of training utterances with added noise.")
+@click.option("--language", type=click.Choice(["en", "zh"]), default="en", show_default=True,
+              help="en: English fortunes (prefix synth); zh: Mandarin fortunes-zh, characters (prefix synthzh).")
+@click.option("--min-length", type=int, default=None,
+              help="Shortest sentence: words (en, default 4) or characters (zh, default 4).")
+@click.option("--max-length", type=int, default=None,
+              help="Longest sentence: words (en, default 20) or characters (zh, default 25).")
+@click.option("--speed", type=(int, int), default=None,
+              help="espeak-ng speed range (-s) [default: en 140 200, zh 150 210].")
 @click.option("--seed", default=0, help="Everything about the corpus follows from it.")
 @click.option("--num-jobs", "-j", default=2, help="Parallel espeak-ng processes.")
 def synth(output_dir, audio_dir, num_train, num_dev, num_test, num_dev_voices, num_test_voices,
-          train_noise_prob, seed, num_jobs):
-    """Synthesise the offline English corpus with espeak-ng into OUTPUT_DIR.
+          train_noise_prob, language, min_length, max_length, speed, seed, num_jobs):
+    """Synthesise the offline English or Mandarin corpus with espeak-ng into OUTPUT_DIR.
 
-    Writes synth_{recordings,supervisions}_{train,dev,test}.jsonl.gz (16 kHz WAV audio)
-    and synth_lm_text.txt (LM text without any dev/test sentence). Dev and test use
-    sentences and voices that training never sees.
+    Writes <prefix>_{recordings,supervisions}_{train,dev,test}.jsonl.gz (16 kHz WAV audio)
+    and <prefix>_lm_text.txt (LM text without any dev/test sentence), prefix synth (en) or
+    synthzh (zh). Dev and test use sentences and voices that training never sees.
 
-    Example: ds2 prepare synth data/manifests --num-train 3000
+    \b
+    Examples:
+      ds2 prepare synth data/manifests --num-train 3000
+      ds2 prepare synth data/manifests --language zh --num-train 12000
     """
     from ds2.corpora.synth import SynthOptions, prepare_synth
 
     opts = SynthOptions(num_train=num_train, num_dev=num_dev, num_test=num_test,
                         num_dev_voices=num_dev_voices, num_test_voices=num_test_voices,
-                        train_noise_prob=train_noise_prob, seed=seed)
+                        train_noise_prob=train_noise_prob, seed=seed, language=language,
+                        min_words=min_length, max_words=max_length, speed=speed)
     try:
         written = prepare_synth(output_dir, audio_dir or output_dir.parent / "audio", opts, num_jobs)
     except RuntimeError as e:
