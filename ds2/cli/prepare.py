@@ -58,3 +58,40 @@ def synth(output_dir, audio_dir, num_train, num_dev, num_test, num_dev_voices, n
         raise click.ClickException(str(e)) from None
     for name, path in written.items():
         click.echo(f"{name}: {path}")
+
+
+@command.command("aishell")
+@click.argument("output_dir", type=click.Path(file_okay=False, path_type=Path))
+@click.option("--corpus-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Use this AISHELL-1 copy (the folder holding data_aishell/, with wav/<speaker>.tar.gz "
+                   "untarred) instead of downloading.")
+@click.option("--download-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Where the archives are downloaded and untarred (about 50 GB) [default: OUTPUT_DIR/../download].")
+@click.option("--base-url", default="https://www.openslr.org/resources",
+              help="OpenSLR or a mirror of it: the archives are <URL>/33/data_aishell.tgz and resource_aishell.tgz.")
+def aishell(output_dir, corpus_dir, download_dir, base_url):
+    """Download AISHELL-1 (OpenSLR 33, 178 h of Mandarin read speech) and write its manifests into OUTPUT_DIR.
+
+    Writes aishell_{recordings,supervisions}_{train,dev,test}.jsonl.gz. Transcripts are written as
+    the char-zh tokens spell them: word-segmenting spaces and punctuation removed, full-width
+    forms half-width, Latin letters upper-cased; a transcript with Arabic digits or another
+    script is dropped with its recording, and so is a WAV without a transcript (counted in the
+    log). An interrupted download resumes; an untarred archive is not fetched again.
+
+    \b
+    Examples:
+      ds2 prepare aishell data/manifests --download-dir data/download
+      ds2 prepare aishell data/manifests --corpus-dir /corpora/aishell   # holds data_aishell/
+    """
+    from ds2.corpora.aishell import CorpusError, check_corpus, download, prepare
+
+    try:
+        if corpus_dir is not None:
+            corpus_dir = check_corpus(corpus_dir)
+        else:
+            corpus_dir = download(download_dir or output_dir.parent / "download", base_url)
+        written = prepare(corpus_dir, output_dir)
+    except CorpusError as e:
+        raise click.ClickException(str(e)) from None
+    for name, path in written.items():
+        click.echo(f"{name}: {path}")
