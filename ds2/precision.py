@@ -79,3 +79,10 @@ def resolve_dtype(requested: str, device: torch.device) -> tuple[str, str]:
         native, why = native_bfloat16(device)
         return "bfloat16", "as configured" + ("" if native else f" (slow here: {why})")
     return requested, "as configured"
+
+
+def inference_device() -> torch.device:
+    """Where decoding and averaging run the acoustic model: the first GPU when there is one (a
+    large model over a corpus's dev and test sets), else the CPU."""
+    return torch.device("cuda:0" if torch.cuda.is_available() else "cpu")
+

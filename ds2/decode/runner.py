@@ -30,7 +30,7 @@ from ds2.atomic import save_atomic, write_text_atomic
 from ds2.data.dataset import AsrDataset
 from ds2.data.sampler import make_eval_sampler
 from ds2.decode.methods import DecodeOptions, decode_many, describe, settings
-from ds2.precision import DTYPES, resolve_dtype
+from ds2.precision import DTYPES, inference_device, resolve_dtype
 from ds2.progress import progress
 from ds2.homophones import describe as describe_homophones, homophone_counts
 from ds2.lm.ngram import lm_unit
@@ -145,9 +145,10 @@ def compute_log_probs(exp_dir: str | Path, cuts_path: str | Path, set_name: str,
         _report(cached, set_name)
         return cached
     model, tokenizer, cfg = model_from_checkpoint(load_checkpoint(ckpt_path))
-    device = torch.device("cpu")
+    device = inference_device()
+    model.to(device)
     dtype_name, why = resolve_dtype("auto", device)
-    log.info("decoding in %s (%s; trained in %s)", dtype_name, why, cfg.train.dtype)
+    log.info("acoustic model on %s in %s (%s; trained in %s)", device, dtype_name, why, cfg.train.dtype)
     dtype = DTYPES[dtype_name]
     cuts = CutSet.from_file(cuts_path).to_eager()
     if len(cuts) == 0:
@@ -165,8 +166,8 @@ def compute_log_probs(exp_dir: str | Path, cuts_path: str | Path, set_name: str,
             if not batch["cut_ids"]:
                 continue
             with torch.autocast(device.type, dtype=dtype, enabled=dtype != torch.float32):
-                out, out_lens = model(batch["features"], batch["feature_lens"])
-            out = out.float()
+                out, out_lens = model(batch["features"].to(device), batch["feature_lens"].to(device))
+            out, out_lens = out.float().cpu(), out_lens.cpu()
             for i, uid in enumerate(batch["cut_ids"]):
                 ids.append(uid)
                 texts.append(batch["texts"][i])

@@ -13,14 +13,13 @@ import json
 import logging
 from pathlib import Path
 
-import torch
 from lhotse import CutSet
 
 from ds2.atomic import save_atomic, write_text_atomic
 from ds2.checkpoint import (AVERAGE_REPORT, AVERAGED, BEST, checkpoint_dir, epoch_checkpoints, load_checkpoint,
                             model_from_checkpoint)
 from ds2.data.filter import filter_trainable
-from ds2.precision import resolve_dtype
+from ds2.precision import inference_device, resolve_dtype
 from ds2.train.evaluate import evaluate
 
 log = logging.getLogger(__name__)
@@ -43,10 +42,12 @@ def average_checkpoints(paths: list[Path]) -> dict:
 
 
 def dev_cer(ckpt: dict, cuts: CutSet, dtype: str) -> float:
-    """Greedy CER of a checkpoint on the cuts of `cuts` training can use, on the CPU in `dtype`."""
+    """Greedy CER of a checkpoint on the cuts of `cuts` training can use, in `dtype` on the device
+    decoding uses (`inference_device`: a GPU if there is one, else the CPU)."""
     model, tokenizer, _ = model_from_checkpoint(ckpt)
     usable = filter_trainable(cuts, tokenizer, model, "dev", require_some=True)
-    return evaluate(model, usable, tokenizer, torch.device("cpu"), dtype).cer
+    device = inference_device()
+    return evaluate(model.to(device), usable, tokenizer, device, dtype).cer
 
 
 def average_and_choose(exp_dir: str | Path, num: int, dev_cuts: str | Path) -> dict:
@@ -59,10 +60,11 @@ def average_and_choose(exp_dir: str | Path, num: int, dev_cuts: str | Path) -> d
     if len(epochs) < num:
         raise ValueError(f"{exp_dir} has {len(epochs)} epoch checkpoints; cannot average the last {num}")
     averaged = average_checkpoints(epochs[-num:])
-    # the precision `auto` picks on this CPU, not the trained one: a model trained in bfloat16 on a
+    # the precision `auto` picks on this device, not the trained one: a model trained in bfloat16 on a
     # GPU is evaluated in float32 on a CPU that only emulates bfloat16 (about 100x slower)
-    dtype, reason = resolve_dtype("auto", torch.device("cpu"))
-    log.info("evaluating on the CPU in %s (%s)", dtype, reason)
+    device = inference_device()
+    dtype, reason = resolve_dtype("auto", device)
+    log.info("evaluating on %s in %s (%s)", device, dtype, reason)
     cuts = CutSet.from_file(dev_cuts).to_eager()
     report = {"averaged": averaged["averaged"], "dev_cer_averaged": dev_cer(averaged, cuts, dtype),
               "dev_cer_best": dev_cer(load_checkpoint(ckpt_dir / BEST), cuts, dtype)}
