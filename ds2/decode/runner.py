@@ -148,7 +148,8 @@ def compute_log_probs(exp_dir: str | Path, cuts_path: str | Path, set_name: str,
     device = inference_device()
     model.to(device)
     dtype_name, why = resolve_dtype("auto", device)
-    log.info("acoustic model on %s in %s (%s; trained in %s)", device, dtype_name, why, cfg.train.dtype)
+    log.info("decoding in %s (%s; trained in %s) on %s", dtype_name, why, cfg.train.dtype,
+             "the CPU" if device.type == "cpu" else device)
     dtype = DTYPES[dtype_name]
     cuts = CutSet.from_file(cuts_path).to_eager()
     if len(cuts) == 0:

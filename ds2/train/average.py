@@ -64,7 +64,7 @@ def average_and_choose(exp_dir: str | Path, num: int, dev_cuts: str | Path) -> d
     # GPU is evaluated in float32 on a CPU that only emulates bfloat16 (about 100x slower)
     device = inference_device()
     dtype, reason = resolve_dtype("auto", device)
-    log.info("evaluating on %s in %s (%s)", device, dtype, reason)
+    log.info("evaluating on %s in %s (%s)", "the CPU" if device.type == "cpu" else device, dtype, reason)
     cuts = CutSet.from_file(dev_cuts).to_eager()
     report = {"averaged": averaged["averaged"], "dev_cer_averaged": dev_cer(averaged, cuts, dtype),
               "dev_cer_best": dev_cer(load_checkpoint(ckpt_dir / BEST), cuts, dtype)}
