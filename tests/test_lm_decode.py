@@ -34,12 +34,12 @@ LM_TEXT = [
 ] * 3
 
 
-def spelled(frames: list[dict[str, float]], floor: float = 1e-4) -> np.ndarray:
+def spelled(frames: list[dict[str, float]], floor: float = 1e-4, tok=TOK) -> np.ndarray:
     """(T, V) log-probs: each frame a {char: prob} dict ('' is the blank); the rest share `floor`."""
-    out = np.full((len(frames), TOK.vocab_size), math.log(floor), dtype=np.float32)
+    out = np.full((len(frames), tok.vocab_size), math.log(floor), dtype=np.float32)
     for t, frame in enumerate(frames):
         for ch, p in frame.items():
-            out[t, 0 if ch == "" else TOK.encode(ch)[0]] = math.log(p)
+            out[t, 0 if ch == "" else tok.encode(ch)[0]] = math.log(p)
     return out
 
 
@@ -114,11 +114,11 @@ def test_beam_search_without_lm_matches_greedy_on_clear_input():
     assert texts == ["a cat is there"]
 
 
-def noisy(text: str, rng: np.random.Generator) -> np.ndarray:
+def noisy(text: str, rng: np.random.Generator, tok=TOK) -> np.ndarray:
     """Softmax of random logits with the spelling of `text` boosted: many live prefixes per frame."""
-    target = np.zeros((2 * len(text), TOK.vocab_size), dtype=np.float32)
+    target = np.zeros((2 * len(text), tok.vocab_size), dtype=np.float32)
     for t, ch in enumerate(text):
-        target[2 * t, TOK.encode(ch)[0]] = 1.0
+        target[2 * t, tok.encode(ch)[0]] = 1.0
         target[2 * t + 1, 0] = 1.0
     logits = 4.0 * target + rng.normal(0.0, 1.2, target.shape).astype(np.float32)
     return logits - np.logaddexp.reduce(logits, axis=1, keepdims=True)

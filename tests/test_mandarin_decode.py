@@ -13,7 +13,9 @@ import math
 
 import numpy as np
 import pytest
+import test_lm_decode as lm_decode
 from prefix_beam_reference import ReferencePrefixBeamSearch
+from test_lm_decode import peaky
 
 from ds2.decode.beam import BeamOptions, PrefixBeamSearch
 from ds2.decode.graph import GraphDecoder
@@ -32,20 +34,8 @@ LM_TEXT = ["他在学校学习中文", "她在家里看书", "我们在学校看
 TOK = CharTokenizer.from_texts(LM_TEXT + ["再见", "书店"], unk=True)
 
 
-def spelled(frames: list[dict[str, float]], floor: float = 1e-4) -> np.ndarray:
-    """(T, V) log-probs: each frame a {char: prob} dict ('' is the blank); the rest share `floor`."""
-    out = np.full((len(frames), TOK.vocab_size), math.log(floor), dtype=np.float32)
-    for t, frame in enumerate(frames):
-        for ch, p in frame.items():
-            out[t, 0 if ch == "" else TOK.encode(ch)[0]] = math.log(p)
-    return out
-
-
-def peaky(text: str) -> list[dict[str, float]]:
-    frames = []
-    for ch in text:
-        frames += [{ch: 0.98}, {"": 0.98}]
-    return frames
+def spelled(frames: list[dict[str, float]]) -> np.ndarray:
+    return lm_decode.spelled(frames, tok=TOK)
 
 
 def homophone(a: str, b: str, pa: float = 0.55) -> list[dict[str, float]]:
@@ -104,13 +94,7 @@ def test_a_word_lm_is_refused_for_tokens_without_spaces(tmp_path):
 
 
 def noisy(text: str, rng: np.random.Generator) -> np.ndarray:
-    """Softmax of random logits with the spelling of `text` boosted: many live prefixes per frame."""
-    target = np.zeros((2 * len(text), TOK.vocab_size), dtype=np.float32)
-    for t, ch in enumerate(text):
-        target[2 * t, TOK.encode(ch)[0]] = 1.0
-        target[2 * t + 1, 0] = 1.0
-    logits = 4.0 * target + rng.normal(0.0, 1.2, target.shape).astype(np.float32)
-    return logits - np.logaddexp.reduce(logits, axis=1, keepdims=True)
+    return lm_decode.noisy(text, rng, tok=TOK)
 
 
 @pytest.mark.parametrize("with_lm", [False, True])
