@@ -95,3 +95,95 @@ def aishell(output_dir, corpus_dir, download_dir, base_url):
         raise click.ClickException(str(e)) from None
     for name, path in written.items():
         click.echo(f"{name}: {path}")
+
+
+def _parts(value: str) -> list[str]:
+    return [p.strip() for p in value.split(",") if p.strip()]
+
+
+@command.command("librispeech")
+@click.argument("output_dir", type=click.Path(file_okay=False, path_type=Path))
+@click.option("--parts", default="train-clean-100,train-clean-360,train-other-500,dev-clean,dev-other,test-clean,"
+              "test-other", show_default=True,
+              help="Comma-separated parts: LibriSpeech's (OpenSLR 12) and mini-LibriSpeech's train-clean-5, "
+                   "dev-clean-2 (OpenSLR 31).")
+@click.option("--corpus-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Use this copy (the folder holding LibriSpeech/<part>/, untarred) instead of downloading.")
+@click.option("--download-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Where the archives are downloaded and untarred (LibriSpeech 960 h: about 60 GB of archives and "
+                   "as much untarred) [default: OUTPUT_DIR/../download].")
+@click.option("--base-url", default="https://www.openslr.org/resources",
+              help="OpenSLR or a mirror of it: the archives are <URL>/12/<part>.tar.gz (mini: <URL>/31/<part>.tar.gz).")
+@click.option("--num-jobs", "-j", default=1, show_default=True, help="Threads that read the FLAC headers.")
+def librispeech(output_dir, parts, corpus_dir, download_dir, base_url, num_jobs):
+    """Download LibriSpeech (OpenSLR 12) or mini-LibriSpeech (OpenSLR 31) and write manifests of its
+    parts into OUTPUT_DIR.
+
+    Writes librispeech_{recordings,supervisions}_<part>.jsonl.gz. Transcripts are written as the
+    char-en tokens spell them (lower-case, apostrophes only inside words); one that cannot be
+    spelled is dropped with its recording, and so are a FLAC without a transcript line and a
+    transcript line without a FLAC (counted in the log). An interrupted download resumes; an
+    untarred part is not fetched again.
+
+    \b
+    Examples:
+      ds2 prepare librispeech data/manifests --download-dir data/download
+      ds2 prepare librispeech data/manifests --parts train-clean-5,dev-clean-2        # mini-LibriSpeech
+      ds2 prepare librispeech data/manifests --corpus-dir /corpora --parts dev-clean   # holds LibriSpeech/
+    """
+    from ds2.corpora.librispeech import CorpusError, check_corpus, download, prepare
+
+    try:
+        if corpus_dir is None:
+            corpus_dir = download(download_dir or output_dir.parent / "download", _parts(parts), base_url)
+        check_corpus(corpus_dir, _parts(parts))
+        written = prepare(corpus_dir, output_dir, _parts(parts), num_jobs)
+    except CorpusError as e:
+        raise click.ClickException(str(e)) from None
+    for name, path in written.items():
+        click.echo(f"{name}: {path}")
+
+
+@command.command("librispeech-lm")
+@click.argument("output_dir", type=click.Path(file_okay=False, path_type=Path))
+@click.option("--text", "text", is_flag=True,
+              help="Download the LM corpus librispeech-lm-norm.txt.gz (about 800 M words, 1.4 GB) and write it "
+                   "normalised as OUTPUT_DIR/librispeech_lm_text.txt.gz, the text of `ds2 lm train`.")
+@click.option("--arpa", "arpas", multiple=True,
+              help="Download this official ARPA LM (repeatable): 3-gram.pruned.1e-7.arpa.gz, 4-gram.arpa.gz, "
+                   "3-gram.arpa.gz or 3-gram.pruned.3e-7.arpa.gz; `ds2 lm import` takes it.")
+@click.option("--download-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Where the files are downloaded [default: OUTPUT_DIR/../download/lm].")
+@click.option("--base-url", default="https://www.openslr.org/resources",
+              help="OpenSLR or a mirror of it: the files are <URL>/11/<name>.")
+@click.option("--num-jobs", "-j", default=1, show_default=True, help="Processes that normalise the LM corpus.")
+def librispeech_lm(output_dir, text, arpas, download_dir, base_url, num_jobs):
+    """Download LibriSpeech's LM resources (OpenSLR 11): the LM corpus, normalised into OUTPUT_DIR
+    (--text), and the official ARPA n-grams (--arpa).
+
+    The LM corpus (books that are in no dev or test set) is upper-case; it is streamed and written
+    as the char-en tokens spell it (lower-case), dropping sentences they cannot spell (counted).
+    The ARPAs are left gzipped in --download-dir (their case is made that of the tokens by `ds2 lm
+    import`). A file already downloaded is not fetched again; an interrupted one resumes.
+
+    \b
+    Examples:
+      ds2 prepare librispeech-lm data/manifests --arpa 3-gram.pruned.1e-7.arpa.gz --arpa 4-gram.arpa.gz
+      ds2 prepare librispeech-lm data/manifests --text --num-jobs 8
+    """
+    from ds2.corpora.librispeech import (LM_TEXT, NORMALISED_LM_TEXT, CorpusError, download_lm,
+                                         normalize_lm_text)
+
+    if not text and not arpas:
+        raise click.UsageError("nothing to do: give --text, --arpa NAME or both")
+    download_dir = download_dir or output_dir.parent / "download" / "lm"
+    try:
+        paths = download_lm(download_dir, list(arpas) + ([LM_TEXT] if text else []), base_url)
+        for name in arpas:
+            click.echo(f"{name}: {paths[name]}")
+        if text:
+            dst = output_dir / NORMALISED_LM_TEXT
+            kept, dropped = normalize_lm_text(paths[LM_TEXT], dst, num_jobs)
+            click.echo(f"{dst}: {kept} sentences ({dropped} that cannot be spelled left out)")
+    except CorpusError as e:
+        raise click.ClickException(str(e)) from None

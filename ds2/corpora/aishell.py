@@ -17,16 +17,12 @@ Entry point: `ds2 prepare aishell data/manifests --download-dir data/download` (
 
 from __future__ import annotations
 
-import gzip
 import logging
-import tarfile
-import urllib.error
-import zlib
-from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
 
 from ds2.atomic import write_atomic
+from ds2.corpora import CorpusError, download_error, quiet_root_logger
 from ds2.text import normalize_mandarin
 
 DEFAULT_BASE_URL = "https://www.openslr.org/resources"
@@ -36,10 +32,6 @@ PREFIX = "aishell"
 TRANSCRIPT = "data_aishell/transcript/aishell_transcript_v0.8.txt"
 
 log = logging.getLogger(__name__)
-
-
-class CorpusError(RuntimeError):
-    """A download or a corpus copy that cannot be used; the message is one line for the user."""
 
 
 def archive_url(base_url: str, name: str) -> str:
@@ -64,20 +56,10 @@ def download(download_dir: str | Path, base_url: str = DEFAULT_BASE_URL) -> Path
         # is untarred: the first one without its marker is the one that failed
         name = next((n for n in ARCHIVES if not (download_dir / PREFIX / n[:-4] / ".completed").is_file()),
                     ARCHIVES[-1])
-        url, archive = archive_url(base_url, name), download_dir / name
-        if archive.is_file() and archive.stat().st_size == 0:
-            archive.unlink()  # what an HTTP error leaves: nothing to resume
-        if isinstance(e, urllib.error.HTTPError):
-            raise CorpusError(f"cannot download {url}: HTTP {e.code} {e.reason}") from None
-        if isinstance(e, urllib.error.URLError):
-            raise CorpusError(f"cannot download {url}: {e.reason}") from None
-        why = " ".join(str(e).split())  # tarfile's messages span lines
-        if isinstance(e, (tarfile.TarError, EOFError, zlib.error, gzip.BadGzipFile)):
-            raise CorpusError(f"{archive} (from {url}) is not a complete tar.gz archive ({why}): "
-                              f"delete it and run again") from None
-        if isinstance(e, OSError):
-            raise CorpusError(f"downloading or untarring {url} into {download_dir} failed: {why}") from None
-        raise
+        error = download_error(e, archive_url(base_url, name), download_dir / name, download_dir)
+        if error is None:
+            raise
+        raise error from None
 
 
 def check_corpus(corpus_dir: str | Path) -> Path:
@@ -101,19 +83,6 @@ def check_corpus(corpus_dir: str | Path) -> Path:
     return corpus_dir
 
 
-@contextmanager
-def _quiet_root_logger():
-    # prepare_aishell warns twice per WAV without a transcript (hundreds of lines on the real
-    # corpus) through the root logger; the count is logged once per set instead
-    root = logging.getLogger()
-    level = root.level
-    root.setLevel(logging.ERROR)
-    try:
-        yield
-    finally:
-        root.setLevel(level)
-
-
 def prepare(corpus_dir: str | Path, output_dir: str | Path) -> dict[str, Path]:
     """Write the normalised manifests of train, dev and test into `output_dir` (each atomically);
     returns {"recordings_train": path, ...}."""
@@ -122,7 +91,7 @@ def prepare(corpus_dir: str | Path, output_dir: str | Path) -> dict[str, Path]:
 
     corpus_dir = check_corpus(corpus_dir).resolve()  # absolute audio paths: manifests work from any folder
     output_dir = Path(output_dir)
-    with _quiet_root_logger():
+    with quiet_root_logger():  # it warns twice per WAV without a transcript
         manifests = prepare_aishell(corpus_dir)
     written = {}
     for split in SPLITS:
