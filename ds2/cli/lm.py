@@ -9,7 +9,7 @@ import click
 
 @click.group("lm")
 def command():
-    """Train n-gram LMs with KenLM and build H/L/G/HLG graphs from them."""
+    """Train n-gram LMs with KenLM (or import ready ARPA files) and build H/L/G/HLG graphs from them."""
 
 
 @command.command("train")
@@ -74,3 +74,51 @@ def graph(lang_dir, arpa):
         raise click.ClickException(str(e)) from None
     for p in paths.values():
         click.echo(f"{p} ({p.stat().st_size / 1e6:.1f} MB)")
+
+
+@command.command("import")
+@click.argument("arpa", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.argument("lm_dir", type=click.Path(file_okay=False, path_type=Path))
+@click.option("--order", type=int, required=True, help="n-gram order the ARPA must have (it names lm_<order>gram).")
+@click.option("--lang-dir", type=click.Path(exists=True, file_okay=False, path_type=Path), default=None,
+              help="Tokens the LM's words must be spelled with: the words are lower-cased when these tokens "
+                   "spell more of them lower-cased than as they stand (without it: --case).")
+@click.option("--case", type=click.Choice(["auto", "keep", "lower"]), default="auto", show_default=True,
+              help="keep or lower-case the ARPA's words; auto: decided by --lang-dir (keep without it).")
+@click.option("--binary-type", type=click.Choice(["auto", "probing", "trie"]), default="auto", show_default=True,
+              help="KenLM binary structure: probing (fastest, largest) or trie (smallest); auto: trie above "
+                   "20 M n-grams.")
+@click.option("--dev-text", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
+              help="Sentences to report perplexity on: a text file or a Lhotse supervision/cut manifest.")
+def import_(arpa, lm_dir, order, lang_dir, case, binary_type, dev_text):
+    """Use a ready ARPA file (plain or gzipped) as the ORDER-gram LM of LM_DIR instead of training one,
+    e.g. LibriSpeech's official 3-gram.pruned.1e-7.arpa.gz and 4-gram.arpa.gz (OpenSLR 11).
+
+    Writes LM_DIR/lm_<order>gram.arpa and lm_<order>gram.bin, as `ds2 lm train` does, so the graphs
+    and decoders take it alike. The file is streamed: LMs of hundreds of millions of n-grams need
+    no more memory than build_binary does. LibriSpeech's ARPAs are upper-case, the char-en and BPE
+    tokens of normalised English lower-case: with --lang-dir the case follows the tokens.
+
+    \b
+    Example:
+      ds2 lm import data/download/lm/3-gram.pruned.1e-7.arpa.gz data/lm --order 3 --lang-dir data/lang_char
+    """
+    from ds2.lm.ngram import import_arpa, load_lm, perplexity, read_texts, spelled_share
+    from ds2.text import load_tokenizer
+
+    try:
+        if case == "auto" and lang_dir is not None:
+            sampled, as_is, lower = spelled_share(arpa, load_tokenizer(lang_dir))
+            case = "lower" if lower > as_is else "keep"
+            click.echo(f"{case}: the tokens of {lang_dir} spell {as_is} of the first {sampled} words of {arpa} as "
+                       f"they stand, {lower} lower-cased")
+        out_arpa, binary = import_arpa(arpa, lm_dir, order, lowercase=case == "lower",
+                                       binary_type=None if binary_type == "auto" else binary_type)
+    except (FileNotFoundError, ValueError, RuntimeError) as e:
+        raise click.ClickException(str(e)) from None
+    click.echo(f"{out_arpa}\n{binary}")
+    if dev_text:
+        sentences = read_texts(dev_text)
+        if not sentences:
+            raise click.ClickException(f"--dev-text {dev_text} holds no sentence to measure perplexity on")
+        click.echo(f"perplexity on {dev_text}: {perplexity(load_lm(binary), sentences):.1f} per word")

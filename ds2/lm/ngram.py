@@ -29,6 +29,25 @@ def kenlm_tool(name: str) -> Path:
     raise FileNotFoundError(f"KenLM's {name} was not found: {INSTALL_HINT}")
 
 
+def open_text(path: str | Path):
+    """A text file for reading line by line, gzipped or not (by its first bytes): LM texts and
+    ARPA files of hundreds of millions of lines are streamed, never read whole."""
+    with open(path, "rb") as f:
+        gzipped = f.read(2) == b"\x1f\x8b"
+    return gzip.open(path, "rt", encoding="utf-8") if gzipped else open(path, encoding="utf-8")
+
+
+def count_sentences(path: str | Path, at_most: int) -> int:
+    """Non-blank lines of a text file (plain or gzipped), counted up to `at_most`."""
+    count = 0
+    with open_text(path) as f:
+        for line in f:
+            count += bool(line.strip())
+            if count >= at_most:
+                break
+    return count
+
+
 def read_texts(path: str | Path) -> list[str]:
     """Sentences of a text file (one per line) or of a Lhotse supervision/cut manifest."""
     path = Path(path)
@@ -81,8 +100,8 @@ def train_ngram(text: str | Path, lm_dir: str | Path, order: int = 3, prune: lis
     text = Path(text)
     as_is = unit == "word" and not text.name.endswith((".jsonl.gz", ".jsonl"))  # lmplz reads it itself
     sentences = read_texts(text) if not as_is else None
-    count = len(sentences) if sentences is not None else sum(
-        1 for line in text.read_text(encoding="utf-8", errors="replace").splitlines() if line.strip())
+    # lmplz reads a plain or gzipped text itself: only check that it holds two sentences
+    count = len(sentences) if sentences is not None else count_sentences(text, 2)
     if count < 2:
         raise ValueError(f"{text} holds {'no sentence' if not count else 'only one sentence'}: an n-gram "
                          f"LM needs a text of at least two sentences (one per line)")
@@ -104,6 +123,101 @@ def train_ngram(text: str | Path, lm_dir: str | Path, order: int = 3, prune: lis
         os.replace(f"{tmp}/lm.arpa", arpa)
         os.replace(f"{tmp}/lm.bin", binary)
     return arpa, binary
+
+
+def arpa_counts(arpa: str | Path) -> dict[int, int]:
+    """{order: n-gram count} of an ARPA file's header (plain or gzipped); ValueError if it has none."""
+    counts, seen_data = {}, False
+    with open_text(arpa) as f:
+        for line in f:
+            line = line.strip()
+            if line == "\\data\\":
+                seen_data = True
+            elif seen_data and line.startswith("ngram "):
+                n, c = line[len("ngram "):].split("=")
+                counts[int(n)] = int(c)
+            elif seen_data and line.startswith("\\"):
+                break
+            elif not seen_data and line:
+                break
+    if not counts:
+        raise ValueError(f"{arpa} is not an ARPA file: it does not start with \\data\\ and its ngram counts")
+    return counts
+
+
+def spelled_share(arpa: str | Path, tokenizer, sample: int = 2000) -> tuple[int, int, int]:
+    """(words sampled, spelled as they are, spelled lower-cased): how many of the first `sample`
+    unigrams of `arpa` (plain or gzipped) the tokens write, as they stand and lower-cased.
+    LibriSpeech's official ARPAs are upper-case, while char-en and BPE tokens of normalised English
+    text are lower-case."""
+    words = []
+    with open_text(arpa) as f:
+        in_unigrams = False
+        for line in f:
+            line = line.strip()
+            if line == "\\1-grams:":
+                in_unigrams = True
+            elif in_unigrams and (line.startswith("\\") or len(words) >= sample):
+                break
+            elif in_unigrams and line:
+                word = line.split("\t")[1] if "\t" in line else ""
+                if word and word.lower() not in ("<s>", "</s>", "<unk>"):
+                    words.append(word)
+    return (len(words), sum(tokenizer.can_encode(w) for w in words),
+            sum(tokenizer.can_encode(w.lower()) for w in words))
+
+
+# Above this many n-grams an imported ARPA gets KenLM's trie, not its probing hash table: KenLM's
+# docs call probing "the fastest but uses the most memory" and the trie the one that "uses the least
+# memory", which decides for LMs such as LibriSpeech's official 4-gram.
+TRIE_ABOVE = 20_000_000
+
+
+def import_arpa(arpa: str | Path, lm_dir: str | Path, order: int, lowercase: bool = False,
+                binary_type: str | None = None) -> tuple[Path, Path]:
+    """Take a ready ARPA file (plain or gzipped, e.g. LibriSpeech's official LMs) as the
+    `order`-gram LM of `lm_dir`: write it as `lm_<order>gram.arpa` (words lower-cased with
+    `lowercase`) and its KenLM binary `lm_<order>gram.bin` (`binary_type` probing or trie; by
+    default trie above TRIE_ABOVE n-grams), both atomically. Streams the file line by line.
+
+    ValueError when it is not an ARPA file, is not of order `order`, or holds two words that
+    differ only in case while `lowercase` would merge them.
+    """
+    counts = arpa_counts(arpa)
+    if max(counts) != order:
+        raise ValueError(f"{arpa} is a {max(counts)}-gram LM, not a {order}-gram: give it as the LM of order "
+                         f"{max(counts)}")
+    if binary_type is None:
+        binary_type = "trie" if sum(counts.values()) > TRIE_ABOVE else "probing"
+    if binary_type not in ("probing", "trie"):
+        raise ValueError(f"a KenLM binary is probing or trie, not {binary_type!r}")
+    build_binary = kenlm_tool("build_binary")
+    out_arpa, binary = lm_paths(lm_dir, order)
+    out_arpa.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=out_arpa.parent) as tmp:
+        tmp_arpa = Path(tmp, "lm.arpa")
+        with open_text(arpa) as src, open(tmp_arpa, "w", encoding="utf-8") as dst:
+            in_unigrams, seen = False, {}
+            for line in src:
+                if lowercase:
+                    # the header, section names, numbers and <s> </s> <unk> stay what they mean lower-cased
+                    line = line.lower()
+                    if line.startswith("\\"):
+                        in_unigrams = line.startswith("\\1-grams:")
+                    elif in_unigrams and "\t" in line:
+                        word = line.split("\t")[1].rstrip("\n")
+                        if word in seen:
+                            raise ValueError(f"{arpa} holds words that differ only in case (e.g. {word!r} twice once "
+                                             f"lower-cased): it cannot be lower-cased")
+                        seen[word] = None
+                dst.write(line)
+        cmd = [str(build_binary), "-s"]
+        if binary_type == "trie":
+            cmd += ["-S", "10%", "-T", tmp]
+        _run(cmd + [binary_type, str(tmp_arpa), f"{tmp}/lm.bin"])
+        os.replace(tmp_arpa, out_arpa)
+        os.replace(f"{tmp}/lm.bin", binary)
+    return out_arpa, binary
 
 
 def _run(cmd: list[str]):
