@@ -6,7 +6,14 @@
 #   test_sets    the other sets decoded and scored, e.g. "test" or "test-clean test-other"
 #   token_type   char-en (28 English characters), char-zh (Mandarin: every character of the training
 #                text, and <unk>; the LMs are character n-grams), char (every character) or bpe
-#   lm_text      text of the n-gram LMs (a text file or a supervisions manifest), with no dev or test sentence
+#   lm_text      text of the n-gram LMs (a text file, plain or gzipped, or a supervisions manifest), with no dev
+#                or test sentence
+# and may set (stage 4)
+#   lm_arpa, rescore_lm_arpa   ready ARPA files (plain or gzipped) of orders lm_order and rescore_lm_order,
+#                imported instead of trained on lm_text (e.g. LibriSpeech's official LMs); their words are
+#                lower-cased when the tokens spell them so. A recipe whose choice follows its options sets them
+#                in a function lm_files, which stage 4 calls once the options are parsed.
+#   lm_prune     lmplz's count thresholds of the LMs trained on lm_text, e.g. "0 1 1" (a large lm_text)
 # its own options, and stage1_prepare: stage 1 (download and prepare), a run_stage call.
 # Stages: 1 prepare, 2 features, 3 tokens, 4 n-gram LMs, 5 graphs (H, L, G, HLG), 6 train (and average),
 #         7 tune LM weights on dev, 8 decode every set with every method, 9 RESULTS.md.
@@ -73,10 +80,18 @@ if stage_selected 3; then
 fi
 
 if stage_selected 4; then
-  log "Stage 4: $lm_unit n-gram LMs (KenLM) of $lm_text"
+  if [ "$(type -t lm_files)" = function ]; then lm_files; fi
+  log "Stage 4: $lm_unit n-gram LMs (KenLM) of ${lm_arpa:-$lm_text} and ${rescore_lm_arpa:-$lm_text}"
+  prune=(); [ -n "${lm_prune:-}" ] && prune=(--prune "$lm_prune")
   for order in $(printf '%s\n' "$lm_order" "$rescore_lm_order" | sort -u); do
-    run_stage data/.done/stage4.lm.${order}gram \
-      ds2 lm train "$lm_text" data/lm --order "$order" --unit "$lm_unit" --dev-text "$(sups "$dev_set")"
+    arpa=${lm_arpa:-}; [ "$order" = "$lm_order" ] || arpa=${rescore_lm_arpa:-}
+    if [ -n "$arpa" ]; then
+      run_stage "data/.done/stage4.lm.${order}gram.$(basename "$arpa")" \
+        ds2 lm import "$arpa" data/lm --order "$order" --lang-dir "$lang" --dev-text "$(sups "$dev_set")"
+    else
+      run_stage data/.done/stage4.lm.${order}gram \
+        ds2 lm train "$lm_text" data/lm --order "$order" --unit "$lm_unit" --dev-text "$(sups "$dev_set")" "${prune[@]}"
+    fi
   done
 fi
 
