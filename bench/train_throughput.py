@@ -7,13 +7,17 @@ under bfloat16 autocast; bfloat16 is skipped, with the reason, where the device 
 it (`ds2.precision`: about 90x slower than float32 on CPUs without AVX-512-BF16/AMX). The bare stack has the model's recurrent sizes exactly (L single-layer
 bidirectional `nn.GRU`s of hidden H, directions summed as in the model) on the front-end's
 output size and frame rate, padded, with no convolutions, batch norm, packing, FC or CTC.
-Prints audio seconds per wall second for each and their ratio.
+Prints audio seconds per wall second for each and their ratio, the peak memory of the full
+model's training step (CUDA: the allocator's peak; CPU: the process's peak resident set), and with
+--profile the operator groups that take the full step's time, to say what bounds it.
 """
 
 from __future__ import annotations
 
 import argparse
+import resource
 import time
+from collections import defaultdict
 from pathlib import Path
 
 import torch
@@ -55,7 +59,10 @@ def main():
     p.add_argument("--repeats", type=int, default=5)
     p.add_argument("--threads", type=int, default=0, help="torch threads (0: all cores)")
     p.add_argument("--device", default="cpu", help="cpu, or cuda (the bare stack then runs cuDNN's GRU)")
+    p.add_argument("--profile", action="store_true", help="print the share of the full step's time per operator group")
     args = p.parse_args()
+    if args.profile and args.device != "cpu":
+        p.error("--profile is for --device cpu: on CUDA (torch 2.11, H100) torch.profiler's key_averages did not return")
     if args.threads:
         torch.set_num_threads(args.threads)
     torch.manual_seed(0)
@@ -121,12 +128,46 @@ def main():
     else:
         print(f"bfloat16: skipped, {why}")
     for name, dtype in precisions:
+        if device.type == "cuda":
+            torch.cuda.reset_peak_memory_stats(device)
         # Interleave so drift of a shared machine hits both alike; keep the faster of two rounds.
         full_s = min(timed(full_step, dtype), timed(full_step, dtype))
+        peak = (torch.cuda.max_memory_allocated(device) if device.type == "cuda"
+                else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024)
         bare_s = min(timed(bare_step, dtype), timed(bare_step, dtype))
-        print(f"{name}: DeepSpeech2 {audio / full_s:.1f} audio s/s ({full_s:.3f} s/step), "
+        print(f"{name}: DeepSpeech2 {audio / full_s:.1f} audio s/s ({full_s:.3f} s/step, peak memory "
+              f"{peak / 2**30:.1f} GiB{'' if device.type == 'cuda' else ' resident, process-wide'}), "
               f"bare nn.GRU stack {audio / bare_s:.1f} audio s/s ({bare_s:.3f} s/step), "
               f"ratio {bare_s / full_s:.2f}")
+        if args.profile:
+            profile(lambda: timed(full_step, dtype), device, name)
+
+
+GROUPS = (("rnn", ("gru", "rnn", "cudnn")), ("matmul", ("mm", "gemm", "linear", "addmm", "bmm")),
+          ("conv", ("conv",)), ("ctc", ("ctc",)), ("batch norm", ("batch_norm", "native_batch_norm")),
+          ("optimizer", ("adam", "foreach", "_fused")), ("pack/pad/copy", ("pack", "pad", "copy", "cat", "index")))
+
+
+def profile(run, device: torch.device, name: str) -> None:
+    """Self time of the full step's operators, summed by group (first matching name), as shares."""
+    from torch.profiler import ProfilerActivity
+    from torch.profiler import profile as torch_profile
+
+    activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device.type == "cuda" else [])
+    with torch_profile(activities=activities) as prof:
+        run()
+    attr = "self_device_time_total" if device.type == "cuda" else "self_cpu_time_total"
+    totals = defaultdict(float)
+    for ev in prof.key_averages():
+        if ev.device_type != torch.autograd.DeviceType.CPU:  # kernels: counted in the operator that launched them
+            continue
+        t = getattr(ev, attr, 0.0) or 0.0
+        key = ev.key.lower()
+        group = next((g for g, words in GROUPS if any(w in key for w in words)), "other")
+        totals[group] += t
+    whole = sum(totals.values()) or 1.0
+    shares = ", ".join(f"{g} {100 * t / whole:.0f} %" for g, t in sorted(totals.items(), key=lambda kv: -kv[1]))
+    print(f"{name} profile ({'GPU kernel' if device.type == 'cuda' else 'CPU'} self time): {shares}")
 
 
 if __name__ == "__main__":

@@ -12,6 +12,7 @@ from lhotse import CutSet
 
 from ds2.config import resolve_config
 from ds2.data.sampler import make_train_sampler
+from ds2.data.train_cuts import TrainCuts
 from ds2.text import load_tokenizer
 from ds2.train.schedule import lr_lambda, lr_scheduler
 from ds2.train.trainer import TrainData, Trainer
@@ -62,8 +63,8 @@ def is_sorted(durations: list[list[float]]) -> bool:
 
 
 def test_sortagrad_first_epoch_by_increasing_duration_then_shuffled(tiny_corpus):
-    cuts = CutSet.from_file(tiny_corpus / "fbank/synth_cuts_train.jsonl.gz").to_eager()
-    assert not is_sorted([[c.duration for c in cuts]])  # the file itself is not in duration order
+    cuts = TrainCuts.from_cuts(CutSet.from_jsonl_lazy(tiny_corpus / "fbank/synth_cuts_train.jsonl.gz"))
+    assert not is_sorted([[c.duration for c in cuts.in_order()]])  # the file itself is not in duration order
     first = batch_durations(make_train_sampler(cuts, max_duration=30.0, epoch=0, sortagrad=True, num_buckets=4))
     assert len(first) > 3 and is_sorted(first)
     assert sum(len(b) for b in first) == len(cuts)
@@ -71,7 +72,7 @@ def test_sortagrad_first_epoch_by_increasing_duration_then_shuffled(tiny_corpus)
         later = batch_durations(make_train_sampler(cuts, max_duration=30.0, epoch=epoch, sortagrad=True,
                                                    num_buckets=4))
         assert not is_sorted(later), epoch
-        assert sorted(d for b in later for d in b) == sorted(c.duration for c in cuts)
+        assert sorted(d for b in later for d in b) == sorted(cuts.durations.tolist())
     assert not is_sorted(batch_durations(make_train_sampler(cuts, 30.0, epoch=0, sortagrad=False, num_buckets=4)))
 
 

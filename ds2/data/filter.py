@@ -28,36 +28,58 @@ def ctc_label_frames(tokens: list[int]) -> int:
     return len(tokens) + sum(1 for a, b in zip(tokens, tokens[1:]) if a == b)
 
 
+class TrainableCuts:
+    """The check of each cut (`keep`), with the count of each reason to drop one, and their ids:
+    `report` logs them once every cut has been seen. One pass suffices, so cuts read lazily
+    from a manifest are never held in memory for it."""
+
+    def __init__(self, tokenizer: Tokenizer, model, split: str):
+        self.tokenizer, self.model, self.split = tokenizer, model, split
+        self.dropped: dict[str, list[str]] = {EMPTY: [], UNMAPPABLE: [], TOO_SHORT: []}
+        self.kept = 0
+
+    def reason_to_drop(self, cut) -> str | None:
+        """Why `cut` cannot be trained on, or None."""
+        text = " ".join(s.text for s in cut.supervisions if s.text).strip()
+        if not text:
+            return EMPTY
+        try:
+            tokens = self.tokenizer.encode(text)
+        except ValueError:
+            return UNMAPPABLE
+        out_frames = int(self.model.output_lengths(torch.tensor([cut.num_frames]))[0])
+        return TOO_SHORT if out_frames < ctc_label_frames(tokens) else None
+
+    def keep(self, cut) -> bool:
+        reason = self.reason_to_drop(cut)
+        if reason:
+            self.dropped[reason].append(cut.id)
+        else:
+            self.kept += 1
+        return reason is None
+
+    def report(self, require_some: bool = False) -> None:
+        """Log a count per reason and the first ids; with `require_some`, no cut kept is a
+        NoCutsLeft that says how many were dropped and why."""
+        for reason, ids in self.dropped.items():
+            if ids:
+                log.warning("%s: dropped %d cuts (%s): %s%s", self.split, len(ids), reason, " ".join(ids[:10]),
+                            " ..." if len(ids) > 10 else "")
+        total = sum(len(ids) for ids in self.dropped.values()) + self.kept
+        log.info("%s: %d of %d cuts kept", self.split, self.kept, total)
+        if require_some and not self.kept:
+            raise NoCutsLeft(no_cuts_message(self.split, total, self.dropped))
+
+
 def filter_trainable(cuts: CutSet, tokenizer: Tokenizer, model, split: str, require_some: bool = False) -> CutSet:
     """Drop cuts with an empty or unmappable transcript, or too few output frames of `model`
     (anything with `output_lengths`, e.g. DeepSpeech2) for their label sequence; log a count per
     reason and the ids. With `require_some`, no cut kept is a NoCutsLeft that says how many
-    were dropped and why."""
-    dropped: dict[str, list[str]] = {EMPTY: [], UNMAPPABLE: [], TOO_SHORT: []}
-    kept = []
-    for cut in cuts:
-        text = " ".join(s.text for s in cut.supervisions if s.text).strip()
-        if not text:
-            dropped[EMPTY].append(cut.id)
-            continue
-        try:
-            tokens = tokenizer.encode(text)
-        except ValueError:
-            dropped[UNMAPPABLE].append(cut.id)
-            continue
-        out_frames = int(model.output_lengths(torch.tensor([cut.num_frames]))[0])
-        if out_frames < ctc_label_frames(tokens):
-            dropped[TOO_SHORT].append(cut.id)
-            continue
-        kept.append(cut)
-    for reason, ids in dropped.items():
-        if ids:
-            log.warning("%s: dropped %d cuts (%s): %s%s", split, len(ids), reason, " ".join(ids[:10]),
-                        " ..." if len(ids) > 10 else "")
-    total = sum(len(ids) for ids in dropped.values()) + len(kept)
-    log.info("%s: %d of %d cuts kept", split, len(kept), total)
-    if require_some and not kept:
-        raise NoCutsLeft(no_cuts_message(split, total, dropped))
+    were dropped and why. The kept cuts are returned in memory (dev sets; training reads
+    its cuts lazily through ds2.data.train_cuts with the same `TrainableCuts` check)."""
+    check = TrainableCuts(tokenizer, model, split)
+    kept = [cut for cut in cuts if check.keep(cut)]
+    check.report(require_some)
     return CutSet.from_cuts(kept)
 
 

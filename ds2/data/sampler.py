@@ -8,6 +8,7 @@ from lhotse import CutSet
 from lhotse.dataset import DynamicBucketingSampler, SimpleCutSampler
 
 from ds2.data import EVAL_MAX_DURATION
+from ds2.data.train_cuts import TrainCuts
 
 # DynamicBucketingSampler estimates its bucket edges from this many cuts (its default)
 BINS_ESTIMATE_CUTS = 10_000
@@ -20,26 +21,31 @@ def bucket_count(num_cuts: int, num_buckets: int) -> int:
     return max(1, min(num_buckets, num_cuts, BINS_ESTIMATE_CUTS))
 
 
-def make_train_sampler(cuts: CutSet, max_duration: float, epoch: int, sortagrad: bool = True,
+def make_train_sampler(cuts: TrainCuts, max_duration: float, epoch: int, sortagrad: bool = True,
                        num_buckets: int = 10, seed: int = 0, world_size: int = 1, rank: int = 0,
                        max_cuts: int = 0):
     """The sampler of one training epoch; the same arguments give the same batches.
 
     SortaGrad (DS2 section 3.1): epoch 0 walks the cuts from shortest to longest, which
-    steadies early CTC training; later epochs draw duration buckets in random order.
+    steadies early CTC training; later epochs walk a seeded permutation of all the cuts
+    (`TrainCuts.shuffled`), grouped into batches of similar duration by Lhotse's bucketing.
+    The cuts are parsed as the sampler walks them (ds2.data.train_cuts), never all at once.
     Batches hold up to `max_duration` seconds of audio (and `max_cuts` cuts, if set) on each
     of `world_size` ranks: every step takes `world_size` consecutive batches, one per rank.
     With fewer cuts than `num_buckets`, there are as many buckets as cuts (see `bucket_count`).
     """
     limits = {"max_duration": max_duration, "max_cuts": max_cuts or None}
     if sortagrad and epoch == 0:
-        sampler = SimpleCutSampler(cuts.sort_by_duration(ascending=True), shuffle=False, world_size=world_size,
+        sampler = SimpleCutSampler(cuts.sorted_by_duration(), shuffle=False, world_size=world_size,
                                    rank=rank, seed=seed, **limits)
     elif bucket_count(len(cuts), num_buckets) < 2:
-        sampler = SimpleCutSampler(cuts, shuffle=True, world_size=world_size, rank=rank, seed=seed, **limits)
+        sampler = SimpleCutSampler(cuts.shuffled(seed + epoch), shuffle=False, world_size=world_size, rank=rank,
+                                   seed=seed, **limits)
     else:
-        sampler = DynamicBucketingSampler(cuts, shuffle=True, num_buckets=bucket_count(len(cuts), num_buckets),
-                                          seed=seed, world_size=world_size, rank=rank,
+        # Lhotse's bucketing shuffles within a buffer too; the permutation makes the walk global
+        sampler = DynamicBucketingSampler(cuts.shuffled(seed + epoch), shuffle=True,
+                                          num_buckets=bucket_count(len(cuts), num_buckets), seed=seed,
+                                          world_size=world_size, rank=rank,
                                           num_cuts_for_bins_estimate=BINS_ESTIMATE_CUTS, **limits)
     sampler.set_epoch(epoch)
     return sampler

@@ -1,8 +1,9 @@
 """What training reads: the paths (`TrainData`), the training and dev cuts, the feature statistics.
 
-The cuts are read (`read_train_cuts`), then filtered (`usable_cuts`, with ds2.data.filter) once
-the model says how many output frames each cut gets; the training cuts may be Lhotse Shar
-shards (`ds2 shar`), of which each rank reads its own.
+The training cuts are read once the model says how many output frames each cut gets
+(`usable_cuts`, with the checks of ds2.data.filter): lazily from a manifest, into a
+`ds2.data.train_cuts.TrainCuts` that keeps only offsets and durations in memory, or from
+Lhotse Shar shards (`ds2 shar`), of which each rank reads its own.
 """
 
 from __future__ import annotations
@@ -15,9 +16,10 @@ import torch
 from lhotse import CutSet
 
 from ds2.config import TrainConfig
-from ds2.data.filter import NoCutsLeft, filter_trainable
+from ds2.data.filter import NoCutsLeft, TrainableCuts, filter_trainable
 from ds2.data.sampler import bucket_count
 from ds2.data.shar import is_shar_dir, load_rank_shards
+from ds2.data.train_cuts import TrainCuts
 from ds2.text import Tokenizer
 from ds2.train.distributed import Ranks
 from ds2.train.errors import TrainingStopped
@@ -35,10 +37,10 @@ class TrainData:
 
 
 def read_train_cuts(path: Path, rank: int, world_size: int) -> tuple[CutSet, bool]:
-    """The training cuts of this rank (all of them, or its shards: shard k -> rank k mod world
-    size), and whether they are this rank's own share; stops when there is no cut at all."""
+    """The training cuts of this rank, lazily (all of them, or its shards: shard k -> rank k
+    mod world size), and whether they are this rank's own share; stops when there is no cut."""
     rank_split = is_shar_dir(path)
-    cuts = load_rank_shards(path, rank, world_size) if rank_split else CutSet.from_file(path)
+    cuts = load_rank_shards(path, rank, world_size) if rank_split else CutSet.from_jsonl_lazy(path)
     if next(iter(cuts), None) is None:
         raise TrainingStopped(f"train: no cut in {path}; nothing to train on")
     return cuts, rank_split
@@ -55,13 +57,16 @@ def read_stats(path: Path) -> dict[str, torch.Tensor]:
 
 
 def usable_cuts(train_cuts: CutSet, rank_split: bool, dev_path: Path, tokenizer: Tokenizer, model, ranks: Ranks,
-                tc: TrainConfig) -> tuple[CutSet, CutSet]:
-    """The training and dev cuts training can use (`filter_trainable` with `model`'s output
-    frames), read into memory. Stops when none is left of dev, of train, or (with shards) of
-    any rank's train: the ranks agree first, so none stops alone."""
+                tc: TrainConfig) -> tuple[TrainCuts, CutSet]:
+    """The training and dev cuts training can use (the `TrainableCuts` check with `model`'s
+    output frames): train as `TrainCuts` read in one pass (on disk; the cuts of shards in
+    memory), dev in memory. Stops when none is left of dev, of train, or (with shards) of any
+    rank's train: the ranks agree first, so none stops alone."""
     try:
         # every rank reads all of train (or its shards) and dev, so an empty result is every rank's
-        train = filter_trainable(train_cuts, tokenizer, model, "train", require_some=not rank_split).to_eager()
+        check = TrainableCuts(tokenizer, model, "train")
+        train = TrainCuts.from_cuts(train_cuts, check.keep, on_disk=not rank_split)
+        check.report(require_some=not rank_split)
         dev = filter_trainable(CutSet.from_file(dev_path), tokenizer, model, "dev", require_some=True).to_eager()
     except NoCutsLeft as e:
         raise TrainingStopped(str(e)) from None

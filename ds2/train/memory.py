@@ -10,17 +10,18 @@ import torch
 from lhotse import CutSet
 
 from ds2.checkpoint import rng_state, set_rng_state
+from ds2.data.train_cuts import TrainCuts
 from ds2.train.errors import TrainingStopped
 from ds2.train.loss import compute_loss
 
 log = logging.getLogger("ds2.train")
 
 
-def longest_batch(cuts: CutSet, max_duration: float, max_cuts: int = 0) -> list:
+def longest_batch(cuts: TrainCuts, max_duration: float, max_cuts: int = 0) -> list:
     """The longest cuts, longest first, as many as one batch of `max_duration` seconds (and at
     most `max_cuts` cuts, if set) holds."""
     batch, total = [], 0.0
-    for cut in sorted(cuts, key=lambda c: c.duration, reverse=True):
+    for cut in cuts.longest():
         if batch and (total + cut.duration > max_duration or (max_cuts and len(batch) >= max_cuts)):
             break
         batch.append(cut)
@@ -28,7 +29,7 @@ def longest_batch(cuts: CutSet, max_duration: float, max_cuts: int = 0) -> list:
     return batch
 
 
-def check_largest_batch(model, optimizer, dataset, cuts: CutSet, max_duration: float, max_cuts: int,
+def check_largest_batch(model, optimizer, dataset, cuts: TrainCuts, max_duration: float, max_cuts: int,
                         device: torch.device, dtype: str) -> None:
     """Run forward and backward once on the batch of the longest cuts, then restore the model,
     the gradients and the RNG states; TrainingStopped if it does not fit in memory."""

@@ -21,7 +21,7 @@ from ds2.atomic import save_atomic, write_text_atomic
 from ds2.checkpoint import (AVERAGED, BEST, LAST, checkpoint_dir, epoch_name, rng_state, save_step_checkpoint,
                             seed_generators, set_rng_state)
 from ds2.config import ExperimentConfig, config_to_dict, save_config
-from ds2.data.augment import training_augment
+from ds2.data.augment import training_augment, training_cut_transforms
 from ds2.data.dataset import AsrDataset
 from ds2.data.sampler import SkipFirst, make_train_sampler
 from ds2.model import DeepSpeech2
@@ -66,6 +66,10 @@ class Trainer:
         train_cuts, self.rank_split = read_train_cuts(data.train_cuts, rank, world_size)
         first = next(iter(train_cuts))
         self.num_features, self.frame_shift = first.num_features, first.frame_shift
+        try:  # the noise of train.noise_cuts, checked against the training features before the pass over them
+            cut_transforms = training_cut_transforms(tc, first)
+        except ValueError as e:
+            raise TrainingStopped(str(e)) from None
         stats = read_stats(data.stats)
         self.model = DeepSpeech2(cfg.model, self.num_features, tokenizer.vocab_size)
         self.model.set_normalization(stats["mean"], stats["std"])
@@ -77,13 +81,13 @@ class Trainer:
         # float16 needs loss scaling; for float32/bfloat16 the scaler is a pass-through.
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=tc.dtype == "float16")
         self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=tc.lr, weight_decay=tc.weight_decay)
-        total_audio = sum(c.duration for c in self.train_cuts)
+        total_audio = self.train_cuts.total_duration
         self.steps_per_epoch = max(1, math.ceil(total_audio / (tc.max_duration * world_size)))
         if self.rank_split:  # every rank steps as often as the one with the least data
             self.steps_per_epoch = int(self.ranks.min_over_ranks(math.ceil(total_audio / tc.max_duration)))
         self.total_steps = self.steps_per_epoch * tc.epochs
         self.scheduler = lr_scheduler(self.optimizer, tc.warmup_steps, self.total_steps, tc.final_lr_ratio)
-        self.train_set = AsrDataset(tokenizer, augment=training_augment(tc))
+        self.train_set = AsrDataset(tokenizer, augment=training_augment(tc), cut_transforms=cut_transforms)
         self.epoch, self.step = 0, 0
         self.batches_done = 0  # batches of the current epoch already trained (or skipped)
         self.epoch_loss = [0.0, 0]  # summed loss and tokens of the current epoch so far, over all ranks
