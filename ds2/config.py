@@ -41,6 +41,13 @@ class TrainConfig:
     time_mask_size: int = 30  # their maximum width in frames
     time_warp: int = 0  # SpecAugment time-warp factor (0: off)
     freq_warp: float = 0.0  # vocal tract length perturbation: spectra stretched by up to +-this share (0: off)
+    # Noise mixed into training utterances (never dev) in the feature domain by Lhotse's CutMix (DS2
+    # added noise to part of its training audio): cut sets with features of noise recordings, e.g.
+    # MUSAN's from `ds2 prepare musan` and `ds2 features ... --prefix musan --recordings-only`, of
+    # the training features' kind.
+    noise_cuts: str = ""  # comma-separated paths of the noise cut sets ("": no noise)
+    noise_prob: float = 0.5  # share of training utterances that get noise
+    noise_snr: list[float] = field(default_factory=lambda: [10.0, 20.0])  # [low, high] dB, drawn per utterance
     # Autocast precision: auto, float32, bfloat16 or float16 (GPUs, with loss scaling). auto is
     # bfloat16 only where the device computes it natively (GPUs that have it, CPUs whose bfloat16
     # matmul beats float32: AVX-512-BF16 / AMX), else float32. exp/config.yaml and the checkpoints
@@ -79,6 +86,10 @@ class TrainConfig:
         for name in ("freq_masks", "freq_mask_size", "time_masks", "time_mask_size", "time_warp"):
             check(name, getattr(self, name) >= 0, ">= 0")
         check("freq_warp", 0 <= self.freq_warp < 1, ">= 0 and < 1")
+        check("noise_prob", 0 <= self.noise_prob <= 1, "between 0 and 1")
+        snr = self.noise_snr
+        check("noise_snr", len(snr) == 2 and all(math.isfinite(v) for v in snr) and snr[0] <= snr[1],
+              "[low, high] in dB with low <= high (e.g. [10, 20]; [15, 15] for one SNR)")
         check("num_workers", self.num_workers >= 0, ">= 0")
         check("threads", self.threads >= 0, ">= 0 (0: all cores)")
         check("log_interval", self.log_interval >= 1, "at least 1")

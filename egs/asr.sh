@@ -26,7 +26,7 @@
 : "${vocab_size:=500}"            # BPE units, blank included (token_type bpe)
 : "${config:=conf/ds2.yaml}"      # model and training options
 : "${tag:=ds2}"                   # experiment name: exp/<tag>
-: "${overrides:=}"                # extra config overrides, e.g. "train.epochs=1 model.rnn_hidden=64"
+: "${overrides:=}"                # extra config overrides, e.g. "train.epochs=1 model.rnn_hidden=64 train.spec_augment=true"
 : "${lm_order:=3}"                # n-gram order of the LM of beam search and HLG
 : "${rescore_lm_order:=4}"        # n-gram order of the larger LM of nbest-rescore
 : "${methods:=greedy ctc-graph beam hlg nbest-rescore}"   # decoding methods of stages 7 and 8
@@ -34,6 +34,10 @@
 : "${world_size:=1}"              # training processes on this machine (torchrun --nproc-per-node; DDP)
 : "${torchrun_args:=--standalone}"  # several machines: "--nnodes 2 --node-rank R --rdzv-endpoint HOST:29500"
 : "${avg:=2}"                     # average the last N epochs; decoding uses the average if it beats best.pt
+: "${speed_perturb:=}"            # speed factors of extra copies of the training sets, e.g. "0.9 1.1" (stage 2: 3x their features)
+: "${noise:=}"                    # MUSAN parts mixed into training batches at train.noise_prob, train.noise_snr, e.g. "music noise"
+: "${musan_dir:=}"                # a MUSAN copy on disk (holds music/ noise/ speech/); empty: downloaded into data/download
+: "${musan_base_url:=https://www.openslr.org/resources}"  # OpenSLR or a mirror of it: <URL>/17/musan.tar.gz
 
 _egs="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 . "$_egs/../utils/stage.sh"
@@ -62,13 +66,27 @@ fi
 
 if stage_selected 2; then
   log "Stage 2: compute $feature_kind features of $train_sets $dev_set $test_sets into $feats"
-  run_stage data/.done/stage2.features.$feature_kind \
+  sp=""; [ -n "$speed_perturb" ] && sp=".sp$(echo $speed_perturb | tr -s ' ,' ',')"
+  # the cut sets hold one speed_perturb setting's features: redoing them makes another setting's markers stale
+  [ -f data/.done/stage2.features.$feature_kind$sp ] || rm -f data/.done/stage2.{features,combine}.$feature_kind{,.sp*}
+  run_stage data/.done/stage2.features.$feature_kind$sp \
     ds2 features data/manifests "$feats" --prefix "$prefix" --kind "$feature_kind" --num-jobs "$num_jobs" \
-      --splits "$(csv $train_sets $dev_set $test_sets)" --stats-from "$(csv "${train_list[@]}")"
+      --splits "$(csv $train_sets $dev_set $test_sets)" --stats-from "$(csv "${train_list[@]}")" \
+      --speed-perturb "$speed_perturb"
   if [ "${#train_list[@]}" -gt 1 ]; then
     # shellcheck disable=SC2046
-    run_stage data/.done/stage2.combine.$feature_kind \
+    run_stage data/.done/stage2.combine.$feature_kind$sp \
       lhotse combine $(for s in "${train_list[@]}"; do cuts "$s"; done) "$(cuts "$train_name")"
+  fi
+  if [ -n "$noise" ]; then
+    log "Stage 2: MUSAN ${noise//,/ }: recordings and their $feature_kind features, the noise of training batches"
+    musan=(--download-dir "${download_dir:-data/download}" --base-url "$musan_base_url")
+    [ -n "$musan_dir" ] && musan=(--corpus-dir "$musan_dir")
+    for part in ${noise//,/ }; do
+      run_stage data/.done/stage2.musan.$part ds2 prepare musan data/manifests --parts "$part" "${musan[@]}"
+      run_stage data/.done/stage2.musan.$part.$feature_kind ds2 features data/manifests "$feats" --prefix musan \
+        --kind "$feature_kind" --num-jobs "$num_jobs" --splits "$part" --recordings-only
+    done
   fi
 fi
 
@@ -101,8 +119,11 @@ if stage_selected 5; then
 fi
 
 if stage_selected 6; then
-  log "Stage 6: train $exp on $train_sets"
-  set_args=(); for o in $overrides; do set_args+=(--set "$o"); done
+  log "Stage 6: train $exp on $train_sets${noise:+ with MUSAN ${noise//,/ } noise}"
+  set_args=()  # the noise of stage 2, then --overrides (which may set train.noise_prob, train.noise_snr)
+  noise_cuts=$(for part in ${noise//,/ }; do echo "$feats/musan_cuts_$part.jsonl.gz"; done | paste -sd,)
+  [ -n "$noise" ] && set_args+=(--set "train.noise_cuts=$noise_cuts")
+  for o in $overrides; do set_args+=(--set "$o"); done
   train=(ds2 train)
   # shellcheck disable=SC2206
   [ "$world_size" -gt 1 ] && train=(torchrun $torchrun_args --nproc-per-node "$world_size" "$(command -v ds2)" train)

@@ -51,3 +51,57 @@ def test_statistics_need_all_their_sets(tiny_corpus, tmp_path):
     with pytest.raises(FileNotFoundError, match="check --prefix"):
         compute_features(tiny_corpus / "manifests", tmp_path, "synth", ["dev_clean"], FeatureConfig(), num_jobs=1)
     assert not list(tmp_path.iterdir())  # nothing computed before the check
+
+
+def test_speed_perturbation_adds_copies_of_the_training_set_only(tiny_corpus, tmp_path):
+    """--speed-perturb 0.9,1.1: train gets two perturbed copies of every cut (features of their own,
+    in the statistics); the original cuts' features and dev are what they are without it."""
+    from lhotse import RecordingSet, SupervisionSet
+
+    manifests, plain = tmp_path / "manifests", {}  # a part of the tiny corpus: its features are quicker
+    manifests.mkdir()
+    for split, count in (("train", 8), ("dev", 3)):
+        recs = RecordingSet.from_file(tiny_corpus / "manifests" / f"synth_recordings_{split}.jsonl.gz").subset(first=count)
+        ids = set(recs.ids)
+        recs.to_file(manifests / f"synth_recordings_{split}.jsonl.gz")
+        sups = SupervisionSet.from_file(tiny_corpus / "manifests" / f"synth_supervisions_{split}.jsonl.gz")
+        SupervisionSet.from_segments(s for s in sups if s.recording_id in ids).to_file(
+            manifests / f"synth_supervisions_{split}.jsonl.gz")
+        plain[split] = CutSet.from_cuts(c for c in CutSet.from_file(tiny_corpus / "fbank" / f"synth_cuts_{split}.jsonl.gz")
+                                        if c.recording_id in ids)  # computed without the option
+        assert len(plain[split]) == count
+    written = compute_features(manifests, tmp_path / "fbank", "synth", ["train", "dev"], FeatureConfig(), num_jobs=1,
+                               speed_perturb=[0.9, 1.1])
+    train = CutSet.from_file(written["train"]).to_eager()
+    assert len(train) == 3 * len(plain["train"])
+    for cut in plain["train"]:
+        assert np.array_equal(train[cut.id].load_features(), cut.load_features())
+        for factor in (0.9, 1.1):
+            fast = train[f"{cut.id}_sp{factor}"]
+            assert abs(fast.duration - cut.duration / factor) < 1e-3  # up to a sample
+            assert abs(fast.num_frames - fast.duration / 0.01) <= 2  # features of the perturbed audio
+            (sup,) = fast.supervisions
+            assert sup.text == cut.supervisions[0].text and abs(sup.duration - fast.duration) < 1e-3
+    dev = CutSet.from_file(written["dev"]).to_eager()
+    assert sorted(dev.ids) == sorted(plain["dev"].ids)
+    for cut in plain["dev"]:
+        assert np.array_equal(dev[cut.id].load_features(), cut.load_features())
+    frames = np.concatenate([c.load_features() for c in train])
+    stats = torch.load(written["stats"], weights_only=True)
+    assert np.allclose(stats["mean"].numpy(), frames.mean(0), atol=1e-4)
+
+
+def test_speed_factors_are_checked_before_any_work(tiny_corpus, tmp_path):
+    from click.testing import CliRunner
+
+    from ds2.cli import main
+
+    for factors, why in (("0.9,1", "positive numbers other than 1"), ("0.9,0.9", "each once"),
+                         ("-1.1", "positive numbers"), ("fast", "not a list of numbers")):
+        out = CliRunner().invoke(main, ["features", str(tiny_corpus / "manifests"), str(tmp_path / "f"), "--prefix",
+                                        "synth", "--speed-perturb", factors])
+        assert out.exit_code == 1 and why in out.output and len(out.stderr.strip().splitlines()) == 1, out.output
+    with pytest.raises(ValueError, match="not for recordings without supervisions"):
+        compute_features(tiny_corpus / "manifests", tmp_path / "f", "synth", ["dev"], FeatureConfig(),
+                         speed_perturb=[1.1], recordings_only=True)
+    assert not (tmp_path / "f").exists()

@@ -20,7 +20,15 @@ import click
               help="Log-mel filterbank, or DS2's 161-bin log spectrogram (20 ms window, 10 ms hop).")
 @click.option("--num-mel-bins", default=80, help="Filterbank channels (fbank only).")
 @click.option("--num-jobs", "-j", default=2, help="Parallel processes.")
-def command(manifest_dir, output_dir, prefix, splits, stats_from, kind, num_mel_bins, num_jobs):
+@click.option("--speed-perturb", default="", metavar="FACTORS",
+              help="Speed factors, e.g. 0.9,1.1: the --stats-from sets also get a copy of every cut played at each "
+                   "speed (Lhotse perturb_speed, ids with _sp0.9 etc.), stored in the same cut set and counted in "
+                   "the statistics. Other sets are never perturbed. [default: none]")
+@click.option("--recordings-only", is_flag=True,
+              help="Cuts of whole recordings from PREFIX_recordings_SPLIT.jsonl.gz alone (noise without "
+                   "supervisions, e.g. MUSAN's from `ds2 prepare musan`, for train.noise_cuts); no statistics.")
+def command(manifest_dir, output_dir, prefix, splits, stats_from, kind, num_mel_bins, num_jobs, speed_perturb,
+            recordings_only):
     """Compute features of MANIFEST_DIR/PREFIX_{recordings,supervisions}_SPLIT.jsonl.gz.
 
     Writes OUTPUT_DIR/PREFIX_cuts_SPLIT.jsonl.gz with Lilcom-compressed features beside
@@ -31,18 +39,24 @@ def command(manifest_dir, output_dir, prefix, splits, stats_from, kind, num_mel_
     set is written last, atomically, so a cut set on disk is always complete; Ctrl-C stops with
     exit status 130 and removes the split's half-written features.
 
+    --speed-perturb 0.9,1.1 triples the training sets with speed-perturbed copies (their features
+    are computed here, so it triples this stage's time on them); --recordings-only computes the
+    features of noise recordings that training mixes into its batches (train.noise_cuts).
+
     \b
     Examples:
       ds2 features data/manifests data/fbank --prefix synth
+      ds2 features data/manifests data/fbank --prefix synth --speed-perturb 0.9,1.1
       ds2 features data/manifests data/fbank --prefix librispeech --splits train-clean-100,dev-clean \\
           --stats-from train-clean-100
+      ds2 features data/manifests data/fbank --prefix musan --splits music,noise --recordings-only
     """
     try:
         from ds2.data.features import FeatureConfig, compute_features
 
         cfg = FeatureConfig(kind=kind, num_mel_bins=num_mel_bins)
         written = compute_features(manifest_dir, output_dir, prefix, _names(splits), cfg, num_jobs,
-                                   _names(stats_from))
+                                   _names(stats_from), _factors(speed_perturb), recordings_only)
     except KeyboardInterrupt:
         click.echo("ds2 features: interrupted (the split in progress was not written)", err=True)
         raise click.exceptions.Exit(130) from None
@@ -53,6 +67,15 @@ def command(manifest_dir, output_dir, prefix, splits, stats_from, kind, num_mel_
                                    "was not written: run again, with fewer --num-jobs if memory is short") from None
     for name, path in written.items():
         click.echo(f"{name}: {path}")
+
+
+def _factors(text: str) -> list[float]:
+    """The numbers of --speed-perturb, separated by commas or spaces ("0.9,1.1", "0.9 1.1")."""
+    words = text.replace(",", " ").split()
+    try:
+        return [float(w) for w in words]
+    except ValueError:
+        raise click.ClickException(f"--speed-perturb {text!r} is not a list of numbers such as 0.9,1.1") from None
 
 
 def _names(csv: str) -> list[str]:

@@ -187,3 +187,47 @@ def librispeech_lm(output_dir, text, arpas, download_dir, base_url, num_jobs):
             click.echo(f"{dst}: {kept} sentences ({dropped} that cannot be spelled left out)")
     except CorpusError as e:
         raise click.ClickException(str(e)) from None
+
+
+@command.command("musan")
+@click.argument("output_dir", type=click.Path(file_okay=False, path_type=Path))
+@click.option("--parts", default="music,noise", show_default=True,
+              help="Comma-separated MUSAN parts: music, noise, speech (babble-like speech).")
+@click.option("--corpus-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Use this MUSAN copy (the folder holding music/ noise/ speech/, or its parent) instead of "
+                   "downloading.")
+@click.option("--download-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Where the archive is downloaded and untarred (about 11 GB, as much untarred) "
+                   "[default: OUTPUT_DIR/../download].")
+@click.option("--base-url", default="https://www.openslr.org/resources",
+              help="OpenSLR or a mirror of it: the archive is <URL>/17/musan.tar.gz.")
+def musan(output_dir, parts, corpus_dir, download_dir, base_url):
+    """Download MUSAN (OpenSLR 17: music, speech and noise for augmentation) and write manifests of
+    its recordings into OUTPUT_DIR.
+
+    Writes musan_recordings_<part>.jsonl.gz; `ds2 features OUTPUT_DIR FEATS --prefix musan --splits
+    music,noise --recordings-only` computes their features, which training mixes into its
+    batches with train.noise_cuts. An interrupted download resumes; an untarred archive is not
+    fetched again.
+
+    \b
+    Examples:
+      ds2 prepare musan data/manifests --download-dir data/download
+      ds2 prepare musan data/manifests --corpus-dir /corpora/musan --parts music,noise,speech
+    """
+    from ds2.corpora.musan import PARTS, CorpusError, check_corpus, download, prepare
+
+    names = list(dict.fromkeys(p.strip() for p in parts.split(",") if p.strip()))
+    unknown = [p for p in names if p not in PARTS]
+    if unknown or not names:
+        raise click.BadParameter(f"{parts!r}: choose among {', '.join(PARTS)}", param_hint="--parts")
+    try:
+        if corpus_dir is not None:
+            corpus_dir = check_corpus(corpus_dir, names)
+        else:
+            corpus_dir = download(download_dir or output_dir.parent / "download", base_url)
+        written = prepare(corpus_dir, output_dir, names)
+    except CorpusError as e:
+        raise click.ClickException(str(e)) from None
+    for name, path in written.items():
+        click.echo(f"{name}: {path}")

@@ -15,7 +15,9 @@ class AsrDataset(torch.utils.data.Dataset):
     A cut whose features cannot be loaded or whose text cannot be tokenized is left out
     of the batch and listed in its "skipped" entry as (cut id, reason), so one bad item never
     stops an epoch and the training loop can count and name them.
-    `augment` (e.g. Lhotse's SpecAugment) is applied to the padded (B, T, F) features.
+    `augment` (e.g. Lhotse's SpecAugment) is applied to the padded (B, T, F) features;
+    `cut_transforms` (e.g. `ds2.data.augment.NoiseMix`) map the batch's CutSet before its
+    features load, keeping the cut ids.
 
     With `targets=False` (decoding) every cut with features is in the batch, whatever its
     text: the batch has no targets, "unspellable" lists the ids whose text the tokenizer
@@ -23,12 +25,15 @@ class AsrDataset(torch.utils.data.Dataset):
     "skipped".
     """
 
-    def __init__(self, tokenizer: Tokenizer, augment=None, targets: bool = True):
+    def __init__(self, tokenizer: Tokenizer, augment=None, targets: bool = True, cut_transforms=()):
         self.tokenizer = tokenizer
         self.augment = augment
         self.targets = targets
+        self.cut_transforms = list(cut_transforms)
 
     def __getitem__(self, cuts: CutSet) -> dict:
+        for transform in self.cut_transforms:
+            cuts = transform(cuts)
         feats, targets, ids, texts, skipped, unspellable = [], [], [], [], [], []
         for cut in cuts:
             text = " ".join(s.text for s in cut.supervisions if s.text)

@@ -1,7 +1,9 @@
 """Acoustic features through Lhotse extractors, stored with Lilcom.
 
 Two kinds: DS2's log spectrogram (161 bins of a 20 ms window, 10 ms hop) and the log-mel
-filterbank. Entry point: `ds2 features data/manifests data/fbank --prefix synth`.
+filterbank. The training sets may get speed-perturbed copies (Lhotse `perturb_speed`), and
+sets of noise recordings without supervisions (MUSAN) get features for mixing into training
+batches (`ds2.data.augment.NoiseMix`). Entry point: `ds2 features data/manifests data/fbank --prefix synth`.
 """
 
 from __future__ import annotations
@@ -38,6 +40,20 @@ class LogSpectrogram(Spectrogram):
         if isinstance(power, torch.Tensor):
             return torch.log(power.clamp_min(1e-10))
         return np.log(np.maximum(power, 1e-10)).astype(np.float32)
+
+    # Lhotse mixes features (MixedCut, CutMix) with these; Spectrogram's add power values, which
+    # would be wrong on a log scale: mix, energies and scaling in the power domain, as Fbank's.
+    @staticmethod
+    def mix(features_a: np.ndarray, features_b: np.ndarray, energy_scaling_factor_b: float) -> np.ndarray:
+        return np.log(np.maximum(1e-10, np.exp(features_a) + energy_scaling_factor_b * np.exp(features_b)))
+
+    @staticmethod
+    def compute_energy(features: np.ndarray) -> float:
+        return float(np.sum(np.exp(features)))
+
+    @staticmethod
+    def scale(features: np.ndarray, energy_scaling_factor: float) -> np.ndarray:
+        return features + np.log(energy_scaling_factor)
 
 
 @dataclass
@@ -168,19 +184,49 @@ def stats_name(stats_from: list[str]) -> str:
     return "+".join(stats_from)
 
 
+def check_speed_factors(factors) -> list[float]:
+    """The speed perturbation factors, in order; ValueError (one line) unless each is a positive
+    number other than 1 and none repeats."""
+    factors = list(factors)
+    bad = [f for f in factors if not (isinstance(f, (int, float)) and math.isfinite(f) and f > 0 and f != 1)]
+    if bad or len(set(factors)) < len(factors):
+        raise ValueError(f"speed perturbation factors must be positive numbers other than 1, each once (e.g. "
+                         f"0.9,1.1), not {','.join(map(str, factors))}")
+    return [float(f) for f in factors]
+
+
+def with_speed_perturbation(cuts: CutSet, factors: list[float]) -> CutSet:
+    """`cuts`, then a copy of them for each factor played that much faster (Lhotse
+    `perturb_speed`: the audio resampled on the fly, durations divided by the factor, ids with
+    `_sp<factor>` appended to the cut, recording and supervision ids)."""
+    originals = list(cuts)
+    return CutSet.from_cuts(originals + [c.perturb_speed(f) for f in factors for c in originals])
+
+
 def compute_features(manifest_dir: str | Path, output_dir: str | Path, prefix: str, splits: list[str],
-                     cfg: FeatureConfig, num_jobs: int = 2, stats_from: list[str] = ("train",)) -> dict[str, Path]:
+                     cfg: FeatureConfig, num_jobs: int = 2, stats_from: list[str] = ("train",),
+                     speed_perturb: list[float] = (), recordings_only: bool = False) -> dict[str, Path]:
     """Cut sets with features for each split: `output_dir/{prefix}_cuts_{split}.jsonl.gz`.
 
     Reads `manifest_dir/{prefix}_{recordings,supervisions}_{split}.jsonl.gz`. When every set of
     `stats_from` (the training sets) is among `splits`, it also writes the global mean/std of
     their features, `{prefix}_stats_{'+'.join(stats_from)}.pt` (e.g. `synth_stats_train.pt`);
     when none is, no statistics are computed, and when only some are, ValueError.
+
+    `speed_perturb` (e.g. [0.9, 1.1]) adds a speed-perturbed copy of every cut of the
+    `stats_from` sets per factor (`with_speed_perturbation`), stored in the same cut set and
+    counted in the statistics; the other sets (dev, test) are never perturbed.
+    `recordings_only` makes cuts of whole recordings from `{prefix}_recordings_{split}.jsonl.gz`
+    alone (noise such as MUSAN's, for `train.noise_cuts`), without statistics or perturbation.
     """
     from lhotse import RecordingSet, SupervisionSet
 
     manifest_dir, output_dir = Path(manifest_dir), Path(output_dir)
-    stats_from = list(stats_from)
+    speed_perturb = check_speed_factors(speed_perturb)
+    if recordings_only and speed_perturb:
+        raise ValueError("speed perturbation is for training sets, not for recordings without supervisions "
+                         "(--recordings-only)")
+    stats_from = [] if recordings_only else list(stats_from)
     in_splits = [s for s in stats_from if s in splits]
     if in_splits and len(in_splits) < len(stats_from):
         missing = [s for s in stats_from if s not in splits]
@@ -188,7 +234,7 @@ def compute_features(manifest_dir: str | Path, output_dir: str | Path, prefix: s
                          f"{'is' if len(missing) == 1 else 'are'} not among the splits computed now "
                          f"({', '.join(splits)})")
     for split in splits:  # every manifest is there before hours of features start
-        for kind in ("recordings", "supervisions"):
+        for kind in ("recordings",) if recordings_only else ("recordings", "supervisions"):
             if not (manifest_dir / f"{prefix}_{kind}_{split}.jsonl.gz").is_file():
                 raise FileNotFoundError(f"no {manifest_dir / f'{prefix}_{kind}_{split}.jsonl.gz'} (check --prefix "
                                         f"and --splits against the files of {manifest_dir})")
@@ -200,11 +246,15 @@ def compute_features(manifest_dir: str | Path, output_dir: str | Path, prefix: s
         stats_path.unlink(missing_ok=True)  # never old statistics beside new features
     for split in splits:
         recs = RecordingSet.from_file(manifest_dir / f"{prefix}_recordings_{split}.jsonl.gz")
-        sups = SupervisionSet.from_file(manifest_dir / f"{prefix}_supervisions_{split}.jsonl.gz")
+        sups = None if recordings_only else SupervisionSet.from_file(
+            manifest_dir / f"{prefix}_supervisions_{split}.jsonl.gz")
         path = output_dir / f"{prefix}_cuts_{split}.jsonl.gz"
         path.unlink(missing_ok=True)  # never an old cut set beside new features
-        cuts = compute_cut_features(CutSet.from_manifests(recordings=recs, supervisions=sups), extractor,
-                                    output_dir / f"{prefix}_feats_{split}", num_jobs, desc=f"{cfg.kind} {split}")
+        cuts, desc = CutSet.from_manifests(recordings=recs, supervisions=sups), f"{cfg.kind} {split}"
+        if speed_perturb and split in stats_from:
+            cuts = with_speed_perturbation(cuts, speed_perturb)
+            desc += f" (and speeds {','.join(f'{f:g}' for f in speed_perturb)})"
+        cuts = compute_cut_features(cuts, extractor, output_dir / f"{prefix}_feats_{split}", num_jobs, desc=desc)
         write_atomic(path, cuts.to_file)
         written[split] = path
         if split in stats_from:

@@ -66,10 +66,7 @@ class Trainer:
         train_cuts, self.rank_split = read_train_cuts(data.train_cuts, rank, world_size)
         first = next(iter(train_cuts))
         self.num_features, self.frame_shift = first.num_features, first.frame_shift
-        try:  # the noise of train.noise_cuts, checked against the training features before the pass over them
-            cut_transforms = training_cut_transforms(tc, first)
-        except ValueError as e:
-            raise TrainingStopped(str(e)) from None
+        cut_transforms = training_cut_transforms(tc, first, TrainingStopped)  # noise: checked before the long pass
         stats = read_stats(data.stats)
         self.model = DeepSpeech2(cfg.model, self.num_features, tokenizer.vocab_size)
         self.model.set_normalization(stats["mean"], stats["std"])
