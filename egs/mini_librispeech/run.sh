@@ -28,8 +28,8 @@ download_dir=data/download                    # where the archives are downloade
 
 # What the shared stages read (see egs/asr.sh)
 prefix=librispeech
-train_sets=train-clean-5
-dev_set=dev-clean-2
+train_sets=train-clean-5                      # the part to train on
+dev_set=dev-clean-2                           # validation, averaging, LM-weight tuning, and the set scored
 test_sets=""                                  # sets decoded besides dev-clean-2: none (see above), or test-clean
 token_type=char-en                            # char-en (28 characters) or bpe (with --vocab-size N)
 lm_text=data/manifests/librispeech_supervisions_train-clean-5.jsonl.gz  # not read: the LMs are the official ARPAs
