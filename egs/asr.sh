@@ -119,7 +119,7 @@ if stage_selected 5; then
 fi
 
 if stage_selected 6; then
-  log "Stage 6: train $exp on $train_sets${noise:+ with MUSAN ${noise//,/ } noise}"
+  log "Stage 6: train $exp on $train_sets${noise:+ (noise: MUSAN ${noise//,/ })}"
   set_args=()  # the noise of stage 2, then --overrides (which may set train.noise_prob, train.noise_snr)
   noise_cuts=$(for part in ${noise//,/ }; do echo "$feats/musan_cuts_$part.jsonl.gz"; done | paste -sd,)
   [ -n "$noise" ] && set_args+=(--set "train.noise_cuts=$noise_cuts")

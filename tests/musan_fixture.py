@@ -17,7 +17,8 @@ SAMPLE_RATE = 16000
 NOISE_SECONDS = 12.0
 
 
-def _noise(rng: np.random.Generator, kind: str, seconds: float) -> np.ndarray:
+def noise(rng: np.random.Generator, kind: str, seconds: float) -> np.ndarray:
+    """`seconds` of white, brown (low-frequency) or hum noise at 16 kHz, peak 0.3."""
     n = int(seconds * SAMPLE_RATE)
     white = rng.standard_normal(n)
     if kind == "white":
@@ -47,7 +48,7 @@ def write_musan(root: Path, num_noise: int = 3, num_music: int = 1, seed: int = 
         for i in range(count):
             name = f"{part}-{source}-{i:04d}"
             kind = ("white", "brown", "hum")[i % 3] if part == "noise" else "hum"
-            sf.write(folder / f"{name}.wav", _noise(rng, kind, NOISE_SECONDS), SAMPLE_RATE, subtype="PCM_16")
+            sf.write(folder / f"{name}.wav", noise(rng, kind, NOISE_SECONDS), SAMPLE_RATE, subtype="PCM_16")
             annotations.append(f"{name} pop N someone" if part == "music" else f"{name} {kind} noise")
         (folder / "ANNOTATIONS").write_text("\n".join(annotations) + "\n")
     return musan
