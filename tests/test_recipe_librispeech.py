@@ -113,6 +113,10 @@ def test_a_copy_on_disk_is_prepared_and_one_without_a_transcript_fails_naming_it
     assert line == (f"Error: {copy} is not a copy of LibriSpeech with dev-clean, test-clean: missing "
                     "LibriSpeech/dev-clean/1272/128104/1272-128104.trans.txt, LibriSpeech/test-clean")
     assert not (tmp_path / "out2").exists()
+    (copy / "test-clean.tar.gz").write_bytes(b"")  # downloaded, not untarred
+    code, line = ds2("prepare", "librispeech", tmp_path / "out2", "--corpus-dir", copy, "--parts", "test-clean")
+    assert (code, line) == (1, f"Error: {copy} is not a copy of LibriSpeech with test-clean: missing "
+                               f"LibriSpeech/test-clean ({copy} holds test-clean.tar.gz: untar it there first)")
     code, line = ds2("prepare", "librispeech", tmp_path / "out3", "--corpus-dir", copy, "--parts", "dev-clean,test")
     assert (code, line) == (1, "Error: unknown part test: the parts are train-clean-100, train-clean-360, "
                                "train-other-500, dev-clean, dev-other, test-clean, test-other (LibriSpeech) and "
