@@ -231,3 +231,49 @@ def musan(output_dir, parts, corpus_dir, download_dir, base_url):
         raise click.ClickException(str(e)) from None
     for name, path in written.items():
         click.echo(f"{name}: {path}")
+
+
+@command.command("mydata")
+@click.argument("output_dir", type=click.Path(file_okay=False, path_type=Path))
+@click.option("--train", type=click.Path(exists=True, path_type=Path), required=True,
+              help="Training data: a Kaldi data directory (wav.scp, text, optional segments and utt2spk) or a "
+                   "CSV/TSV file with the header audio_path,text[,speaker].")
+@click.option("--dev", type=click.Path(exists=True, path_type=Path), required=True,
+              help="Dev data (validation, LM-weight tuning), as --train.")
+@click.option("--test", type=click.Path(exists=True, path_type=Path), default=None,
+              help="Test data, as --train (optional).")
+@click.option("--prefix", default="mydata", show_default=True,
+              help="Corpus name of the manifests: <prefix>_{recordings,supervisions}_<split>.jsonl.gz.")
+@click.option("--token-type", type=click.Choice(["char-en", "char-zh", "char", "bpe"]), default="char-en",
+              show_default=True,
+              help="The tokens the transcripts are checked and normalised for: char-en (a-z, apostrophe, space: "
+                   "lower-cased, punctuation dropped, digits and accented letters cannot be spelled), char-zh "
+                   "(Hanzi and Latin letters), char or bpe (any character).")
+@click.option("--num-jobs", "-j", default=2, show_default=True,
+              help="Threads that read audio headers (and run wav.scp commands).")
+def mydata(output_dir, train, dev, test, prefix, token_type, num_jobs):
+    """Check your own data (per split, a Kaldi data directory or a CSV/TSV file) and write its
+    manifests into OUTPUT_DIR.
+
+    Writes <prefix>_{recordings,supervisions}_{train,dev[,test]}.jsonl.gz. Audio may be of any
+    sampling rate and number of channels; wav.scp may hold commands ("sox x.flac -t wav - |").
+    An utterance whose audio is missing or unreadable, whose transcript is empty, or whose
+    transcript holds characters the token type cannot spell is dropped, each kind counted with
+    its first ids in the log; a split left with nothing stops with one line saying why. Relative
+    paths: of wav.scp from the current folder, of a CSV/TSV from the file's folder.
+
+    \b
+    Examples:
+      ds2 prepare mydata data/manifests --train /data/kaldi/train --dev /data/kaldi/dev --test /data/kaldi/test
+      ds2 prepare mydata data/manifests --train train.csv --dev dev.tsv --token-type bpe
+    """
+    from ds2.corpora import CorpusError
+    from ds2.corpora.mydata import prepare
+
+    inputs = {"train": train, "dev": dev, **({"test": test} if test is not None else {})}
+    try:
+        written = prepare(inputs, output_dir, prefix, token_type, num_jobs)
+    except CorpusError as e:
+        raise click.ClickException(str(e)) from None
+    for name, path in written.items():
+        click.echo(f"{name}: {path}")

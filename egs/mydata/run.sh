@@ -1,0 +1,57 @@
+#!/usr/bin/env bash
+# Deep Speech 2 on your own data: a Kaldi data directory or a CSV/TSV file per set, from manifests to
+# RESULTS.md, with a model (conf/ds2.yaml) sized for a few hours of speech on one GPU or a CPU.
+#
+# Usage: ./run.sh --train DIR|FILE --dev DIR|FILE [--test DIR|FILE] [--token-type char-en|char|bpe] ...
+# An input is a Kaldi data directory (wav.scp of paths or "command |" lines, text, optional segments and
+# utt2spk) or a CSV/TSV file with the header audio_path,text[,speaker] (audio paths relative to the file).
+# Relative paths given here, and those of wav.scp, are taken from egs/mydata. Audio of any sampling rate
+# and number of channels is fine. Stage 1 checks every utterance: missing or unreadable audio, an empty
+# transcript and characters the tokens cannot spell are counted, named in the log and dropped. Stages 2-9
+# are the shared ones of egs/asr.sh. Without --test, dev is the one set decoded (its LM weights are tuned
+# on it too). Other inputs or another --token-type: `rm -rf data exp` first (stage 1 is skipped once done).
+
+set -euo pipefail
+cd "$(dirname "$0")"
+
+train=                  # training data: a Kaldi data directory or a CSV/TSV file
+dev=                    # dev data (validation, averaging, LM-weight tuning; decoded), as --train
+test=                   # test data, decoded and scored besides dev (optional), as --train
+prefix=mydata           # corpus name of the manifests: data/manifests/<prefix>_{recordings,supervisions}_<set>.jsonl.gz
+
+# What the shared stages read (see egs/asr.sh)
+train_sets=train        # the set that --train becomes
+dev_set=dev             # the set that --dev becomes
+test_sets=              # "test" when --test is given (set below from the arguments), else none
+token_type=char-en      # char-en (English a-z ' and space), char (any character), bpe (--vocab-size) or char-zh
+lm_text=                # text of the n-gram LMs (text file or supervisions manifest); empty: the training text
+
+# egs/asr.sh turns test_sets into the sets to decode as soon as it has parsed the options, before stage 1
+# runs: so whether there is a test set is read from the arguments here.
+_test=$test
+for ((_i = 1; _i <= $#; _i++)); do
+  case "${!_i}" in
+    --test) _j=$((_i + 1)); _test=${!_j:-} ;;
+    --test=*) _test=${!_i#--test=} ;;
+  esac
+done
+[ -n "$_test" ] && test_sets=test
+
+stage1_prepare() {
+  if [ -z "$train" ] || [ -z "$dev" ]; then
+    echo "$0: give your data: --train DIR|FILE --dev DIR|FILE [--test DIR|FILE] (see $0 --help)" >&2
+    exit 1
+  fi
+  local inputs=(--train "$train" --dev "$dev")
+  [ -n "$test" ] && inputs+=(--test "$test")
+  run_stage data/.done/stage1.prepare ds2 prepare mydata data/manifests "${inputs[@]}" --prefix "$prefix" \
+    --token-type "$token_type" --num-jobs "$num_jobs"
+}
+
+# stage 4: the LMs' text defaults to the training transcripts, under the prefix of the options
+lm_files() {
+  [ -n "$lm_text" ] || lm_text=$(sups train)
+}
+
+. ./path.sh
+. ../asr.sh
