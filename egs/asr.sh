@@ -26,7 +26,7 @@
 : "${vocab_size:=500}"            # BPE units, blank included (token_type bpe)
 : "${config:=conf/ds2.yaml}"      # model and training options
 : "${tag:=ds2}"                   # experiment name: exp/<tag>
-: "${overrides:=}"                # extra config overrides, e.g. "train.epochs=1 model.rnn_hidden=64 train.spec_augment=true"
+: "${overrides:=}"                # extra config overrides, e.g. "model.rnn_hidden=64 train.spec_augment=true"
 : "${lm_order:=3}"                # n-gram order of the LM of beam search and HLG
 : "${rescore_lm_order:=4}"        # n-gram order of the larger LM of nbest-rescore
 : "${methods:=greedy ctc-graph beam hlg nbest-rescore}"   # decoding methods of stages 7 and 8
@@ -34,9 +34,9 @@
 : "${world_size:=1}"              # training processes on this machine (torchrun --nproc-per-node; DDP)
 : "${torchrun_args:=--standalone}"  # several machines: "--nnodes 2 --node-rank R --rdzv-endpoint HOST:29500"
 : "${avg:=2}"                     # average the last N epochs; decoding uses the average if it beats best.pt
-: "${speed_perturb:=}"            # speed factors of extra copies of the training sets, e.g. "0.9 1.1" (stage 2: 3x their features)
-: "${noise:=}"                    # MUSAN parts mixed into training batches at train.noise_prob, train.noise_snr, e.g. "music noise"
-: "${musan_dir:=}"                # a MUSAN copy on disk (holds music/ noise/ speech/); empty: downloaded into data/download
+: "${speed_perturb:=}"            # speed factors of extra copies of the training sets, e.g. "0.9 1.1" (3x the features)
+: "${noise:=}"                    # MUSAN parts mixed into training batches, e.g. "music noise" (train.noise_prob, noise_snr)
+: "${musan_dir:=}"                # a MUSAN copy (holds music/ noise/ speech/); empty: downloaded into data/download
 : "${musan_base_url:=https://www.openslr.org/resources}"  # OpenSLR or a mirror of it: <URL>/17/musan.tar.gz
 
 _egs="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"

@@ -61,14 +61,15 @@ def test_speed_perturbation_adds_copies_of_the_training_set_only(tiny_corpus, tm
     manifests, plain = tmp_path / "manifests", {}  # a part of the tiny corpus: its features are quicker
     manifests.mkdir()
     for split, count in (("train", 8), ("dev", 3)):
-        recs = RecordingSet.from_file(tiny_corpus / "manifests" / f"synth_recordings_{split}.jsonl.gz").subset(first=count)
+        recs = RecordingSet.from_file(tiny_corpus / "manifests" / f"synth_recordings_{split}.jsonl.gz")
+        recs = recs.subset(first=count)
         ids = set(recs.ids)
         recs.to_file(manifests / f"synth_recordings_{split}.jsonl.gz")
         sups = SupervisionSet.from_file(tiny_corpus / "manifests" / f"synth_supervisions_{split}.jsonl.gz")
         SupervisionSet.from_segments(s for s in sups if s.recording_id in ids).to_file(
             manifests / f"synth_supervisions_{split}.jsonl.gz")
-        plain[split] = CutSet.from_cuts(c for c in CutSet.from_file(tiny_corpus / "fbank" / f"synth_cuts_{split}.jsonl.gz")
-                                        if c.recording_id in ids)  # computed without the option
+        without = CutSet.from_file(tiny_corpus / "fbank" / f"synth_cuts_{split}.jsonl.gz")  # computed without it
+        plain[split] = CutSet.from_cuts(c for c in without if c.recording_id in ids)
         assert len(plain[split]) == count
     written = compute_features(manifests, tmp_path / "fbank", "synth", ["train", "dev"], FeatureConfig(), num_jobs=1,
                                speed_perturb=[0.9, 1.1])

@@ -134,11 +134,12 @@ def test_the_trainer_mixes_noise_into_training_batches(tiny_corpus, lang, musan_
     from ds2.train.trainer import TrainData, Trainer, TrainingStopped
 
     noise_cuts = musan_noise / "fbank" / "musan_cuts_noise.jsonl.gz"
-    cfg = resolve_config(None, ["model.conv_channels=[4]", "model.conv_kernels=[[5, 11]]", "model.conv_strides=[[2, 4]]",
-                                "model.rnn_layers=1", "model.rnn_hidden=16",
+    cfg = resolve_config(None, ["model.conv_channels=[4]", "model.conv_kernels=[[5, 11]]",
+                                "model.conv_strides=[[2, 4]]", "model.rnn_layers=1", "model.rnn_hidden=16",
                                 f"train.noise_cuts={noise_cuts}", "train.noise_prob=1", "train.spec_augment=false"])
     fbank = tiny_corpus / "fbank"
-    data = TrainData(fbank / "synth_cuts_train.jsonl.gz", fbank / "synth_cuts_dev.jsonl.gz", fbank / "synth_stats_train.pt")
+    data = TrainData(fbank / "synth_cuts_train.jsonl.gz", fbank / "synth_cuts_dev.jsonl.gz",
+                     fbank / "synth_stats_train.pt")
     trainer = Trainer(cfg, data, CharTokenizer(), tmp_path / "exp")
     trainer.tb.close()
     cuts = train_cuts(tiny_corpus).subset(first=4)
