@@ -1,14 +1,16 @@
-"""The shared stages (egs/asr.sh) under a new corpus with set names that hold '_' and '-'.
+"""The recipe layer: egs/asr.sh under a new corpus, and every recipe's --help.
 
-The test writes the recipe a user adding a corpus would write, `egs/tiny/`: a run.sh of its
+The slow tests write the recipe a user adding a corpus would write, `egs/tiny/`: a run.sh of its
 options and stage 1, and local/prepare.py (corpus-only code) that lays out a tiny espeak-ng
 corpus under two training sets `train_all` and `train-extra`, a dev set `dev_clean` and the
 test sets `test_clean` and `test-other`. Everything after stage 1 is egs/asr.sh.
+The fast ones run `egs/<recipe>/run.sh --help` of every recipe of the repository.
 """
 
 import json
 import os
 import re
+import shlex
 import shutil
 import subprocess
 import sys
@@ -17,8 +19,6 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import REPO
-
-pytestmark = pytest.mark.slow
 
 RUN_SH = """#!/usr/bin/env bash
 # A tiny corpus with set names that are not train/dev/test.
@@ -98,6 +98,7 @@ def tiny_recipe(tmp_path_factory) -> tuple[Path, subprocess.CompletedProcess]:
     return recipe, proc
 
 
+@pytest.mark.slow
 def test_results_have_a_row_per_set_and_method(tiny_recipe):
     recipe, _ = tiny_recipe
     results = (recipe / "RESULTS.md").read_text()
@@ -114,6 +115,7 @@ def test_results_have_a_row_per_set_and_method(tiny_recipe):
             assert f"| ds2 | {method} | {s} | {wer_line} |" in results
 
 
+@pytest.mark.slow
 def test_best_dev_cer_is_the_greedy_dev_row(tiny_recipe):
     """Training's validation, averaging's choice and `ds2 decode --method greedy` use one CER."""
     recipe, _ = tiny_recipe
@@ -123,6 +125,7 @@ def test_best_dev_cer_is_the_greedy_dev_row(tiny_recipe):
     assert best == [c.strip() for c in greedy.strip("|").split("|")][3], (best, greedy)
 
 
+@pytest.mark.slow
 def test_two_training_sets_are_combined_and_give_the_statistics(tiny_recipe):
     recipe, _ = tiny_recipe
     from lhotse import CutSet
@@ -138,6 +141,7 @@ def test_two_training_sets_are_combined_and_give_the_statistics(tiny_recipe):
     assert "train.dtype:" in config.splitlines()[0]
 
 
+@pytest.mark.slow
 def test_the_model_learns(tiny_recipe):
     """A model that learns nothing (a broken optimizer step, labels that do not match the
     audio, zero learning rate) keeps the loss of its first epoch; this one must not."""
@@ -148,6 +152,7 @@ def test_the_model_learns(tiny_recipe):
     assert epochs[-1]["dev_loss"] < 0.8 * epochs[0]["dev_loss"], epochs
 
 
+@pytest.mark.slow
 def test_help_lists_the_recipe_and_the_shared_options(tiny_recipe):
     recipe, _ = tiny_recipe
     out = subprocess.run(["bash", "run.sh", "--help"], cwd=recipe, capture_output=True, text=True, check=True).stdout
@@ -155,3 +160,54 @@ def test_help_lists_the_recipe_and_the_shared_options(tiny_recipe):
     for option in ("--num-train 24", "--stage 1", "--stop-stage 9", "--config conf/ds2.yaml",
                    '--methods "greedy ctc-graph beam hlg nbest-rescore"', "--avg 2"):
         assert option in out, option
+
+
+# -- fast: every recipe's --help -----------------------------------------------------------------
+
+RECIPES = sorted(p.parent.name for p in (REPO / "egs").glob("*/run.sh"))
+_ASSIGNMENT = re.compile(r"^([a-z][a-z0-9_]*)=(?!\()(.*)$")  # `name=value  # what` (not an array)
+_DEFAULT = re.compile(r'^: "\$\{([a-z][a-z0-9_]*):=(.*?)\}"')  # `: "${name:=value}"  # what`
+
+
+def declared_options(script: Path, assignments: bool = True) -> dict[str, str]:
+    """The option variables a recipe file declares at its top level, with their default values as
+    bash reads them: `name=value` lines (of run.sh, with `assignments`; egs/asr.sh's are derived
+    after the options are parsed) and `: "${name:=value}"` lines (egs/asr.sh's options, and a
+    recipe's own defaults of them). Names with a leading underscore are internal."""
+    options = {}
+    for line in script.read_text().splitlines():
+        if assignments and (m := _ASSIGNMENT.match(line)):
+            words = shlex.split(m.group(2), comments=True)
+            options[m.group(1)] = words[0] if words else ""
+        elif m := _DEFAULT.match(line):
+            value = m.group(2)  # within "${...}": spaces are the value's, quotes are not
+            options[m.group(1)] = shlex.split(value)[0] if value[:1] in "\"'" and value else value
+    return options
+
+
+def test_every_recipe_is_found():
+    assert {"synth", "synth_zh", "aishell", "mydata"} <= set(RECIPES)
+
+
+@pytest.mark.parametrize("recipe", RECIPES)
+def test_help_lists_every_option_of_the_recipe_and_egs_asr_sh_with_its_default(recipe):
+    """`run.sh --help` exits 0 and shows each option the recipe and egs/asr.sh declare, once, with
+    the default the recipe runs with (a recipe's own default of a shared option wins), and its
+    comment; so an option declared without a comment, which --help would leave out, fails here."""
+    run_sh = REPO / "egs" / recipe / "run.sh"
+    env = dict(os.environ, PATH=f"{Path(sys.executable).parent}:{os.environ['PATH']}")
+    out = subprocess.run(["bash", str(run_sh), "--help"], env=env, capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    shown = {}
+    for line in out.stdout.split("Options (current values):\n", 1)[1].splitlines():
+        m = re.fullmatch(r"  --([a-z0-9-]+) (\"[^\"]*\"|\S+) #(.*)", line)
+        assert m, line
+        assert m.group(3).strip(), f"{recipe}: --{m.group(1)} has no description"
+        assert m.group(1) not in shown, f"{recipe}: --{m.group(1)} is listed twice"
+        shown[m.group(1)] = m.group(2)
+    expected = {**declared_options(REPO / "egs" / "asr.sh", assignments=False), **declared_options(run_sh)}
+    for name, value in expected.items():
+        option = "--" + name.replace("_", "-")
+        assert option[2:] in shown, f"{recipe}: {option} is missing from --help (declared without a comment?)"
+        assert shown[option[2:]] == (f'"{value}"' if not value or re.search(r"\s", value) else value), option
+    assert set(shown) == {n.replace("_", "-") for n in expected}

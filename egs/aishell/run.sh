@@ -17,11 +17,11 @@ corpus_dir=                                   # an AISHELL-1 copy to use instead
 download_dir=data/download                    # where the archives are downloaded and untarred
 
 # What the shared stages read (see egs/asr.sh)
-prefix=aishell
-train_sets=train
-dev_set=dev
-test_sets=test
-token_type=char-zh
+prefix=aishell          # corpus name of the manifests that stage 1 writes (aishell_*)
+train_sets=train        # AISHELL-1's training set (150 h)
+dev_set=dev             # validation, averaging and LM-weight tuning
+test_sets=test          # decoded and scored besides dev_set
+token_type=char-zh      # Mandarin characters (and <unk>); the LMs are character n-grams
 lm_text=data/manifests/aishell_supervisions_train.jsonl.gz  # training transcripts (as Kaldi's, WeNet's recipes)
 # Shared options with AISHELL-1's defaults: 141,600 utterances of features, 14,326 dev utterances to tune on
 : "${num_jobs:=8}"

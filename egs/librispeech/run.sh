@@ -24,7 +24,7 @@ lm_source=official                            # official: OpenSLR 11's ARPAs (3-
 lm_prune="0 1 2"                              # lm_source=corpus: lmplz count thresholds per order (the last repeats), n-grams seen fewer times dropped
 
 # What the shared stages read (see egs/asr.sh)
-prefix=librispeech
+prefix=librispeech                            # corpus name of the manifests that stage 1 writes (librispeech_*)
 train_sets="train-clean-100 train-clean-360 train-other-500"  # parts to train on (combined): the 960 h
 dev_set=dev-clean                             # validation, averaging and LM-weight tuning
 test_sets="dev-other test-clean test-other"   # decoded and scored besides dev_set

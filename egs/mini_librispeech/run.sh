@@ -27,7 +27,7 @@ corpus_dir=                                   # a copy to use instead of downloa
 download_dir=data/download                    # where the archives are downloaded and untarred (the LM files in lm/)
 
 # What the shared stages read (see egs/asr.sh)
-prefix=librispeech
+prefix=librispeech                            # corpus name of the manifests that stage 1 writes (librispeech_*)
 train_sets=train-clean-5                      # the part to train on
 dev_set=dev-clean-2                           # validation, averaging, LM-weight tuning, and the set scored
 test_sets=""                                  # sets decoded besides dev-clean-2: none (see above), or test-clean

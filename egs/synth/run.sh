@@ -15,12 +15,12 @@ num_test=300            # test utterances (held-out sentences and voices)
 seed=0                  # seed of the corpus (texts, voices, speeds, pitches, noise)
 
 # What the shared stages read (see egs/asr.sh)
-prefix=synth
-train_sets=train
-dev_set=dev
-test_sets=test
-token_type=char-en
-lm_text=data/manifests/synth_lm_text.txt
+prefix=synth            # corpus name of the manifests that stage 1 writes (synth_*)
+train_sets=train        # the training set of stage 1
+dev_set=dev             # validation, averaging and LM-weight tuning (held-out sentences and voices)
+test_sets=test          # decoded and scored besides dev_set
+token_type=char-en      # char-en (28 characters), char or bpe (with --vocab-size N)
+lm_text=data/manifests/synth_lm_text.txt  # the LMs' text (stage 1 writes it: no dev or test sentence)
 
 stage1_prepare() {
   run_stage data/.done/stage1.prepare \

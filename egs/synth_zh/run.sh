@@ -16,12 +16,12 @@ num_test=300            # test utterances (held-out sentences and voices)
 seed=0                  # seed of the corpus (texts, voices, speeds, pitches, noise)
 
 # What the shared stages read (see egs/asr.sh)
-prefix=synthzh
-train_sets=train
-dev_set=dev
-test_sets=test
-token_type=char-zh
-lm_text=data/manifests/synthzh_lm_text.txt
+prefix=synthzh          # corpus name of the manifests that stage 1 writes (synthzh_*)
+train_sets=train        # the training set of stage 1
+dev_set=dev             # validation, averaging and LM-weight tuning (held-out sentences and voices)
+test_sets=test          # decoded and scored besides dev_set
+token_type=char-zh      # Mandarin characters (and <unk>); the LMs are character n-grams
+lm_text=data/manifests/synthzh_lm_text.txt  # the LMs' text (stage 1 writes it: no dev or test sentence)
 
 stage1_prepare() {
   run_stage data/.done/stage1.prepare \
