@@ -27,12 +27,14 @@ token_type=char-en      # char-en (English a-z ' and space), char (any character
 lm_text=                # text of the n-gram LMs (text file or supervisions manifest); empty: the training text
 
 # egs/asr.sh turns test_sets into the sets to decode as soon as it has parsed the options, before stage 1
-# runs: so whether there is a test set is read from the arguments here.
-_test=$test
-for ((_i = 1; _i <= $#; _i++)); do
-  case "${!_i}" in
-    --test) _j=$((_i + 1)); _test=${!_j:-} ;;
-    --test=*) _test=${!_i#--test=} ;;
+# runs: so whether there is a test set is read from the arguments here, pair by pair as they are parsed.
+_test=$test _args=("$@")
+for ((_i = 0; _i < ${#_args[@]}; _i++)); do
+  case "${_args[_i]}" in
+    --test=*) _test=${_args[_i]#--test=} ;;
+    --test) _test=${_args[_i + 1]:-}; _i=$((_i + 1)) ;;
+    --help|-h|--*=*) ;;
+    --*) _i=$((_i + 1)) ;;  # another option and its value
   esac
 done
 [ -n "$_test" ] && test_sets=test
@@ -42,10 +44,15 @@ stage1_prepare() {
     echo "$0: give your data: --train DIR|FILE --dev DIR|FILE [--test DIR|FILE] (see $0 --help)" >&2
     exit 1
   fi
-  local inputs=(--train "$train" --dev "$dev")
-  [ -n "$test" ] && inputs+=(--test "$test")
-  run_stage data/.done/stage1.prepare ds2 prepare mydata data/manifests "${inputs[@]}" --prefix "$prefix" \
-    --token-type "$token_type" --num-jobs "$num_jobs"
+  local cmd=(ds2 prepare mydata data/manifests --train "$train" --dev "$dev") marker=data/.done/stage1.prepare
+  [ -n "$test" ] && cmd+=(--test "$test")
+  cmd+=(--prefix "$prefix" --token-type "$token_type")
+  # the later stages would silently reuse what was made of other data
+  if [ -f "$marker" ] && [[ "$(<"$marker")" != "$(printf '%q ' "${cmd[@]}")"* ]]; then
+    echo "$0: data/ was prepared from other inputs ($(<"$marker")): rm -rf data exp to start again" >&2
+    exit 1
+  fi
+  run_stage "$marker" "${cmd[@]}" --num-jobs "$num_jobs"
 }
 
 # stage 4: the LMs' text defaults to the training transcripts, under the prefix of the options
