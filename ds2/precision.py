@@ -14,10 +14,17 @@ from __future__ import annotations
 import functools
 import time
 
-import torch
+CHOICES = ("auto", "float32", "bfloat16", "float16")
 
-DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
-CHOICES = ("auto", *DTYPES)
+
+def __getattr__(name: str):
+    # DTYPES ({name: torch dtype}) is made on first use: the `ds2` command imports this module for
+    # CHOICES, and commands that never touch torch (lm, tokens, results) should not wait for it
+    if name == "DTYPES":
+        import torch
+
+        return {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def _best_time(fn, repeats: int) -> float:
@@ -33,6 +40,8 @@ def _best_time(fn, repeats: int) -> float:
 def cpu_bfloat16_speedup(size: int = 256) -> float:
     """How many times faster a (size x size) bfloat16 matmul runs than a float32 one on this CPU
     (above 1 where bfloat16 is native, about 0.01 where it is emulated). Takes under 0.2 s."""
+    import torch
+
     g = torch.Generator().manual_seed(0)
     a32, b32 = torch.randn(size, size, generator=g), torch.randn(size, size, generator=g)
     a16, b16 = a32.bfloat16(), b32.bfloat16()
@@ -46,6 +55,8 @@ def cpu_bfloat16_speedup(size: int = 256) -> float:
 def cpu_has_bfloat16_instructions() -> bool | None:
     """Whether this CPU reports AVX-512-BF16 or AMX (torch's own CPU feature check), or None
     where this torch cannot tell."""
+    import torch
+
     checks = [getattr(torch.cpu, name, None) for name in ("_is_avx512_bf16_supported", "_is_amx_tile_supported")]
     checks = [check for check in checks if check is not None]
     return any(check() for check in checks) if checks else None
@@ -53,6 +64,8 @@ def cpu_has_bfloat16_instructions() -> bool | None:
 
 def native_bfloat16(device: torch.device) -> tuple[bool, str]:
     """Whether `device` computes bfloat16 in hardware, and why we think so (for the log)."""
+    import torch
+
     if device.type == "cuda":
         if torch.cuda.is_bf16_supported(including_emulation=False):
             return True, f"{torch.cuda.get_device_name(device)} supports bfloat16"
@@ -84,5 +97,7 @@ def resolve_dtype(requested: str, device: torch.device) -> tuple[str, str]:
 def inference_device() -> torch.device:
     """Where decoding and averaging run the acoustic model: the first GPU when there is one (a
     large model over a corpus's dev and test sets), else the CPU."""
+    import torch
+
     return torch.device("cuda:0" if torch.cuda.is_available() else "cpu")
 

@@ -21,9 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-import torch
 
-from ds2.decode.greedy import greedy_decode
 from ds2.lm.ngram import LOG10_TO_LN, lm_unit, lm_words
 from ds2.text import Tokenizer, tokenizer_from_dict
 
@@ -84,6 +82,10 @@ class Greedy:
         self.tokenizer = tokenizer
 
     def decode(self, log_probs: np.ndarray) -> str:
+        import torch  # here, not at the top: `ds2 lm ...` and the other commands without torch load faster
+
+        from ds2.decode.greedy import greedy_decode
+
         lp = torch.from_numpy(log_probs)[None]
         return greedy_decode(lp, torch.tensor([lp.shape[1]]), self.tokenizer)[0]
 
@@ -247,6 +249,8 @@ _worker_error: str | None = None
 def _init_worker(opts: DecodeOptions, tokenizer_dict: dict):
     # An initializer that raises makes multiprocessing.Pool restart the worker forever, so the
     # error is kept and raised by the first task instead.
+    import torch
+
     global _worker_decoder, _worker_error
     torch.set_num_threads(1)
     try:
