@@ -19,6 +19,7 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+import weakref
 from collections.abc import Callable, Iterable
 
 import numpy as np
@@ -33,7 +34,8 @@ class TrainCuts:
     def __init__(self, durations: np.ndarray, fetch: Callable[[int], Cut], keep_alive=None):
         self.durations = durations
         self._fetch = fetch
-        self._keep_alive = keep_alive  # the temporary file of from_cuts, closed (deleted) with self
+        if keep_alive is not None:  # the temporary file of from_cuts: closed (and so deleted) with self
+            weakref.finalize(self, keep_alive.close)
 
     @classmethod
     def from_cuts(cls, cuts: Iterable[Cut], keep: Callable[[Cut], bool] = lambda cut: True,
