@@ -12,8 +12,8 @@ them, read by espeak-ng's English voices.
   lmplz estimates on that text (the official ones are upper-case too).
 `write_corpus(folder, parts)` writes the same parts untarred (a copy on disk, for `--corpus-dir`).
 
-One speaker and chapter per set (two in train-clean-100), 3-6 utterances each, 46 FLACs of
-1.5-4 s in all. What the preparation must handle is planted as in the real corpus or beyond it:
+One speaker and chapter per set (two in train-clean-100 and train-clean-5), 3-8 utterances per
+part, 41 FLACs of 1.3-2.9 s in all (espeak-ng reads fast). What the preparation must handle is planted as in the real corpus or beyond it:
 apostrophes inside words (kept) and at word edges (dropped, as normalize_english does),
 a FLAC without a transcript line and a transcript line without a FLAC (train-clean-100), a
 transcript with a letter the 28 characters cannot spell (train-other-500, dropped), and an LM
