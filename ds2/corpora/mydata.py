@@ -78,6 +78,7 @@ class Split:
 
     name: str
     source: Path
+    kind: str  # of input: "Kaldi data directory", "CSV file", "TSV file"
     recordings: list = field(default_factory=list)  # lhotse Recording
     supervisions: list = field(default_factory=list)  # lhotse SupervisionSegment
     dropped: dict[str, list[tuple[str, str]]] = field(default_factory=lambda: {k: [] for k in KINDS})
@@ -100,10 +101,18 @@ def read_input(path: str | Path) -> tuple[list[Entry], str]:
     raise CorpusError(f"{path} does not exist (give a Kaldi data directory or a CSV/TSV file)")
 
 
+def _read_text(path: Path) -> str:
+    """A text file's content; one that is not UTF-8 is a CorpusError naming it."""
+    try:
+        return path.read_text(encoding="utf-8-sig")
+    except UnicodeDecodeError as e:
+        raise CorpusError(f"{path} is not UTF-8 text (byte {e.start}): convert it, e.g. with iconv -t utf-8") from None
+
+
 def _kaldi_lines(path: Path, min_fields: int = 1) -> list[tuple[int, list[str]]]:
     """(line number, [key, rest]) of the non-blank lines of a Kaldi file, its keys checked unique."""
     lines, seen = [], set()
-    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+    for number, line in enumerate(_read_text(path).splitlines(), 1):
         if not line.strip():
             continue
         fields = line.strip().split(maxsplit=1)
@@ -164,7 +173,7 @@ def read_kaldi_dir(path: str | Path) -> list[Entry]:
 def _is_tsv(path: Path) -> bool:
     if path.suffix.lower() == ".tsv":
         return True
-    with open(path, encoding="utf-8-sig") as f:
+    with open(path, encoding="utf-8-sig", errors="replace") as f:
         return "\t" in f.readline()
 
 
@@ -174,9 +183,9 @@ def read_table(path: str | Path) -> list[Entry]:
     fields than the header (an unquoted comma in a CSV text), is a CorpusError naming it."""
     path = Path(path)
     tsv = _is_tsv(path)
-    with open(path, encoding="utf-8-sig", newline="") as f:
-        reader = csv.reader(f, delimiter="\t", quoting=csv.QUOTE_NONE) if tsv else csv.reader(f)
-        rows = [(reader.line_num, row) for row in reader]  # the line a row ends on (quoted texts span lines)
+    content = io.StringIO(_read_text(path), newline="")
+    reader = csv.reader(content, delimiter="\t", quoting=csv.QUOTE_NONE) if tsv else csv.reader(content)
+    rows = [(reader.line_num, row) for row in reader]  # the line a row ends on (quoted texts span lines)
     if not rows:
         raise CorpusError(f"{path} is empty: it needs the header audio_path,text[,speaker]")
     header = [c.strip().lower() for c in rows[0][1]]
@@ -246,7 +255,7 @@ def probe_audio(recording_id: str, audio: str, is_command: bool):
         return "no audio path given"
     try:
         if is_command:
-            proc = subprocess.run(audio, shell=True, capture_output=True, cwd=Path.cwd())
+            proc = subprocess.run(audio, shell=True, capture_output=True)  # as Lhotse runs it
             if proc.returncode != 0 or not proc.stdout:
                 why = proc.stderr.decode(errors="replace").strip().splitlines()
                 return (f"command failed (exit {proc.returncode}" + (f": {why[-1][:150]}" if why else "") + ")"
@@ -270,8 +279,8 @@ def check_split(name: str, source: str | Path, token_type: str, num_jobs: int = 
     """Read one split's input and check each utterance (see the module's docstring)."""
     from lhotse import SupervisionSegment
 
-    entries, _ = read_input(source)
-    split = Split(name, Path(source))
+    entries, kind = read_input(source)
+    split = Split(name, Path(source), kind)
     texts = {}
     for e in entries:
         text, problem, detail = clean_text(e.text, token_type)
@@ -323,9 +332,9 @@ def report(split: Split, token_type: str, prefix: str) -> None:
     rates = sorted({r.sampling_rate for r in split.recordings})
     multi = sum(1 for r in split.recordings if r.num_channels > 1)
     seconds = sum(s.duration for s in split.supervisions)
-    log.info("%s %s: %d of %d utterances kept, %s (%s); audio at %s Hz%s", prefix, split.name,
+    log.info("%s %s: %d of %d utterances kept, %s (%s %s); audio at %s Hz%s", prefix, split.name,
              len(split.supervisions), split.total, f"{seconds / 3600:.2f} hours" if seconds >= 360 else
-             f"{seconds / 60:.1f} minutes", split.source, ", ".join(map(str, rates)),
+             f"{seconds / 60:.1f} minutes", split.kind, split.source, ", ".join(map(str, rates)),
              f", {multi} recording{'s' if multi > 1 else ''} of several channels (the features stage mixes "
              f"them down)" if multi else "")
 
