@@ -9,7 +9,7 @@
 # and number of channels is fine. Stage 1 checks every utterance: missing or unreadable audio, an empty
 # transcript and characters the tokens cannot spell are counted, named in the log and dropped. Stages 2-9
 # are the shared ones of egs/asr.sh. Without --test, dev is the one set decoded (its LM weights are tuned
-# on it too). Other inputs or another --token-type: `rm -rf data exp` first (stage 1 is skipped once done).
+# on it too). Other inputs or another --token-type later: `rm -rf data exp` first (stage 1 says so).
 
 set -euo pipefail
 cd "$(dirname "$0")"
