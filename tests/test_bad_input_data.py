@@ -208,7 +208,7 @@ def test_run_sh_rejects_bad_stage_stray_arguments_and_bad_tag_and_its_help_examp
     out = run_sh("--help")
     assert out.returncode == 0 and "--stop-stage 9" in out.stdout and "--rescore-lm-order 4" in out.stdout
     example = re.search(r'--overrides .*e\.g\. "([^"]+)"', out.stdout).group(1)
-    assert example == "train.epochs=1 model.rnn_hidden=64"
+    assert example == "model.rnn_hidden=64 train.spec_augment=true"
     resolve_config(None, example.split())  # every key of the example is one `ds2 train --set` knows
     # from another folder, by a relative path (run.sh changes to its own folder first)
     elsewhere = subprocess.run(["bash", "egs/synth/run.sh", "--help"], cwd=tmp_path, env=ENV, capture_output=True,

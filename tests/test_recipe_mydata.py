@@ -449,8 +449,6 @@ def test_every_kept_utterance_has_features_whatever_its_rate_and_channels(recipe
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(strict=True, reason="ds2 features makes one cut per recording (CutSet.from_manifests): a "
-                   "recording of several segments needs CutSet.trim_to_supervisions (ds2/data/features.py)")
 def test_each_segment_of_a_recording_is_a_cut_of_its_own(recipe_runs):
     recipe, _ = recipe_runs["kaldi"]
     assert _cut_texts(recipe, "train") == sorted(s.text for s in _manifests(recipe, "train")[1])

@@ -211,7 +211,9 @@ def compute_features(manifest_dir: str | Path, output_dir: str | Path, prefix: s
     Reads `manifest_dir/{prefix}_{recordings,supervisions}_{split}.jsonl.gz`. When every set of
     `stats_from` (the training sets) is among `splits`, it also writes the global mean/std of
     their features, `{prefix}_stats_{'+'.join(stats_from)}.pt` (e.g. `synth_stats_train.pt`);
-    when none is, no statistics are computed, and when only some are, ValueError.
+    when none is, no statistics are computed, and when only some are, ValueError. Every
+    supervision is a cut of its own, named by its id (a Kaldi `segments` file gives several per
+    recording); a recording without one has none.
 
     `speed_perturb` (e.g. [0.9, 1.1]) adds a speed-perturbed copy of every cut of the
     `stats_from` sets per factor (`with_speed_perturbation`), stored in the same cut set and
@@ -251,6 +253,8 @@ def compute_features(manifest_dir: str | Path, output_dir: str | Path, prefix: s
         path = output_dir / f"{prefix}_cuts_{split}.jsonl.gz"
         path.unlink(missing_ok=True)  # never an old cut set beside new features
         cuts, desc = CutSet.from_manifests(recordings=recs, supervisions=sups), f"{cfg.kind} {split}"
+        if sups is not None:  # one cut per utterance, named by it (a Kaldi `segments` file: several per recording)
+            cuts = cuts.trim_to_supervisions(keep_overlapping=False).to_eager()
         if speed_perturb and split in stats_from:
             cuts = with_speed_perturbation(cuts, speed_perturb)
             desc += f" (and speeds {','.join(f'{f:g}' for f in speed_perturb)})"
