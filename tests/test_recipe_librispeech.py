@@ -50,8 +50,9 @@ from ds2.cli import main
 from ds2.text import normalize_english
 
 REPO = Path(__file__).resolve().parents[1]
-ENV = dict(os.environ, PATH=f"{Path(sys.executable).parent}:{os.environ['PATH']}", PYTHONPATH=str(REPO))
-OVERRIDES = ("train.epochs=2 train.max_duration=30 train.lr=1e-2 train.warmup_steps=5 train.num_workers=0 "
+ENV = dict(os.environ, PATH=f"{Path(sys.executable).parent}:{os.environ['PATH']}", PYTHONPATH=str(REPO),
+           OMP_NUM_THREADS="1")  # several runs side by side on two cores: one thread each, no oversubscription
+OVERRIDES = ("train.epochs=2 train.threads=1 train.max_duration=30 train.lr=1e-2 train.warmup_steps=5 train.num_workers=0 "
              "train.spec_augment=false train.save_every_steps=0 model.rnn_layers=1 model.rnn_hidden=32 "
              "model.conv_channels=[4] model.conv_kernels=[[11,21]] model.conv_strides=[[3,4]]")
 SETS = ("dev-clean", "dev-other", "test-clean", "test-other")
