@@ -13,6 +13,10 @@ from __future__ import annotations
 
 import functools
 import time
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # the annotations; the functions import torch when they run
+    import torch
 
 CHOICES = ("auto", "float32", "bfloat16", "float16")
 

@@ -13,11 +13,11 @@ them, read by espeak-ng's English voices.
 `write_corpus(folder, parts)` writes the same parts untarred (a copy on disk, for `--corpus-dir`).
 
 One speaker and chapter per set (two in train-clean-100 and train-clean-5), 3-8 utterances per
-part, 41 FLACs of 1.3-2.9 s in all (espeak-ng reads fast). What the preparation must handle is planted as in the real corpus or beyond it:
-apostrophes inside words (kept) and at word edges (dropped, as normalize_english does),
-a FLAC without a transcript line and a transcript line without a FLAC (train-clean-100), a
-transcript with a letter the 28 characters cannot spell (train-other-500, dropped), and an LM
-text line with one (dropped).
+part, 41 FLACs of 1.3-2.9 s in all (espeak-ng reads fast). What the preparation must handle is
+planted as in the real corpus or beyond it: apostrophes inside words (kept) and at word edges
+(dropped, as normalize_english does), a FLAC without a transcript line and a transcript line
+without a FLAC (train-clean-100), a transcript with a letter the 28 characters cannot spell
+(train-other-500, dropped), and an LM text line with one (dropped).
 
 Entry points: `make_archives`, `write_corpus`, `UTTERANCES`, `LM_SENTENCES`.
 """
@@ -155,7 +155,8 @@ def _top_level(parts: list[str]) -> dict[str, str]:
         "README.TXT": "LibriSpeech ASR corpus (a miniature for tests, read by espeak-ng)\n",
         "SPEAKERS.TXT": ";ID  |SEX| SUBSET           |MINUTES| NAME\n" + "".join(
             f"{spk:<5}| M | {part:<17}| 1.00 | espeak-ng\n" for spk, part in sorted(speakers)),
-        "CHAPTERS.TXT": ";ID    |READER|MINUTES| SUBSET           | PROJ.|BOOK ID| CH. TITLE | PROJECT TITLE\n" + "".join(
+        "CHAPTERS.TXT": ";ID    |READER|MINUTES| SUBSET           | PROJ.|BOOK ID| CH. TITLE | PROJECT TITLE\n"
+                        + "".join(
             f"{ch:<7}| {spk:<5}| 1.00 | {part:<17}| 1 | 1 | Chapter | Book\n" for ch, spk, part in sorted(chapters)),
         "BOOKS.TXT": ";ID    |TITLE\n1 | Book\n",
         "LICENSE.TXT": "CC BY 4.0\n",
@@ -239,7 +240,8 @@ def make_archives(folder: str | Path, parts: list[str] | None = None) -> dict[st
     # the ARPAs are estimated on the sentences that OpenSLR's text would keep (no ï, é): as the
     # official ones, whose words are all upper-case A-Z and apostrophes
     spelled = "".join(s + "\n" for s in LM_SENTENCES if s.isascii())
-    resources = {"librispeech-lm-norm.txt.gz": lm_text.encode(), "3-gram.pruned.1e-7.arpa.gz": estimate_arpa(3, spelled),
+    resources = {"librispeech-lm-norm.txt.gz": lm_text.encode(),
+                 "3-gram.pruned.1e-7.arpa.gz": estimate_arpa(3, spelled),
                  "4-gram.arpa.gz": estimate_arpa(4, spelled)}
     (folder / "11").mkdir(parents=True, exist_ok=True)
     for name, data in resources.items():

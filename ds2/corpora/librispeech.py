@@ -251,7 +251,8 @@ def _ordered_map(pool, fn, items, ahead: int):
         yield pending.popleft().get()
 
 
-def normalize_lm_text(src: str | Path, dst: str | Path, num_jobs: int = 1, chunk_lines: int = 20_000) -> tuple[int, int]:
+def normalize_lm_text(src: str | Path, dst: str | Path, num_jobs: int = 1,
+                      chunk_lines: int = 20_000) -> tuple[int, int]:
     """Write the sentences of `src` (LibriSpeech's upper-case LM corpus, gzipped) as the `char-en`
     tokens spell them (`normalize_english`) into `dst` (gzipped, atomically); a sentence that cannot
     be spelled is dropped. Streams both files: a few chunks of `chunk_lines` lines in memory at
