@@ -11,10 +11,11 @@
 # and may set (stage 4)
 #   lm_arpa, rescore_lm_arpa   ready ARPA files (plain or gzipped) of orders lm_order and rescore_lm_order,
 #                imported instead of trained on lm_text (e.g. LibriSpeech's official LMs); their words are
-#                lower-cased when the tokens spell them so. A recipe whose choice follows its options sets them
-#                in a function lm_files, which stage 4 calls once the options are parsed.
+#                lower-cased when the tokens spell them so.
 #   lm_prune     lmplz's count thresholds of the LMs trained on lm_text, e.g. "0 1 1" (a large lm_text)
-# its own options, and stage1_prepare: stage 1 (download and prepare), a run_stage call.
+# its own options, and stage1_prepare: stage 1 (download and prepare), a run_stage call. What follows from
+# the options (a test set only when --test is given, the LM files of --lm-source) a recipe sets in a
+# function options_parsed, called once they are parsed, before anything reads them.
 # Stages: 1 prepare, 2 features, 3 tokens, 4 n-gram LMs, 5 graphs (H, L, G, HLG), 6 train (and average),
 #         7 tune LM weights on dev, 8 decode every set with every method, 9 RESULTS.md.
 # Each stage writes a marker under data/.done or exp/.done and is skipped while it exists.
@@ -42,6 +43,7 @@
 _egs="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 . "$_egs/../utils/stage.sh"
 . "$_egs/../utils/parse_options.sh"
+if [ "$(type -t options_parsed)" = function ]; then options_parsed; fi
 
 feats=data/$feature_kind
 lang=data/lang_char; [ "$token_type" = bpe ] && lang=data/lang_bpe_$vocab_size
@@ -98,7 +100,6 @@ if stage_selected 3; then
 fi
 
 if stage_selected 4; then
-  if [ "$(type -t lm_files)" = function ]; then lm_files; fi
   log "Stage 4: $lm_unit n-gram LMs (KenLM) of ${lm_arpa:-$lm_text} and ${rescore_lm_arpa:-$lm_text}"
   prune=(); [ -n "${lm_prune:-}" ] && prune=(--prune "$lm_prune")
   for order in $(printf '%s\n' "$lm_order" "$rescore_lm_order" | sort -u); do

@@ -322,10 +322,11 @@ def _run_sh(recipe: Path, *args) -> subprocess.CompletedProcess:
 
 def test_run_sh_decodes_a_test_set_only_when_given_and_needs_train_and_dev(tmp_path):
     recipe = _recipe_copy(tmp_path)
-    for args, test_sets in ((["--test", "t.csv"], "test"), (["--test=t.csv"], "test"), ([], '""'),
-                            (["--test", ""], '""'), (["--dev", "--test"], '""')):
-        out = _run_sh(recipe, *args, "--help")
-        assert out.returncode == 0 and f"\n  --test-sets {test_sets} #" in out.stdout, (args, out.stderr)
+    for args, decoded in ((["--test", "t.csv"], "dev test"), (["--test=t.csv"], "dev test"), ([], "dev "),
+                          (["--test", ""], "dev "), (["--dev", "--test"], "dev ")):
+        # stage 8 with no method names the sets it would decode, and does nothing
+        out = _run_sh(recipe, *args, "--stage", "8", "--stop-stage", "8", "--methods", "")
+        assert out.returncode == 0 and f"Stage 8: decode {decoded} with: \n" in out.stderr, (args, out.stderr)
     out = _run_sh(recipe, "--dev", "dev.csv")
     assert out.returncode == 1
     assert out.stderr.splitlines()[-1] == "run.sh: give your data: --train DIR|FILE --dev DIR|FILE [--test DIR|FILE] " \

@@ -57,8 +57,8 @@ stage1_prepare() {
     --download-dir "$download_dir/lm" --base-url "$base_url" --num-jobs "$num_jobs"
 }
 
-# stage 4: the official ARPAs are imported; with lm_source=corpus, n-grams are trained on lm_text
-lm_files() {
+# once the options are parsed: stage 4 imports the official ARPAs; with lm_source=corpus it trains n-grams on lm_text
+options_parsed() {
   check_lm_source
   if [ "$lm_source" = official ]; then
     lm_arpa=$download_dir/lm/${official_arpas[0]}

@@ -48,8 +48,8 @@ stage1_prepare() {
     --arpa 3-gram.pruned.1e-7.arpa.gz --arpa 4-gram.arpa.gz --download-dir "$download_dir/lm" --base-url "$base_url"
 }
 
-# stage 4 imports the official ARPAs (of orders lm_order 3 and rescore_lm_order 4)
-lm_files() {
+# once the options are parsed: stage 4 imports the official ARPAs (of orders lm_order 3 and rescore_lm_order 4)
+options_parsed() {
   lm_arpa=$download_dir/lm/3-gram.pruned.1e-7.arpa.gz
   rescore_lm_arpa=$download_dir/lm/4-gram.arpa.gz
 }

@@ -22,22 +22,9 @@ prefix=mydata           # corpus name of the manifests: data/manifests/<prefix>_
 # What the shared stages read (see egs/asr.sh)
 train_sets=train        # the set that --train becomes
 dev_set=dev             # the set that --dev becomes
-test_sets=              # "test" when --test is given (set below from the arguments), else none
+test_sets=              # "test" when --test is given (options_parsed below), else none
 token_type=char-en      # char-en (English a-z ' and space), char (any character), bpe (--vocab-size) or char-zh
 lm_text=                # text of the n-gram LMs (text file or supervisions manifest); empty: the training text
-
-# egs/asr.sh turns test_sets into the sets to decode as soon as it has parsed the options, before stage 1
-# runs: so whether there is a test set is read from the arguments here, pair by pair as they are parsed.
-_test=$test _args=("$@")
-for ((_i = 0; _i < ${#_args[@]}; _i++)); do
-  case "${_args[_i]}" in
-    --test=*) _test=${_args[_i]#--test=} ;;
-    --test) _test=${_args[_i + 1]:-}; _i=$((_i + 1)) ;;
-    --help|-h|--*=*) ;;
-    --*) _i=$((_i + 1)) ;;  # another option and its value
-  esac
-done
-[ -n "$_test" ] && test_sets=test
 
 stage1_prepare() {
   if [ -z "$train" ] || [ -z "$dev" ]; then
@@ -55,9 +42,11 @@ stage1_prepare() {
   run_stage "$marker" "${cmd[@]}" --num-jobs "$num_jobs"
 }
 
-# stage 4: the LMs' text defaults to the training transcripts, under the prefix of the options
-lm_files() {
-  [ -n "$lm_text" ] || lm_text=$(sups train)
+# once the options are parsed: a test set only when --test is given; the LMs' text defaults to the
+# training transcripts, under the prefix of the options
+options_parsed() {
+  [ -z "$test" ] || test_sets=test
+  [ -n "$lm_text" ] || lm_text=data/manifests/${prefix}_supervisions_train.jsonl.gz
 }
 
 . ./path.sh
