@@ -6,6 +6,8 @@ from pathlib import Path
 
 import pytest
 
+from local_http import serving
+
 from ds2.corpora.synth import SynthOptions, prepare_synth
 from ds2.data.features import FeatureConfig, compute_features
 from ds2.text import CharTokenizer
@@ -30,3 +32,12 @@ def lang(tmp_path_factory) -> Path:
     d = tmp_path_factory.mktemp("lang")
     CharTokenizer().save(d)
     return d
+
+
+@pytest.fixture
+def http_root(tmp_path):
+    """(folder, base URL): an HTTP server on 127.0.0.1 serving `folder`, for the test's duration."""
+    root = tmp_path / "www"
+    root.mkdir()
+    with serving(root) as url:
+        yield root, url

@@ -4,37 +4,14 @@ MUSAN (tests/musan_fixture.py) on disk or served as OpenSLR 17's musan.tar.gz fr
 from __future__ import annotations
 
 import socket
-import threading
-from functools import partial
-from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import numpy as np
-import pytest
 from click.testing import CliRunner
 from lhotse import CutSet, RecordingSet
 from musan_fixture import NOISE_SECONDS, make_archive, write_musan
 
 from ds2.cli import main
-
-
-class _QuietHandler(SimpleHTTPRequestHandler):
-    def log_message(self, *args):
-        pass
-
-
-@pytest.fixture
-def http_root(tmp_path):
-    """(folder, base URL): an HTTP server on 127.0.0.1 serving `folder`, for the test's duration."""
-    root = tmp_path / "www"
-    root.mkdir()
-    server = ThreadingHTTPServer(("127.0.0.1", 0), partial(_QuietHandler, directory=str(root)))
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
-        yield root, f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
 
 
 def ds2(*args):

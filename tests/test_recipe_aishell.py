@@ -18,13 +18,11 @@ import shutil
 import socket
 import subprocess
 import sys
-import threading
-from functools import partial
-from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
 from aishell_fixture import UTTERANCES, make_archives, write_corpus
+from local_http import serving
 
 REPO = Path(__file__).resolve().parents[1]
 ENV = dict(os.environ, PATH=f"{Path(sys.executable).parent}:{os.environ['PATH']}", PYTHONPATH=str(REPO))
@@ -34,26 +32,6 @@ OVERRIDES = ("train.epochs=2 train.max_duration=30 train.lr=1e-2 train.warmup_st
 SETS = ("dev", "test")
 METHODS = ("greedy", "ctc-graph", "beam", "hlg", "nbest-rescore")
 HANZI_OR_LATIN = re.compile(r"[\u4e00-\u9fffA-Z]+")
-
-
-class _QuietHandler(SimpleHTTPRequestHandler):
-    def log_message(self, *args):
-        pass
-
-
-@pytest.fixture
-def http_root(tmp_path):
-    """(folder, base URL): an HTTP server on 127.0.0.1 serving `folder`, for the test's duration."""
-    root = tmp_path / "www"
-    root.mkdir()
-    server = ThreadingHTTPServer(("127.0.0.1", 0), partial(_QuietHandler, directory=str(root)))
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield root, f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
 
 
 def prepare_aishell(*args, cwd) -> subprocess.CompletedProcess:
@@ -132,8 +110,6 @@ def test_a_download_without_a_server_fails_naming_the_url(tmp_path):
 def aishell_recipe(tmp_path_factory) -> tuple[Path, subprocess.CompletedProcess]:
     www = tmp_path_factory.mktemp("www")
     make_archives(www / "33")
-    server = ThreadingHTTPServer(("127.0.0.1", 0), partial(_QuietHandler, directory=str(www)))
-    threading.Thread(target=server.serve_forever, daemon=True).start()
     root = tmp_path_factory.mktemp("repo")
     (root / "egs").mkdir()
     shutil.copy(REPO / "egs" / "asr.sh", root / "egs" / "asr.sh")
@@ -141,13 +117,10 @@ def aishell_recipe(tmp_path_factory) -> tuple[Path, subprocess.CompletedProcess]
                     ignore=shutil.ignore_patterns("data", "exp", "RESULTS.md"))
     (root / "utils").symlink_to(REPO / "utils")
     recipe = root / "egs" / "aishell"
-    try:
-        proc = subprocess.run(["bash", "run.sh", "--base-url", f"http://127.0.0.1:{server.server_address[1]}",
+    with serving(www) as url:
+        proc = subprocess.run(["bash", "run.sh", "--base-url", url,
                                "--num-jobs", "1", "--decode-jobs", "1", "--avg", "2", "--overrides", OVERRIDES],
                               cwd=recipe, env=ENV, capture_output=True, text=True, timeout=900)
-    finally:
-        server.shutdown()
-        server.server_close()
     if proc.returncode != 0:
         raise AssertionError(f"run.sh failed ({proc.returncode}):\n{proc.stderr[-4000:]}")
     return recipe, proc

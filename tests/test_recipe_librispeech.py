@@ -36,15 +36,13 @@ import shutil
 import socket
 import subprocess
 import sys
-import threading
 from concurrent.futures import ThreadPoolExecutor
-from functools import partial
-from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
 from librispeech_fixture import LM_SENTENCES, UTTERANCES, estimate_arpa, make_archives, write_corpus
+from local_http import serving
 
 from ds2.cli import main
 from ds2.text import normalize_english
@@ -61,30 +59,6 @@ METHODS = ("greedy", "ctc-graph", "beam", "hlg", "nbest-rescore")
 MINI_METHODS = ("greedy", "hlg")
 BPE_VOCAB = 40
 PIECE_MARKS = ("\u2581", "\u2047", "<unk>", "<blk>")  # ▁, sentencepiece's ⁇ for <unk>, the special pieces
-
-
-class _QuietHandler(SimpleHTTPRequestHandler):
-    def log_message(self, *args):
-        pass
-
-
-def _serve(root: Path) -> ThreadingHTTPServer:
-    server = ThreadingHTTPServer(("127.0.0.1", 0), partial(_QuietHandler, directory=str(root)))
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    return server
-
-
-@pytest.fixture
-def http_root(tmp_path):
-    """(folder, base URL): an HTTP server on 127.0.0.1 serving `folder`, for the test's duration."""
-    root = tmp_path / "www"
-    root.mkdir()
-    server = _serve(root)
-    try:
-        yield root, f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
 
 
 def ds2(*args) -> tuple[int, str]:
@@ -224,34 +198,28 @@ def recipes(tmp_path_factory) -> dict[str, Path | str]:
     """Every run of the module docstring, side by side; their folders and logs."""
     www = tmp_path_factory.mktemp("www")
     make_archives(www)
-    server = _serve(www)
-    url = f"http://127.0.0.1:{server.server_address[1]}"
     root = tmp_path_factory.mktemp("repo")
     libri, mini = _copy_recipe(root, "librispeech"), _copy_recipe(root, "mini_librispeech")
     corpus_lm = _copy_recipe(tmp_path_factory.mktemp("repo_corpus_lm"), "librispeech")
-    common = ("--base-url", url, "--num-jobs", "1", "--decode-jobs", "1", "--avg", "1", "--overrides", OVERRIDES)
-    try:
-        with ThreadPoolExecutor(3) as ex:
-            mini_run = ex.submit(_run, mini, "run.log", *common, "--methods", " ".join(MINI_METHODS))
-            stage1_log = _run(libri, "char_1-4.log", *common, "--stop-stage", "4")
-            bpe = ex.submit(_run, libri, "bpe_3-8.log", *common, "--stage", "3", "--stop-stage", "8",
-                            "--token-type", "bpe", "--vocab-size", BPE_VOCAB, "--tag", "ds2_bpe")
-            # --lm-source corpus in a folder of its own, from the corpus the char-en run prepared: its
-            # manifests and the markers of stages 1-3, so that stage 1 fetches the LM corpus and stage 4
-            # trains on it, and nothing else runs
-            shutil.copytree(libri / "data" / "manifests", corpus_lm / "data" / "manifests")
-            (corpus_lm / "data" / ".done").mkdir()
-            for marker in (libri / "data" / ".done").glob("stage[123].*"):
-                if not marker.name.startswith("stage1.lm."):
-                    shutil.copy(marker, corpus_lm / "data" / ".done" / marker.name)
-            corpus = ex.submit(_run, corpus_lm, "run.log", *common, "--lm-source", "corpus", "--stop-stage", "4")
-            _run(libri, "char_5-8.log", *common, "--stage", "5", "--stop-stage", "8")
-            bpe.result()
-            _run(libri, "results.log", *common, "--stage", "9")
-            mini_log, corpus_log = mini_run.result(), corpus.result()
-    finally:
-        server.shutdown()
-        server.server_close()
+    with serving(www) as url, ThreadPoolExecutor(3) as ex:
+        common = ("--base-url", url, "--num-jobs", "1", "--decode-jobs", "1", "--avg", "1", "--overrides", OVERRIDES)
+        mini_run = ex.submit(_run, mini, "run.log", *common, "--methods", " ".join(MINI_METHODS))
+        stage1_log = _run(libri, "char_1-4.log", *common, "--stop-stage", "4")
+        bpe = ex.submit(_run, libri, "bpe_3-8.log", *common, "--stage", "3", "--stop-stage", "8",
+                        "--token-type", "bpe", "--vocab-size", BPE_VOCAB, "--tag", "ds2_bpe")
+        # --lm-source corpus in a folder of its own, from the corpus the char-en run prepared: its
+        # manifests and the markers of stages 1-3, so that stage 1 fetches the LM corpus and stage 4
+        # trains on it, and nothing else runs
+        shutil.copytree(libri / "data" / "manifests", corpus_lm / "data" / "manifests")
+        (corpus_lm / "data" / ".done").mkdir()
+        for marker in (libri / "data" / ".done").glob("stage[123].*"):
+            if not marker.name.startswith("stage1.lm."):
+                shutil.copy(marker, corpus_lm / "data" / ".done" / marker.name)
+        corpus = ex.submit(_run, corpus_lm, "run.log", *common, "--lm-source", "corpus", "--stop-stage", "4")
+        _run(libri, "char_5-8.log", *common, "--stage", "5", "--stop-stage", "8")
+        bpe.result()
+        _run(libri, "results.log", *common, "--stage", "9")
+        mini_log, corpus_log = mini_run.result(), corpus.result()
     return {"librispeech": libri, "mini": mini, "corpus_lm": corpus_lm, "stage1_log": stage1_log, "mini_log": mini_log,
             "corpus_log": corpus_log, "www": www}
 
