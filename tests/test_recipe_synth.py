@@ -13,7 +13,10 @@ from tests.conftest import REPO
 
 pytestmark = pytest.mark.slow
 
+# The LMs of the training transcripts: the corpus's whole LM text (27k fortunes) made stage 5's HLG of
+# 9 M arcs, 50 s to build and 20 s more to tune and decode with, most of this test's time.
 TINY_ARGS = ["--num-train", "30", "--num-dev", "6", "--num-test", "6",
+             "--lm-text", "data/manifests/synth_supervisions_train.jsonl.gz",
              "--overrides", "train.epochs=2 train.max_duration=40 model.rnn_layers=1 model.rnn_hidden=32 "
                             "model.conv_channels=[4] train.num_workers=0"]
 

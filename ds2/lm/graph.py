@@ -181,11 +181,22 @@ def compose_hlg(h, lexicon_fst, g, vocab_size: int, max_disambig: int, word_disa
     hlg = kaldifst.compose(h, lg)
     if determinize:
         kaldifst.determinize_star(hlg)
-    for state in kaldifst.StateIterator(hlg):
-        for arc in kaldifst.ArcIterator(hlg, state):
+    _erase_input_labels(hlg, first, last)
+    return hlg
+
+
+def _erase_input_labels(fst, first: int, last: int) -> None:
+    """Input labels first..last become epsilon, in place. The arcs are walked with kaldifst's
+    bare iterators: its Python wrappers' generators took 10 of the 50 s of a 9 M-arc HLG."""
+    from kaldifst.lib._kaldifst import _ArcIteratorStdVectorFst
+
+    for state in range(fst.num_states):
+        arcs = _ArcIteratorStdVectorFst(fst, state)
+        while not arcs.done:
+            arc = arcs.value
             if first <= arc.ilabel <= last:
                 arc.ilabel = 0
-    return hlg
+            arcs.next()
 
 
 def build_graphs(lang_dir: str | Path, arpa: str | Path, tokenizer: Tokenizer,
