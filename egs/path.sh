@@ -1,5 +1,6 @@
-# Put the toolkit's virtual environment (made by `make demo` / `make test`) on PATH.
-_ds2_root="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
+# Put the toolkit's virtual environment (made by `make demo` / `make test`) on PATH: every recipe
+# sources it (`. ../path.sh`); in a shell, `. egs/path.sh` gives the `ds2` command.
+_ds2_root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 if [ -x "$_ds2_root/.venv/bin/ds2" ]; then
   export PATH="$_ds2_root/.venv/bin:$PATH"
 fi

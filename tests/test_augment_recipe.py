@@ -48,6 +48,7 @@ def recipe(tiny_corpus, tmp_path_factory) -> tuple[Path, subprocess.CompletedPro
     recipe = root / "egs" / "tiny"
     (recipe / "conf").mkdir(parents=True)
     shutil.copy(REPO / "egs" / "asr.sh", root / "egs" / "asr.sh")
+    shutil.copy(REPO / "egs" / "path.sh", root / "egs" / "path.sh")
     shutil.copy(REPO / "egs" / "synth" / "conf" / "ds2.yaml", recipe / "conf" / "ds2.yaml")
     (root / "utils").symlink_to(REPO / "utils")
     (recipe / "run.sh").write_text(RUN_SH)

@@ -187,9 +187,9 @@ def test_lm_of_too_little_text_and_graph_of_an_empty_arpa_are_refused(lang, tmp_
 def test_run_sh_rejects_bad_stage_stray_arguments_and_bad_tag_and_its_help_example_works(tmp_path):
     recipe = tmp_path / "egs/synth"  # a copy: a check that failed to stop it must not touch egs/synth/data
     recipe.mkdir(parents=True)
-    for name in ("run.sh", "path.sh"):
-        shutil.copy(REPO / "egs/synth" / name, recipe / name)
-    shutil.copy(REPO / "egs/asr.sh", tmp_path / "egs/asr.sh")
+    shutil.copy(REPO / "egs/synth/run.sh", recipe / "run.sh")
+    for name in ("asr.sh", "path.sh"):
+        shutil.copy(REPO / "egs" / name, tmp_path / "egs" / name)
     shutil.copytree(REPO / "utils", tmp_path / "utils")
 
     def run_sh(*args):

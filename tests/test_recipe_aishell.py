@@ -113,6 +113,7 @@ def aishell_recipe(tmp_path_factory) -> tuple[Path, subprocess.CompletedProcess]
     root = tmp_path_factory.mktemp("repo")
     (root / "egs").mkdir()
     shutil.copy(REPO / "egs" / "asr.sh", root / "egs" / "asr.sh")
+    shutil.copy(REPO / "egs" / "path.sh", root / "egs" / "path.sh")
     shutil.copytree(REPO / "egs" / "aishell", root / "egs" / "aishell",
                     ignore=shutil.ignore_patterns("data", "exp", "RESULTS.md"))
     (root / "utils").symlink_to(REPO / "utils")

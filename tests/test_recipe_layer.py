@@ -84,6 +84,7 @@ def tiny_recipe(tmp_path_factory) -> tuple[Path, subprocess.CompletedProcess]:
     (root / "egs" / "tiny" / "local").mkdir(parents=True)
     (root / "egs" / "tiny" / "conf").mkdir()
     shutil.copy(REPO / "egs" / "asr.sh", root / "egs" / "asr.sh")
+    shutil.copy(REPO / "egs" / "path.sh", root / "egs" / "path.sh")
     shutil.copy(REPO / "egs" / "synth" / "conf" / "ds2.yaml", root / "egs" / "tiny" / "conf" / "ds2.yaml")
     (root / "utils").symlink_to(REPO / "utils")
     recipe = root / "egs" / "tiny"

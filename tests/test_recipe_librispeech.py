@@ -174,6 +174,7 @@ def test_the_lm_corpus_is_normalised_streaming_in_order(tmp_path):
 def _copy_recipe(root: Path, name: str) -> Path:
     (root / "egs").mkdir(parents=True, exist_ok=True)
     shutil.copy(REPO / "egs" / "asr.sh", root / "egs" / "asr.sh")
+    shutil.copy(REPO / "egs" / "path.sh", root / "egs" / "path.sh")
     shutil.copytree(REPO / "egs" / name, root / "egs" / name,
                     ignore=shutil.ignore_patterns("data", "exp", "RESULTS.md"))
     if not (root / "utils").exists():

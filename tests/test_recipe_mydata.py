@@ -355,6 +355,7 @@ def test_run_sh_refuses_to_reuse_data_prepared_from_other_inputs(tmp_path):
 def _recipe_copy(root: Path) -> Path:
     (root / "egs").mkdir(parents=True)
     shutil.copy(REPO / "egs" / "asr.sh", root / "egs" / "asr.sh")
+    shutil.copy(REPO / "egs" / "path.sh", root / "egs" / "path.sh")
     shutil.copytree(REPO / "egs" / "mydata", root / "egs" / "mydata",
                     ignore=shutil.ignore_patterns("data", "exp", "RESULTS.md"))
     (root / "utils").symlink_to(REPO / "utils")

@@ -28,6 +28,7 @@ def recipe(tmp_path_factory) -> Path:
     shutil.copytree(REPO / "egs" / "synth", root / "egs" / "synth",
                     ignore=shutil.ignore_patterns("data", "exp", "RESULTS.md"))
     shutil.copy(REPO / "egs" / "asr.sh", root / "egs" / "asr.sh")
+    shutil.copy(REPO / "egs" / "path.sh", root / "egs" / "path.sh")
     (root / "utils").symlink_to(REPO / "utils")
     return root / "egs" / "synth"
 

@@ -34,5 +34,5 @@ stage1_prepare() {
   run_stage data/.done/stage1.prepare ds2 prepare aishell data/manifests "${corpus[@]}"
 }
 
-. ./path.sh
+. ../path.sh
 . ../asr.sh

@@ -66,5 +66,5 @@ options_parsed() {
   fi
 }
 
-. ./path.sh
+. ../path.sh
 . ../asr.sh

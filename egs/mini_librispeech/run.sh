@@ -54,5 +54,5 @@ options_parsed() {
   rescore_lm_arpa=$download_dir/lm/4-gram.arpa.gz
 }
 
-. ./path.sh
+. ../path.sh
 . ../asr.sh

@@ -49,5 +49,5 @@ options_parsed() {
   [ -n "$lm_text" ] || lm_text=data/manifests/${prefix}_supervisions_train.jsonl.gz
 }
 
-. ./path.sh
+. ../path.sh
 . ../asr.sh

@@ -29,5 +29,5 @@ stage1_prepare() {
       --num-dev "$num_dev" --num-test "$num_test" --seed "$seed" --num-jobs "$num_jobs"
 }
 
-. ./path.sh
+. ../path.sh
 . ../asr.sh
