@@ -8,6 +8,7 @@ batches (`ds2.data.augment.NoiseMix`). Entry point: `ds2 features data/manifests
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
 import shutil
@@ -64,6 +65,29 @@ class FeatureConfig:
     num_mel_bins: int = 80  # fbank only
     frame_shift: float = 0.01  # seconds between frames
     window: float = 0.02  # seconds per analysis window (DS2: 20 ms; 320 samples gives 161 bins)
+
+
+def feature_settings(cfg: FeatureConfig, sampling_rate: int) -> dict:
+    """The settings a trained model needs to compute its features again from audio (`ds2
+    transcribe`): the FeatureConfig's fields and the sampling rate. Written into the stats file
+    of `ds2 features`, and from there into every checkpoint."""
+    return {**dataclasses.asdict(cfg), "sampling_rate": int(sampling_rate)}
+
+
+def feature_settings_of_cut(cut) -> dict | None:
+    """The settings of a cut's stored features, as far as its manifest tells them (for stats files
+    written before they held the settings): the kind, bins, frame shift and rate; the window is
+    FeatureConfig's (no command set another), or for a spectrogram the one its bins imply. None
+    for features of another extractor."""
+    f = cut.features
+    if f.type == Fbank.name:
+        cfg = FeatureConfig(kind="fbank", num_mel_bins=f.num_features, frame_shift=f.frame_shift)
+    elif f.type == LogSpectrogram.name:
+        cfg = FeatureConfig(kind="spectrogram", frame_shift=f.frame_shift,
+                            window=2 * (f.num_features - 1) / f.sampling_rate)
+    else:
+        return None
+    return feature_settings(cfg, f.sampling_rate)
 
 
 def make_extractor(cfg: FeatureConfig):
@@ -264,7 +288,8 @@ def compute_features(manifest_dir: str | Path, output_dir: str | Path, prefix: s
         if split in stats_from:
             stats_cuts.append(cuts)
     if in_splits:
-        save_atomic(feature_stats(CutSet.from_cuts(c for cuts in stats_cuts for c in cuts)), stats_path)
+        stats = feature_stats(CutSet.from_cuts(c for cuts in stats_cuts for c in cuts))
+        save_atomic({**stats, "features": feature_settings(cfg, extractor.config.sampling_rate)}, stats_path)
         written["stats"] = stats_path
     return written
 

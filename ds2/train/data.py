@@ -16,6 +16,7 @@ import torch
 from lhotse import CutSet
 
 from ds2.config import TrainConfig
+from ds2.data.features import feature_settings_of_cut
 from ds2.data.filter import NoCutsLeft, TrainableCuts, filter_trainable
 from ds2.data.sampler import bucket_count
 from ds2.data.shar import is_shar_dir, load_rank_shards
@@ -46,11 +47,15 @@ def read_train_cuts(path: Path, rank: int, world_size: int) -> tuple[CutSet, boo
     return cuts, rank_split
 
 
-def read_stats(path: Path) -> dict[str, torch.Tensor]:
-    """The feature mean and std written by `ds2 features` (TrainingStopped if it is not one)."""
+def read_stats(path: Path, first_cut) -> dict:
+    """The feature mean and std written by `ds2 features`, and the feature settings (`ds2
+    transcribe` computes a model's features from them): the file's, or for a file written before
+    it held them, what `first_cut` of training tells (None when it is not ours). TrainingStopped
+    if it is not such a file."""
     try:
         stats = torch.load(path, map_location="cpu", weights_only=True)
-        return {"mean": stats["mean"], "std": stats["std"]}
+        features = stats.get("features") or feature_settings_of_cut(first_cut)
+        return {"mean": stats["mean"], "std": stats["std"], "features": features}
     except Exception as e:
         raise TrainingStopped(f"--stats {path} is not a feature mean/std file of `ds2 features` "
                               f"({type(e).__name__}: {(str(e).splitlines() or [''])[0][:200]})") from None

@@ -67,7 +67,8 @@ class Trainer:
         first = next(iter(train_cuts))
         self.num_features, self.frame_shift = first.num_features, first.frame_shift
         cut_transforms = training_cut_transforms(tc, first, TrainingStopped)  # noise: checked before the long pass
-        stats = read_stats(data.stats)
+        stats = read_stats(data.stats, first)
+        self.features = stats["features"]  # how to compute them from audio (ds2 transcribe)
         self.model = DeepSpeech2(cfg.model, self.num_features, tokenizer.vocab_size)
         self.model.set_normalization(stats["mean"], stats["std"])
         self.model.to(self.device)
@@ -105,7 +106,7 @@ class Trainer:
         return {"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
                 "scheduler": self.scheduler.state_dict(), "scaler": self.scaler.state_dict(),
                 "config": config_to_dict(self.cfg), "tokenizer": self.tokenizer.to_dict(),
-                "num_features": self.num_features, "frame_shift": self.frame_shift, "epoch": self.epoch,
+                "num_features": self.num_features, "frame_shift": self.frame_shift, "features": self.features, "epoch": self.epoch,
                 "step": self.step, "batches_done": self.batches_done, "epoch_loss": list(self.epoch_loss),
                 "rng": rng_state(), "best_cer": self.best_cer, "history": json.dumps(self.history)}
 
