@@ -1,0 +1,76 @@
+"""The acoustic model of a trained checkpoint behind the interface inference uses, in PyTorch.
+
+A backend has `tokenizer`, `front_end` (ds2.infer.features.FeatureFrontEnd), `model_config`
+(dict), `geometry` (ds2.infer.stream.StreamGeometry), `streaming` (whether it can stream),
+`log_probs(list of (T, F) features) -> list of (T', V)` and, for streaming models,
+`stream_start() -> state` and `stream_step(feats (N, F), valid_until, state) -> ((n, V), state)`.
+`ds2.infer.onnx_model.OnnxAcousticModel` is the same interface on onnxruntime, without torch.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ds2.checkpoint import find_checkpoint, load_checkpoint, model_from_checkpoint
+from ds2.config import config_to_dict
+from ds2.infer.features import FeatureFrontEnd
+from ds2.infer.stream import StreamGeometry
+from ds2.infer.streaming_step import StreamingStep, streaming_problem
+
+
+class ModelError(ValueError):
+    """A model that cannot be used as asked (one line, naming the file)."""
+
+
+def checkpoint_features(ckpt: dict, path) -> dict:
+    """The feature settings a checkpoint was trained with (ModelError for one written before
+    checkpoints held them)."""
+    features = ckpt.get("features")
+    if not features:
+        raise ModelError(f"{path} does not say how its features were computed (checkpoints hold that since "
+                         f"ds2 0.1's inference; retrain, or decode its cut sets with `ds2 decode`)")
+    return features
+
+
+class TorchAcousticModel:
+    """A checkpoint's DeepSpeech2 on the CPU in float32 (`threads`: torch intra-op threads, 0: torch's default)."""
+
+    backend = "torch"
+
+    def __init__(self, checkpoint: str | Path, threads: int = 0):
+        self.path = find_checkpoint(checkpoint)
+        ckpt = load_checkpoint(self.path)
+        self.features = checkpoint_features(ckpt, self.path)
+        self.model, self.tokenizer, cfg = model_from_checkpoint(ckpt)
+        self.model_config = config_to_dict(cfg)["model"]
+        self.front_end = FeatureFrontEnd(self.features)
+        self.geometry = StreamGeometry.of(self.model_config)
+        self.streaming_problem = streaming_problem(cfg.model)
+        self.streaming = self.streaming_problem is None
+        self._step = StreamingStep(self.model) if self.streaming else None
+        if threads:
+            torch.set_num_threads(threads)
+
+    @torch.no_grad()
+    def log_probs(self, feats: list[np.ndarray]) -> list[np.ndarray]:
+        """(T', V) float32 log-probs of each (T, F) feature matrix, run as one padded batch."""
+        lengths = torch.tensor([len(f) for f in feats])
+        batch = torch.zeros(len(feats), int(lengths.max()), feats[0].shape[1])
+        for i, f in enumerate(feats):
+            batch[i, : len(f)] = torch.from_numpy(f)
+        out, out_lens = self.model(batch, lengths)
+        return [out[i, : out_lens[i]].numpy().copy() for i in range(len(feats))]
+
+    def stream_start(self) -> list[torch.Tensor]:
+        if not self.streaming:
+            raise ModelError(f"{self.path} cannot stream: {self.streaming_problem}")
+        return self._step.initial_state()
+
+    @torch.no_grad()
+    def stream_step(self, feats: np.ndarray, valid_until: int, state):
+        out, *state = self._step(torch.from_numpy(np.ascontiguousarray(feats))[None],
+                                 torch.tensor([valid_until]), *state)
+        return out[0].numpy(), state
