@@ -16,13 +16,10 @@ import torch
 
 from ds2.checkpoint import find_checkpoint, load_checkpoint, model_from_checkpoint
 from ds2.config import config_to_dict
+from ds2.infer import ModelError
 from ds2.infer.features import FeatureFrontEnd
 from ds2.infer.stream import StreamGeometry
 from ds2.infer.streaming_step import StreamingStep, streaming_problem
-
-
-class ModelError(ValueError):
-    """A model that cannot be used as asked (one line, naming the file)."""
 
 
 def checkpoint_features(ckpt: dict, path) -> dict:

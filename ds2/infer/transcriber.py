@@ -1,0 +1,280 @@
+"""Transcribing audio with a trained model outside a recipe: `ds2 transcribe` and `ds2.Transcriber`.
+
+    from ds2 import Transcriber
+    t = Transcriber.load("egs/synth/exp/ds2", method="beam")   # LM and tuned weights from the folder
+    print(t.transcribe("speech.flac").text)
+    for uid, result in t.transcribe_many([("a", "a.wav"), ("b", "b.ogg")]): ...
+
+A result has the text, and words with start and end times and a confidence, from a CTC
+alignment of the text's tokens to the model's frames (one definition for every method).
+NumPy only besides the backend, so the onnxruntime backend runs without torch.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from ds2.infer.audio import AudioError, load_audio
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Word:
+    word: str
+    start: float  # seconds from the start of the audio
+    end: float
+    confidence: float  # geometric mean of the posteriors of its tokens over their aligned frames
+
+
+@dataclass
+class Transcript:
+    id: str
+    text: str
+    duration: float  # seconds of audio
+    words: list[Word] = field(default_factory=list)
+    confidence: float = 0.0  # the mean of the words' confidences (1.0 for no words)
+
+    def to_json(self) -> str:
+        d = asdict(self)
+        for w in d["words"]:
+            w["start"], w["end"], w["confidence"] = round(w["start"], 3), round(w["end"], 3), round(w["confidence"], 4)
+        d["duration"], d["confidence"] = round(d["duration"], 3), round(d["confidence"], 4)
+        return json.dumps(d, ensure_ascii=False)
+
+
+def ctc_align(log_probs: np.ndarray, tokens: list[int], blank: int = 0) -> list[tuple[int, int]] | None:
+    """(first frame, last frame + 1) of each token in the most likely CTC path that spells
+    `tokens` (Viterbi); None when the frames are too few to spell them."""
+    T, L = len(log_probs), len(tokens)
+    if L == 0:
+        return []
+    ext = np.full(2 * L + 1, blank, dtype=np.int64)
+    ext[1::2] = tokens
+    S = len(ext)
+    skip = np.zeros(S, dtype=bool)  # a token state may follow the token two states back
+    skip[3::2] = ext[3::2] != ext[1:-2:2]
+    lp = log_probs[:, ext]  # (T, S)
+    alpha = np.full(S, -np.inf)
+    alpha[0], alpha[1] = lp[0, 0], lp[0, 1]
+    back = np.zeros((T, S), dtype=np.int8)
+    for t in range(1, T):
+        stay, step = alpha, np.concatenate([[-np.inf], alpha[:-1]])
+        jump = np.where(skip, np.concatenate([[-np.inf, -np.inf], alpha[:-2]]), -np.inf)
+        cands = np.stack([stay, step, jump])
+        back[t] = cands.argmax(axis=0)
+        alpha = cands.max(axis=0) + lp[t]
+    end = S - 1 if alpha[S - 1] >= alpha[S - 2] else S - 2
+    if not np.isfinite(alpha[end]):
+        return None
+    spans = [[-1, -1] for _ in range(L)]
+    s = end
+    for t in range(T - 1, -1, -1):
+        if s % 2 == 1:
+            k = s // 2
+            spans[k][1] = t + 1 if spans[k][1] < 0 else spans[k][1]
+            spans[k][0] = t
+        s -= int(back[t][s])
+    return [tuple(x) for x in spans]
+
+
+def _fragments(tokenizer) -> list[str]:
+    from ds2.decode.beam import token_fragments
+
+    return token_fragments(tokenizer)
+
+
+class Transcriber:
+    """A model (a backend of ds2.infer.acoustic) and a decoding method (ds2.decode.methods)."""
+
+    def __init__(self, model, options=None):
+        from ds2.decode.methods import DecodeOptions, build_decoder
+        from ds2.lm.ngram import lm_unit
+
+        self.model = model
+        self.options = options or DecodeOptions()
+        self.method = self.options.method
+        self.decoder = build_decoder(self.options, model.tokenizer)
+        self.fragments = _fragments(model.tokenizer)
+        self.char_words = lm_unit(model.tokenizer) == "char"  # Mandarin: every character is a word
+        self.frame_seconds = model.front_end.frame_shift * model.geometry.stride
+
+    @classmethod
+    def load(cls, model_path: str | Path, method: str = "greedy", backend: str = "torch", threads: int = 0,
+             **given) -> "Transcriber":
+        """`model_path`: an experiment folder or checkpoint (torch), or a folder of `ds2 export`
+        (onnxruntime). The method's LM weights are the tuned ones of the experiment (its tuned/),
+        its LM and graphs those its decodings used (their result.json), unless `given`."""
+        model = load_model(model_path, backend, threads)
+        return cls(model, decoding_options(method, experiment_of(model_path), given))
+
+    # -- one utterance -----------------------------------------------------------------------
+    def features(self, samples: np.ndarray, name: str) -> np.ndarray:
+        if len(samples) < self.model.front_end.min_samples():
+            raise AudioError(f"{name}: too short ({1000 * len(samples) / self.model.front_end.sampling_rate:.0f} ms "
+                             f"of audio)")
+        return self.model.front_end(samples)
+
+    def transcribe(self, audio, uid: str | None = None) -> Transcript:
+        """The transcript of a path, file bytes, or float samples at the model's rate."""
+        (uid_, result), = self.transcribe_many([(uid or (str(audio) if isinstance(audio, (str, Path)) else "audio"),
+                                                 audio)])
+        if isinstance(result, Exception):
+            raise result
+        return result
+
+    def result(self, uid: str, log_probs: np.ndarray, duration: float) -> Transcript:
+        """The method's text of `log_probs`, with word times and confidences."""
+        text = " ".join(self.decoder.decode(log_probs).split())
+        words = self.words(log_probs, text, duration)
+        conf = float(np.mean([w.confidence for w in words])) if words else 1.0
+        return Transcript(uid, text, duration, words, conf)
+
+    def words(self, log_probs: np.ndarray, text: str, duration: float) -> list[Word]:
+        tokenizer = self.model.tokenizer
+        try:
+            tokens = tokenizer.encode(text) if text else []
+        except Exception:  # noqa: BLE001 - a text the tokenizer cannot spell: no times rather than none at all
+            tokens = None
+        spans = ctc_align(log_probs, tokens, tokenizer.blank_id) if tokens is not None else None
+        if spans is None:
+            log.warning("no word times: the text %r cannot be aligned to the frames", text[:60])
+            return []
+        words, current = [], None
+        for tok, (a, b) in zip(tokens, spans):
+            frag = self.fragments[tok]
+            piece, score = frag.strip(), float(np.mean(log_probs[a:b, tok]))
+            if current is not None and (frag.startswith(" ") or self.char_words or not piece):
+                words.append(current)  # a space (or a word-initial piece) ends the word before it
+                current = None
+            if not piece:
+                continue
+            if current is None:
+                current = [piece, a, b, [score]]
+            else:
+                current[0] += piece
+                current[2] = b
+                current[3].append(score)
+        if current is not None:
+            words.append(current)
+        return [Word(w, min(a * self.frame_seconds, duration), min(b * self.frame_seconds, duration),
+                     math.exp(float(np.mean(s)))) for w, a, b, s in words]
+
+    # -- many --------------------------------------------------------------------------------
+    def transcribe_many(self, sources, batch_seconds: float = 60.0):
+        """(id, Transcript) for each (id, source) in order, or (id, AudioError) for one that cannot be
+        transcribed (the others go on). Sources are read a few at a time and run through the
+        acoustic model in batches of up to `batch_seconds` of audio, the longest first."""
+        rate = self.model.front_end.sampling_rate
+        group = []
+        for uid, source in sources:
+            try:
+                samples = source if isinstance(source, np.ndarray) else load_audio(source, rate, name=uid)
+                group.append((uid, samples, self.features(samples, uid)))
+            except AudioError as e:
+                group.append((uid, None, e))
+            if sum(len(g[1]) for g in group if g[1] is not None) >= batch_seconds * rate or len(group) >= 64:
+                yield from self._run(group, batch_seconds)
+                group = []
+        if group:
+            yield from self._run(group, batch_seconds)
+
+    def _run(self, group, batch_seconds: float):
+        rate = self.model.front_end.sampling_rate
+        results = {}
+        ready = sorted((i for i, g in enumerate(group) if g[1] is not None), key=lambda i: -len(group[i][1]))
+        batch, seconds = [], 0.0
+        for i in ready + [None]:
+            if i is not None and (not batch or seconds + len(group[i][1]) / rate <= batch_seconds):
+                batch.append(i)
+                seconds += len(group[i][1]) / rate
+                continue
+            if batch:
+                for j, lp in zip(batch, self.model.log_probs([group[j][2] for j in batch])):
+                    results[j] = self.result(group[j][0], lp, len(group[j][1]) / rate)
+            batch, seconds = ([i], len(group[i][1]) / rate) if i is not None else ([], 0.0)
+        for i, (uid, samples, feats) in enumerate(group):
+            yield uid, results[i] if samples is not None else feats
+
+    def stream(self):
+        """A StreamingRecognizer of this model (a forward-only one), whose `finish` gives log-probs
+        for `result`."""
+        from ds2.infer.stream import StreamingRecognizer
+
+        if not self.model.streaming:
+            raise ValueError(f"this model cannot stream: {self.model.streaming_problem}")
+        return StreamingRecognizer(self.model)
+
+
+def load_model(model_path: str | Path, backend: str = "torch", threads: int = 0):
+    """The acoustic model backend of `model_path`."""
+    if backend == "torch":
+        from ds2.infer.acoustic import TorchAcousticModel
+
+        return TorchAcousticModel(model_path, threads)
+    if backend == "onnxruntime":
+        from ds2.infer.onnx_model import OnnxAcousticModel
+
+        return OnnxAcousticModel(model_path, threads or 1)
+    raise ValueError(f"unknown backend {backend!r}: torch or onnxruntime")
+
+
+def experiment_of(model_path: str | Path) -> Path | None:
+    """The experiment folder a model path belongs to: the folder itself, the folder of its
+    checkpoints/, or of an export folder inside it; None when there is none."""
+    p = Path(model_path).resolve()
+    for candidate in (p, p.parent, p.parent.parent):
+        if candidate.is_dir() and ((candidate / "config.yaml").is_file() or (candidate / "tuned").is_dir()):
+            return candidate
+    return None
+
+
+def decoding_options(method: str, exp_dir: Path | None, given: dict):
+    """DecodeOptions of `method`: defaults, then the experiment's tuned weights, then the LM and
+    graph folders its own decodings with `method` used (their result.json; relative paths are
+    the recipe's, EXP/../..), then `given` (None values are ignored). ValueError when a needed
+    file is neither given nor found."""
+    from ds2.decode.methods import DecodeOptions, RESOURCES, method as method_of
+
+    m = method_of(method)
+    values = {}
+    if exp_dir is not None:
+        from ds2.decode.tune import tuned_weights
+
+        if m.grid or m.first_pass:
+            values.update(tuned_weights(exp_dir, method)[0])
+        values.update(_resources_used(exp_dir, method, m.needs))
+    values.update({k: v for k, v in given.items() if v is not None})
+    missing = [n for n in m.needs if not values.get(n)]
+    if missing:
+        flags = ", ".join("--" + n.replace("_", "-") for n in missing)
+        where = f"{exp_dir} has no decoding with {method} to take it from" if exp_dir else "no experiment folder"
+        raise ValueError(f"--method {method} needs {flags} ({where})")
+    return DecodeOptions(method=method, **{k: v for k, v in values.items() if k != "method"})
+
+
+def _resources_used(exp_dir: Path, method: str, needs) -> dict:
+    found = {}
+    for result in sorted(exp_dir.glob(f"decode_*_{method}/result.json")):
+        try:
+            record = json.loads(result.read_text())
+        except (OSError, ValueError):
+            continue
+        if record.get("method") != method:
+            continue
+        for name in needs:
+            value = record.get("settings", {}).get(name)
+            if not value or name in found:
+                continue
+            for base in (Path.cwd(), exp_dir.parent.parent):
+                path = (base / value) if not Path(value).is_absolute() else Path(value)
+                if path.exists():
+                    found[name] = str(path)
+                    break
+    return found

@@ -1,0 +1,126 @@
+"""Streaming equals the whole utterance: features, and forward-only models chunk by chunk.
+
+Models are random (no training needed to compare two computations of the same function), with
+batch-norm statistics and feature normalisation that are not the identity; the audio is real
+espeak-ng speech of the tiny corpus.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+
+from ds2.config import ExperimentConfig, config_to_dict
+from ds2.data.features import FeatureConfig, feature_settings, make_extractor
+from ds2.infer.acoustic import TorchAcousticModel
+from ds2.infer.features import FeatureFrontEnd
+from ds2.infer.stream import StreamingRecognizer
+from ds2.model import DeepSpeech2, ModelConfig
+from ds2.text import CharTokenizer
+
+
+def wavs(corpus, n=4):
+    paths = sorted((corpus / "audio").glob("*.wav"))
+    by_length = sorted(paths, key=lambda p: sf.info(str(p)).frames)
+    return [by_length[0], by_length[len(by_length) // 2], by_length[-1]][:n]  # short, middle, longest
+
+
+@pytest.mark.parametrize("kind", ["fbank", "spectrogram"])
+def test_features_match_lhotse_and_stream_exactly(tiny_corpus, kind):
+    """The NumPy front-end gives Lhotse's features (what training used) and, fed in random pieces
+    from 1 sample to 1 s, the same frames as on the whole utterance."""
+    cfg = FeatureConfig(kind=kind)
+    extractor, fe = make_extractor(cfg), FeatureFrontEnd(feature_settings(cfg, 16000))
+    rng = np.random.default_rng(0)
+    for path in wavs(tiny_corpus):
+        x, rate = sf.read(str(path), dtype="float32")
+        whole = fe(x)
+        ref = extractor.extract(x, rate)
+        assert whole.shape == ref.shape
+        # float64 here, float32 in Lhotse: differences only where the power is tiny (log of ~1e-9)
+        assert np.abs(whole - ref).max() < (2e-3 if kind == "fbank" else 3e-2)
+        assert np.median(np.abs(whole - ref)) < 1e-4
+        stream, parts, i = fe.stream(), [], 0
+        while i < len(x):
+            n = int(rng.choice([1, 7, 160, 333, 3200, 16000]))
+            parts.append(stream.accept(x[i:i + n]))
+            i += n
+        parts.append(stream.finish())
+        streamed = np.concatenate(parts)
+        assert streamed.shape == whole.shape
+        np.testing.assert_allclose(streamed, whole, atol=1e-5)
+
+
+def random_model(tmp_path, name: str, **model_options) -> TorchAcousticModel:
+    """A checkpoint of a random forward-only model with non-trivial statistics, loaded for inference."""
+    torch.manual_seed(sum(map(ord, name)))
+    options = {"feature_norm": "global", "bidirectional": False, "rnn_hidden": 48, "rnn_layers": 2, **model_options}
+    cfg = ModelConfig(**options)
+    tokenizer = CharTokenizer()
+    model = DeepSpeech2(cfg, 80, tokenizer.vocab_size)
+    model.set_normalization(torch.randn(80) * 2 - 8, torch.rand(80) + 0.5)
+    model.train()
+    with torch.no_grad():  # batch-norm running statistics that are not the identity
+        for _ in range(3):
+            model(torch.randn(2, 150, 80) * 3 - 8, torch.tensor([150, 120]))
+    ckpt = {"model": model.state_dict(), "config": config_to_dict(ExperimentConfig(model=cfg)),
+            "tokenizer": tokenizer.to_dict(), "num_features": 80, "frame_shift": 0.01,
+            "features": feature_settings(FeatureConfig(kind="fbank"), 16000)}
+    path = tmp_path / f"{name}.pt"
+    torch.save(ckpt, path)
+    return TorchAcousticModel(path)
+
+
+MODELS = {
+    # the ModelConfig default front-end: two convolutions, time strides 2 and 1, kernels 11
+    "gru_two_convs": dict(lookahead=5),
+    "gru_stride3": dict(conv_channels=[8], conv_kernels=[[11, 21]], conv_strides=[[3, 4]], lookahead=10),
+    "lstm_three_convs": dict(rnn_type="lstm", conv_channels=[4, 4, 4], conv_kernels=[[5, 11], [3, 5], [7, 5]],
+                             conv_strides=[[2, 2], [2, 1], [1, 2]], lookahead=2),
+    "rnn_no_lookahead": dict(rnn_type="rnn", conv_channels=[8], conv_kernels=[[4, 11]], conv_strides=[[2, 2]],
+                             lookahead=0),
+}
+
+
+@pytest.mark.parametrize("name", list(MODELS))
+def test_streaming_equals_one_forward_pass(tiny_corpus, tmp_path, name):
+    """Chunks of random size (10 ms to 1 s): exactly the tokens of one forward pass on the whole
+    utterance, and log-probs within 1e-4; the partial text only grows towards the final one."""
+    am = random_model(tmp_path, name, **MODELS[name])
+    rng = np.random.default_rng(1)
+    for path in wavs(tiny_corpus):
+        x, _ = sf.read(str(path), dtype="float32")
+        whole = am.log_probs([am.front_end(x)])[0]
+        rec = StreamingRecognizer(am)
+        i, partials = 0, []
+        while i < len(x):
+            n = int(rng.integers(160, 16001))  # 10 ms to 1 s
+            partials.append(rec.accept(x[i:i + n]))
+            i += n
+        streamed = rec.finish()
+        assert streamed.shape == whole.shape
+        assert np.abs(streamed - whole).max() < 1e-4
+        assert (streamed.argmax(1) == whole.argmax(1)).all()
+        final = am.tokenizer.decode(_collapse(whole.argmax(1)))
+        for a, b in zip(partials, partials[1:]):
+            assert b.startswith(a[:-1]) or len(a) <= 1  # the partial grows (its last token may still merge)
+        assert final.startswith(partials[-1][:-1])
+
+
+def _collapse(best):
+    out, prev = [], None
+    for t in best.tolist():
+        if t != prev and t != 0:
+            out.append(t)
+        prev = t
+    return out
+
+
+def test_bidirectional_and_utterance_normalised_models_refuse_to_stream(tmp_path):
+    for options, words in (({"bidirectional": True}, "bidirectional"), ({"feature_norm": "utterance"}, "utterance")):
+        am = random_model(tmp_path, words, **options)
+        assert not am.streaming and words in am.streaming_problem
+        with pytest.raises(ValueError, match="cannot stream"):
+            am.stream_start()
