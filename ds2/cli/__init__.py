@@ -21,12 +21,13 @@ def main():
 
 
 def _register():
-    from ds2.cli import decode, features, lm, prepare, results, shar, tokens, train
+    from ds2.cli import decode, export, features, lm, prepare, results, shar, tokens, train
 
     for module in (prepare, features, shar, tokens, lm, train, decode, results):
         main.add_command(module.command)
     main.add_command(decode.tune_command)
     main.add_command(train.average_command)
+    main.add_command(export.command)
 
 
 _register()

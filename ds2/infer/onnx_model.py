@@ -1,0 +1,96 @@
+"""The acoustic model of a `ds2 export --format onnx` folder on onnxruntime: NumPy in and out,
+no torch (this module and what it imports never import it).
+
+Same interface as `ds2.infer.acoustic.TorchAcousticModel`: `tokenizer`, `features`, `front_end`,
+`model_config`, `geometry`, `streaming`, `streaming_problem`, `log_probs(feats)`, and for
+streaming models `stream_start()` / `stream_step(feats, valid_until, state)`.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+from ds2.infer.features import FeatureFrontEnd
+from ds2.infer.stream import StreamGeometry
+from ds2.text import tokenizer_from_dict
+
+MANIFEST = "ds2_model.json"  # = ds2.infer.export.MANIFEST (that module imports torch)
+
+
+class ExportError(ValueError):
+    """An export folder that cannot be used as asked (one line, naming the folder)."""
+
+
+def _session(path: Path, threads: int):
+    import onnxruntime as ort
+
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = int(threads)
+    opts.inter_op_num_threads = 1
+    opts.log_severity_level = 3  # errors only
+    return ort.InferenceSession(str(path), sess_options=opts, providers=["CPUExecutionProvider"])
+
+
+class OnnxAcousticModel:
+    """The ONNX export in `export_dir` (ds2_model.json, model.onnx, for streaming models also
+    stream_step.onnx) run by onnxruntime on the CPU with `threads` intra-op threads (0: its default)."""
+
+    backend = "onnxruntime"
+
+    def __init__(self, export_dir: str | Path, threads: int = 1):
+        self.path = Path(export_dir)
+        manifest_path = self.path / MANIFEST
+        if not manifest_path.is_file():
+            raise ExportError(f"{self.path} is not a ds2 export folder (no {MANIFEST}; write one with "
+                              f"`ds2 export MODEL --format onnx`)")
+        try:
+            self.manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as e:
+            raise ExportError(f"{manifest_path} cannot be read: {e}") from None
+        m = self.manifest
+        if m.get("format") != "onnx":
+            raise ExportError(f"{self.path} holds a {m.get('format')} export, not ONNX: onnxruntime needs "
+                              f"`ds2 export MODEL --format onnx`")
+        self.tokenizer = tokenizer_from_dict(m["tokenizer"])
+        self.features = m["features"]
+        self.front_end = FeatureFrontEnd(self.features)
+        self.model_config = m["model"]
+        self.geometry = StreamGeometry.of(self.model_config)
+        self.streaming_problem = m.get("streaming_problem")
+        self.streaming = bool(m.get("streaming")) and "stream" in m
+        if m.get("streaming") and "stream" not in m:
+            self.streaming_problem = "its export has no streaming step"
+        self.num_features = int(m["num_features"])
+        self.vocab_size = int(m["vocab_size"])
+        self._session = _session(self.path / m["model_file"], threads)
+        self._inputs, self._outputs = m["inputs"], m["outputs"]
+        self._step = None
+        if self.streaming:
+            s = m["stream"]
+            self._step = _session(self.path / s["model_file"], threads)
+            self._state = s["state"]
+            self._step_inputs = s["inputs"] + [v["name"] for v in self._state]
+            self._step_outputs = s["outputs"] + [f"{v['name']}_out" for v in self._state]
+
+    def log_probs(self, feats: list[np.ndarray]) -> list[np.ndarray]:
+        """(T', V) float32 log-probs of each (T, F) feature matrix, run as one padded batch."""
+        lengths = np.array([len(f) for f in feats], dtype=np.int64)
+        batch = np.zeros((len(feats), int(lengths.max()), self.num_features), np.float32)
+        for i, f in enumerate(feats):
+            batch[i, : len(f)] = f
+        out, out_lens = self._session.run(self._outputs, {self._inputs[0]: batch, self._inputs[1]: lengths})
+        return [out[i, : out_lens[i]].copy() for i in range(len(feats))]
+
+    def stream_start(self) -> list[np.ndarray]:
+        if not self.streaming:
+            raise ExportError(f"{self.path} cannot stream: {self.streaming_problem}")
+        return [np.zeros(v["shape"], dtype=np.dtype(v["dtype"])) for v in self._state]
+
+    def stream_step(self, feats: np.ndarray, valid_until: int, state):
+        feed = dict(zip(self._step_inputs, [np.ascontiguousarray(feats, dtype=np.float32)[None],
+                                            np.array([valid_until], dtype=np.int64), *state]))
+        out, *state = self._step.run(self._step_outputs, feed)
+        return out[0], state
