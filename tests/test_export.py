@@ -23,7 +23,8 @@ from ds2.checkpoint import CheckpointError
 from ds2.cli import main
 from ds2.config import ExperimentConfig, config_to_dict
 from ds2.data.features import FeatureConfig, feature_settings
-from ds2.infer.acoustic import ModelError, TorchAcousticModel
+from ds2.infer import ModelError
+from ds2.infer.acoustic import TorchAcousticModel
 from ds2.infer.export import MANIFEST, OfflineModel, export_model
 from ds2.infer.onnx_model import ExportError, OnnxAcousticModel
 from ds2.infer.stream import StreamingRecognizer

@@ -28,7 +28,7 @@ def command(model, format_, output_dir):
     Example: ds2 export exp/ds2_streaming --format onnx --output-dir exp/ds2_streaming/onnx
     """
     from ds2.checkpoint import CheckpointError
-    from ds2.infer.acoustic import ModelError
+    from ds2.infer import ModelError
     from ds2.infer.export import export_model
 
     try:

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ds2.infer import ModelError
 from ds2.infer.features import FeatureFrontEnd
 from ds2.infer.stream import StreamGeometry
 from ds2.text import tokenizer_from_dict
@@ -20,7 +21,7 @@ from ds2.text import tokenizer_from_dict
 MANIFEST = "ds2_model.json"  # = ds2.infer.export.MANIFEST (that module imports torch)
 
 
-class ExportError(ValueError):
+class ExportError(ModelError):
     """An export folder that cannot be used as asked (one line, naming the folder)."""
 
 
