@@ -13,6 +13,7 @@ import soundfile as sf
 import torch
 
 from ds2.config import ExperimentConfig, config_to_dict
+from ds2.decode.greedy import collapse
 from ds2.data.features import FeatureConfig, feature_settings, make_extractor
 from ds2.infer.acoustic import TorchAcousticModel
 from ds2.infer.features import FeatureFrontEnd
@@ -103,19 +104,10 @@ def test_streaming_equals_one_forward_pass(tiny_corpus, tmp_path, name):
         assert streamed.shape == whole.shape
         assert np.abs(streamed - whole).max() < 1e-4
         assert (streamed.argmax(1) == whole.argmax(1)).all()
-        final = am.tokenizer.decode(_collapse(whole.argmax(1)))
+        final = am.tokenizer.decode(collapse(whole.argmax(1)))
         for a, b in zip(partials, partials[1:]):
             assert b.startswith(a[:-1]) or len(a) <= 1  # the partial grows (its last token may still merge)
         assert final.startswith(partials[-1][:-1])
-
-
-def _collapse(best):
-    out, prev = [], None
-    for t in best.tolist():
-        if t != prev and t != 0:
-            out.append(t)
-        prev = t
-    return out
 
 
 def test_bidirectional_and_utterance_normalised_models_refuse_to_stream(tmp_path):

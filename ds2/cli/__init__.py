@@ -21,13 +21,14 @@ def main():
 
 
 def _register():
-    from ds2.cli import decode, export, features, lm, prepare, results, shar, tokens, train
+    from ds2.cli import decode, export, features, lm, prepare, results, shar, tokens, train, transcribe
 
     for module in (prepare, features, shar, tokens, lm, train, decode, results):
         main.add_command(module.command)
     main.add_command(decode.tune_command)
     main.add_command(train.average_command)
     main.add_command(export.command)
+    main.add_command(transcribe.command)
 
 
 _register()

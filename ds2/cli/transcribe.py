@@ -97,7 +97,6 @@ def command(model, audio, lists, method, lm, rescore_lm, lang_dir, alpha, beta, 
     """
     from ds2.infer.audio import AudioError, load_audio
     from ds2.infer.transcriber import Transcriber
-    from ds2.checkpoint import CheckpointError
     from ds2.infer import ModelError
 
     i, n = _shard(shard)
@@ -110,7 +109,8 @@ def command(model, audio, lists, method, lm, rescore_lm, lang_dir, alpha, beta, 
         t = Transcriber.load(model, method, backend, threads, **given)
         if streaming and not t.model.streaming:
             raise ModelError(f"{model} cannot stream: {t.model.streaming_problem}")
-    except (ModelError, CheckpointError, FileNotFoundError, ValueError) as e:
+    except (ModelError, FileNotFoundError, ValueError) as e:  # CheckpointError is a ValueError (importing
+        # ds2.checkpoint would import torch, which --backend onnxruntime must not need)
         raise click.ClickException(str(e)) from None
 
     def streamed():

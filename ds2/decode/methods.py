@@ -82,12 +82,9 @@ class Greedy:
         self.tokenizer = tokenizer
 
     def decode(self, log_probs: np.ndarray) -> str:
-        import torch  # here, not at the top: `ds2 lm ...` and the other commands without torch load faster
+        from ds2.decode.greedy import best_path_text
 
-        from ds2.decode.greedy import greedy_decode
-
-        lp = torch.from_numpy(log_probs)[None]
-        return greedy_decode(lp, torch.tensor([lp.shape[1]]), self.tokenizer)[0]
+        return best_path_text(log_probs, self.tokenizer)
 
 
 def sentence_log_prob(lm, text: str, unit: str = "word") -> float:

@@ -14,6 +14,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ds2.decode.greedy import collapse
+
 NOT_FINAL = 2**62  # the step's valid_until while the utterance goes on (see streaming_step.py)
 
 
@@ -116,7 +118,7 @@ class StreamingRecognizer:
     @property
     def partial(self) -> str:
         """Best-path text of the frames so far."""
-        return self.model.tokenizer.decode(_collapse(self.best, self.model.tokenizer.blank_id))
+        return self.model.tokenizer.decode(collapse(self.best, self.model.tokenizer.blank_id))
 
     def finish(self) -> np.ndarray:
         """End of the utterance: run the last frames (zero-padded as the whole-utterance pass pads)
@@ -141,11 +143,3 @@ class StreamingRecognizer:
         out = np.concatenate(self.log_probs) if self.log_probs else np.zeros((0, 0), np.float32)
         return out[:wanted]
 
-
-def _collapse(best: list[int], blank: int) -> list[int]:
-    out, prev = [], None
-    for t in best:
-        if t != prev and t != blank:
-            out.append(t)
-        prev = t
-    return out
