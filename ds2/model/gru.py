@@ -12,7 +12,7 @@ bidirectional layer run at the same time in two threads (PyTorch releases the GI
 ops): their step loops are chains of small ops that one core cannot overlap. Inside a bfloat16
 autocast region the large weight-gradient matmuls run in bfloat16, as autocast runs the others.
 
-On GPUs cuDNN's fused GRU is faster; `RecurrentLayer` uses `packed_gru` on CPU only, with
+On GPUs cuDNN's fused GRU is faster, and so is the CPU's without gradients; `RecurrentLayer` uses `packed_gru` for training on CPU only, with
 the parameters of its `nn.GRU`, so checkpoints are the same either way.
 """
 

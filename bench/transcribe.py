@@ -1,0 +1,151 @@
+"""Inference speed: real-time factor on one CPU thread, torch against ONNX Runtime, and the latency of
+streaming recognition per chunk, all in one run.
+
+    python bench/transcribe.py --model egs/synth/exp/ds2 --streaming-model egs/synth/exp/streaming \\
+        [--audio-dir egs/synth/data/audio --num 40]
+
+Without --audio-dir, espeak-ng reads a fixed list of sentences. Each model is exported to ONNX
+(`ds2 export`) into a temporary folder. RTF = seconds of computation per second of audio, one
+utterance at a time (batch 1, as a user transcribes files), one thread (torch.set_num_threads(1),
+onnxruntime intra_op_num_threads=1); the NumPy feature front-end both backends share is timed
+apart. Streaming: every utterance fed in chunks of 100, 200 and 400 ms; per chunk, the compute
+time of `StreamingRecognizer.accept` (features, model step, partial text), and the latency of
+the chunk's last sample in the output = the model's algorithmic look-ahead (its convolutions'
+right context and the row convolution's future frames) + that compute.
+"""
+
+from __future__ import annotations
+
+import argparse
+import platform
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+SENTENCES = [
+    "the quick brown fox jumps over the lazy dog",
+    "a journey of a thousand miles begins with a single step",
+    "speech recognition turns sound into written words",
+    "every model should be measured on the machine it runs on",
+    "the row convolution lets a forward only network see a little of the future",
+    "it was the best of times it was the worst of times it was the age of wisdom",
+    "she sells sea shells by the sea shore",
+    "numbers in a readme must come from a command that was run",
+]
+
+
+def cpu_name() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown CPU"
+
+
+def load_audio(audio_dir: str | None, num: int, rate: int, tmp: Path) -> list[np.ndarray]:
+    from ds2.infer.audio import load_audio as load
+
+    if audio_dir:
+        paths = sorted(Path(audio_dir).glob("*test*.wav")) or sorted(Path(audio_dir).glob("*.wav"))
+        paths = paths[:num]
+    else:
+        paths = []
+        for i, text in enumerate((SENTENCES * (num // len(SENTENCES) + 1))[:num]):
+            path = tmp / f"s{i}.wav"
+            voice = ["en-us", "en", "en-gb-x-rp", "en-us+f3"][i % 4]
+            subprocess.run(["espeak-ng", "-v", voice, "-s", str(140 + 10 * (i % 5)), "-w", str(path), text], check=True)
+            paths.append(path)
+    if not paths:
+        raise SystemExit(f"no WAV files in {audio_dir}")
+    return [load(p, rate) for p in paths]
+
+
+def rtf(model, feats: list[np.ndarray], seconds: float, repeats: int = 2) -> float:
+    best = float("inf")
+    for _ in range(repeats):
+        start = time.perf_counter()
+        for f in feats:
+            model.log_probs([f])
+        best = min(best, time.perf_counter() - start)
+    return best / seconds
+
+
+def streaming_latency(model, audio: list[np.ndarray], chunk_ms: int) -> tuple[float, float, int]:
+    """(median, p95) compute milliseconds per chunk, and the number of chunks."""
+    from ds2.infer.stream import StreamingRecognizer
+
+    rate = model.front_end.sampling_rate
+    chunk = rate * chunk_ms // 1000
+    times = []
+    for x in audio:
+        rec = StreamingRecognizer(model)
+        for start in range(0, len(x), chunk):
+            t = time.perf_counter()
+            rec.accept(x[start:start + chunk])
+            times.append(time.perf_counter() - t)
+        rec.finish()
+    ms = np.array(times) * 1000
+    return float(np.median(ms)), float(np.percentile(ms, 95)), len(ms)
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--model", required=True, help="experiment folder or checkpoint (any model)")
+    ap.add_argument("--streaming-model", help="a forward-only model with a row convolution (streaming latency)")
+    ap.add_argument("--audio-dir", help="WAV files to use (default: espeak-ng sentences)")
+    ap.add_argument("--num", type=int, default=24, help="utterances")
+    args = ap.parse_args()
+
+    import torch
+
+    from ds2.infer.acoustic import TorchAcousticModel
+    from ds2.infer.export import export_model
+    from ds2.infer.onnx_model import OnnxAcousticModel
+
+    torch.set_num_threads(1)
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        models = [("model", args.model)] + ([("streaming model", args.streaming_model)] if args.streaming_model else [])
+        first = TorchAcousticModel(args.model)
+        audio = load_audio(args.audio_dir, args.num, first.front_end.sampling_rate, tmp)
+        seconds = sum(len(x) for x in audio) / first.front_end.sampling_rate
+        print(f"CPU: {cpu_name()}; one thread; {len(audio)} utterances, {seconds:.1f} s of audio; "
+              f"torch {torch.__version__}, onnxruntime {__import__('onnxruntime').__version__}\n")
+        start = time.perf_counter()
+        feats = [first.front_end(x) for x in audio]
+        print(f"feature front-end (NumPy, shared by both backends): RTF {(time.perf_counter() - start) / seconds:.4f}\n")
+        print("| model | parameters | torch RTF | ONNX Runtime RTF | ONNX Runtime speed vs torch |")
+        print("| --- | ---: | ---: | ---: | ---: |")
+        backends = {}
+        for label, path in models:
+            am = TorchAcousticModel(path)
+            onnx = OnnxAcousticModel(export_model(path, tmp / label.replace(" ", "_"), "onnx"), threads=1)
+            backends[label] = (am, onnx)
+            f = [am.front_end(x) for x in audio] if am.features != first.features else feats
+            t, o = rtf(am, f, seconds), rtf(onnx, f, seconds)
+            params = sum(p.numel() for p in am.model.parameters()) / 1e6
+            print(f"| {label} ({Path(path).name}) | {params:.2f}M | {t:.4f} | {o:.4f} | **{t / o:.2f}x** |")
+        if args.streaming_model:
+            am, onnx = backends["streaming model"]
+            g = am.geometry
+            ahead_ms = 1000 * g.lookahead_frames() * am.front_end.frame_shift
+            print(f"\nStreaming ({Path(args.streaming_model).name}): algorithmic look-ahead {ahead_ms:.0f} ms "
+                  f"({g.lookahead_frames()} feature frames: convolutions {g.lookahead_frames() - g.lookahead * g.stride}, "
+                  f"row convolution {g.lookahead} output frames of {g.stride})\n")
+            print("| backend | chunk | chunks | compute per chunk, median | p95 | latency (look-ahead + compute), "
+                  "median | p95 |")
+            print("| --- | ---: | ---: | ---: | ---: | ---: | ---: |")
+            for name, model in (("torch", am), ("ONNX Runtime", onnx)):
+                for chunk_ms in (100, 200, 400):
+                    med, p95, n = streaming_latency(model, audio, chunk_ms)
+                    print(f"| {name} | {chunk_ms} ms | {n} | {med:.1f} ms | {p95:.1f} ms | {ahead_ms + med:.0f} ms | "
+                          f"{ahead_ms + p95:.0f} ms |")
+
+
+if __name__ == "__main__":
+    main()
