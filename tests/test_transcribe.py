@@ -72,7 +72,7 @@ def memorised(tmp_path_factory):
         if step >= 60 and loss.item() < 0.02:
             break
     assert loss.item() < 0.05, f"the model did not memorise the sentence (loss {loss.item():.3f})"
-    exp = root / "exp"
+    exp = root / "exp" / "memo"  # a recipe's layout: RECIPE/exp/TAG
     (exp / "checkpoints").mkdir(parents=True)
     ecfg = ExperimentConfig(model=cfg)
     (exp / "config.yaml").write_text(json.dumps(config_to_dict(ecfg)))
@@ -185,3 +185,28 @@ def test_onnxruntime_backend_transcribes_without_torch(memorised, tmp_path):
         for a, b in zip(ours, ref):
             assert [(w["word"], w["start"], w["end"]) for w in a["words"]] == \
                    [(w["word"], w["start"], w["end"]) for w in b["words"]]
+
+
+def test_beam_takes_the_lm_and_tuned_weights_of_the_experiment(memorised, tmp_path):
+    """--method beam with nothing given: the LM its decodings used (result.json, a path relative to
+    the recipe folder EXP/../..) and EXP/tuned/beam.json's weights."""
+    exp, audio = memorised
+    text = tmp_path / "lm.txt"
+    text.write_text(f"{TEXT}\nthe lazy dog sleeps\na quick brown dog jumps\nthe fox runs over the hill\n")
+    recipe = exp.parent.parent
+    lm = subprocess.run([*DS2, "lm", "train", text, recipe / "data" / "lm", "--order", "2"], capture_output=True)
+    assert lm.returncode == 0, lm.stderr.decode()[-2000:]
+    (exp / "decode_dev_beam").mkdir()
+    (exp / "decode_dev_beam" / "result.json").write_text(json.dumps(
+        {"method": "beam", "settings": {"lm": "data/lm/lm_2gram.bin", "beam": 16, "alpha": 0.3, "beta": 0.5}}))
+    (exp / "tuned").mkdir()
+    (exp / "tuned" / "beam.json").write_text(json.dumps({"method": "beam", "params": {"alpha": 0.3, "beta": 0.5}}))
+    proc = subprocess.run([*DS2, "transcribe", exp, audio / "s16k.wav", "--method", "beam"], capture_output=True,
+                          cwd=tmp_path, timeout=300)  # not the recipe folder: the path is found from EXP
+    assert proc.returncode == 0, proc.stderr.decode()[-2000:]
+    assert cer(proc.stdout.decode().split("\t")[1].strip()) <= 0.05
+    from ds2.infer.transcriber import decoding_options
+
+    opts = decoding_options("beam", exp, {})
+    assert Path(opts.lm) == recipe / "data" / "lm" / "lm_2gram.bin" and (opts.alpha, opts.beta) == (0.3, 0.5)
+    assert decoding_options("beam", exp, {"alpha": 1.5}).alpha == 1.5  # given wins
