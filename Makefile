@@ -13,6 +13,9 @@ PYTEST_ARGS ?=
 RECIPE ?= synth
 
 KENLM := tools/kenlm/bin/lmplz
+# KenLM's source distribution: lmplz is built from it, and setup.py compiles its query library
+# into the beam search
+KENLM_SRC := tools/kenlm/download/kenlm-0.3.0.tar.gz
 
 .PHONY: setup demo test clean-demo
 
@@ -26,8 +29,9 @@ setup:
 	  $(VENV)/bin/pip install -q --disable-pip-version-check setuptools wheel
 	@$(MAKE) --no-print-directory -j2 $(STAMP) $(KENLM)
 
-# setup.py and the C++ source: `pip install -e .` compiles the beam search loop (ds2/decode/_prefix_beam.cpp)
-$(STAMP): pyproject.toml setup.py ds2/decode/_prefix_beam.cpp
+# setup.py and the C++ source: `pip install -e .` compiles the beam search (ds2/decode/_prefix_beam.cpp)
+# with KenLM's query library from $(KENLM_SRC), fetched before the two rules run side by side
+$(STAMP): pyproject.toml setup.py ds2/decode/_prefix_beam.cpp | $(KENLM_SRC)
 	@test -x $(VENV)/bin/python || { echo "run 'make setup'" >&2; exit 1; }
 	$(VENV)/bin/pip install -q --disable-pip-version-check $(TORCH)
 	$(VENV)/bin/pip install -q --disable-pip-version-check -e '.[dev]'
@@ -35,9 +39,13 @@ $(STAMP): pyproject.toml setup.py ds2/decode/_prefix_beam.cpp
 
 # KenLM's lmplz and build_binary, built from the source distribution on PyPI (about a minute);
 # the venv's pip fetches the source.
-$(KENLM): tools/install_kenlm.sh
+$(KENLM): tools/install_kenlm.sh | $(KENLM_SRC)
 	@test -x $(VENV)/bin/python || { echo "run 'make setup'" >&2; exit 1; }
 	PYTHON=$(VENV)/bin/python bash tools/install_kenlm.sh
+
+$(KENLM_SRC):
+	@test -x $(VENV)/bin/python || { echo "run 'make setup'" >&2; exit 1; }
+	PYTHON=$(VENV)/bin/python bash tools/install_kenlm.sh --download-only
 
 demo: setup
 	cd egs/$(RECIPE) && ./run.sh

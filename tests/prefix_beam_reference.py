@@ -1,8 +1,9 @@
 """The Python prefix beam search: the reference the C++ loop (ds2/decode/_prefix_beam.cpp) is tested against.
 
-The package has one beam search, ds2.decode.beam.PrefixBeamSearch, whose frame loop is C++.
-This is the same search written for reading: prefixes keyed by their text, the LM's word
-prefixes in a set, plain dicts and lists. The C++ loop implements the same scores, pruning
+The package has one beam search, ds2.decode.beam.PrefixBeamSearch, which is C++ with KenLM
+compiled in. This is the same search written for reading: prefixes keyed by their text, the
+LM's word prefixes in a set, plain dicts and lists, and the Python `kenlm` module's states (the
+same KenLM library, so the same LM answers). The C++ search implements the same scores, pruning
 and recombination with its own data structures (a tree of prefixes, a byte trie of the LM
 words, numbered LM states, a partial sort of the ranking), so the two give the same n-best and
 CTC scores, up to the order of exactly equal scores; tests/test_lm_decode.py checks that.

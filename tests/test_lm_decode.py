@@ -7,6 +7,7 @@ text frame by frame, with ties or near-ties where a test needs the LM to decide.
 from __future__ import annotations
 
 import math
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pytest
@@ -19,8 +20,8 @@ from ds2.decode.methods import DecodeOptions, DecoderPool, NbestRescorer, decode
 from ds2.decode.runner import LogProbs
 from ds2.decode.tune import tune
 from ds2.lm.graph import add_disambig, build_graphs
-from ds2.lm.ngram import arpa_vocabulary, load_lm, perplexity, train_ngram
-from ds2.text import CharTokenizer
+from ds2.lm.ngram import arpa_vocabulary, import_arpa, load_lm, perplexity, train_ngram
+from ds2.text import BpeTokenizer, CharTokenizer
 
 TOK = CharTokenizer()
 LM_TEXT = [
@@ -116,26 +117,72 @@ def test_beam_search_without_lm_matches_greedy_on_clear_input():
 
 def noisy(text: str, rng: np.random.Generator, tok=TOK) -> np.ndarray:
     """Softmax of random logits with the spelling of `text` boosted: many live prefixes per frame."""
-    target = np.zeros((2 * len(text), tok.vocab_size), dtype=np.float32)
-    for t, ch in enumerate(text):
-        target[2 * t, tok.encode(ch)[0]] = 1.0
+    return noisy_tokens([tok.encode(ch)[0] for ch in text], tok.vocab_size, rng)
+
+
+def noisy_tokens(ids: list[int], vocab_size: int, rng: np.random.Generator) -> np.ndarray:
+    """`noisy` for a token sequence: each token boosted in one frame, the blank in the next."""
+    target = np.zeros((2 * len(ids), vocab_size), dtype=np.float32)
+    for t, i in enumerate(ids):
+        target[2 * t, i] = 1.0
         target[2 * t + 1, 0] = 1.0
     logits = 4.0 * target + rng.normal(0.0, 1.2, target.shape).astype(np.float32)
     return logits - np.logaddexp.reduce(logits, axis=1, keepdims=True)
 
 
-@pytest.mark.parametrize("with_lm", [False, True])
-def test_cpp_beam_search_equals_the_python_reference(lm, with_lm):
-    model = load_lm(lm[1]) if with_lm else None
+@pytest.fixture(scope="module")
+def lms(lm, big_lm, tmp_path_factory):
+    """The files the C++ search loads with its own KenLM, as the reference's `kenlm` module does:
+    the 3-gram's probing binary and its ARPA, the 4-gram, and the 3-gram as a KenLM trie."""
+    arpa, binary = lm
+    trie = import_arpa(arpa, tmp_path_factory.mktemp("trie_lm"), 3, binary_type="trie")[1]
+    return {"3-gram": binary, "3-gram ARPA": arpa, "4-gram": big_lm, "3-gram trie": trie}
+
+
+def assert_same_nbest(cpp: PrefixBeamSearch, ref: ReferencePrefixBeamSearch, log_probs: np.ndarray):
+    a, b = cpp.nbest(log_probs, 8), ref.nbest(log_probs, 8)
+    assert [h[0] for h in a] == [h[0] for h in b] and len(a) > 1
+    assert np.allclose([h[1] for h in a], [h[1] for h in b], atol=1e-6)
+    assert [h[2] for h in a] == [h[2] for h in b]
+
+
+@pytest.mark.parametrize("with_lm", [False, True, "3-gram ARPA", "4-gram", "3-gram trie"])
+def test_cpp_beam_search_equals_the_python_reference(lm, lms, with_lm):
+    model = load_lm(lms["3-gram"] if with_lm is True else lms[with_lm]) if with_lm else None
     opts = BeamOptions(beam=12, alpha=0.6, beta=1.5, token_min_logp=-4.0)
     cpp = PrefixBeamSearch(TOK, model, opts)
     ref = ReferencePrefixBeamSearch(TOK, model, opts)
     rng = np.random.default_rng(0)
     for text in ["the cat sat there", "a dog is on the mat", "thre cat iz ther", "xq zz"] * 2:
-        log_probs = noisy(text, rng)
-        a, b = cpp.nbest(log_probs, 8), ref.nbest(log_probs, 8)
-        assert [h[0] for h in a] == [h[0] for h in b] and len(a) > 1
-        assert np.allclose([h[1] for h in a], [h[1] for h in b], atol=1e-6)
+        assert_same_nbest(cpp, ref, noisy(text, rng))
+
+
+def test_cpp_beam_search_equals_the_python_reference_with_bpe(lm):
+    """BPE pieces write word boundaries of their own ('\u2581x' is ' x') and can spell one text in
+    two ways, which the C++ search finds by text."""
+    tok = BpeTokenizer.train(LM_TEXT, vocab_size=30)
+    assert any(len(s.lstrip("\u2581")) > 1 for s in tok.symbols)  # pieces of several characters
+    model = load_lm(lm[1])
+    opts = BeamOptions(beam=12, alpha=0.6, beta=1.5, token_min_logp=-4.0)
+    cpp, ref = PrefixBeamSearch(tok, model, opts), ReferencePrefixBeamSearch(tok, model, opts)
+    rng = np.random.default_rng(0)
+    for text in ["the cat sat there", "a dog is on the mat", "is the cat there"] * 2:
+        assert_same_nbest(cpp, ref, noisy_tokens(tok.encode(text), tok.vocab_size, rng))
+
+
+def test_searches_run_side_by_side_in_threads(lm):
+    """The C++ search runs without the GIL: searches in two threads (one each) give what one
+    search gives alone, and share one loaded model."""
+    model = load_lm(lm[1])
+    opts = BeamOptions(beam=12, alpha=0.6, beta=1.5, token_min_logp=-4.0)
+    rng = np.random.default_rng(1)
+    inputs = [noisy(text, rng) for text in ["the cat sat there", "a dog is on the mat", "thre cat iz ther"] * 4]
+    alone = PrefixBeamSearch(TOK, model, opts)
+    expected = [alone.nbest(x, 4) for x in inputs]
+    searches = [PrefixBeamSearch(TOK, lm[1], opts) for _ in range(2)]  # the LM's path does as well
+    with ThreadPoolExecutor(2) as pool:
+        halves = list(pool.map(lambda k: [searches[k].nbest(x, 4) for x in inputs[k::2]], range(2)))
+    assert [halves[k % 2][k // 2] for k in range(len(inputs))] == expected
 
 
 def test_tuning_raises_alpha_when_the_acoustics_mislead(lm):

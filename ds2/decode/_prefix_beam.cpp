@@ -7,10 +7,10 @@
 // nodes of a tree that keep their extensions instead of dict entries keyed by text, the
 // unfinished word is a node of a byte trie of the LM words instead of a lookup in a set of word
 // prefixes, LM states are numbers, LM answers are cached by (state, word number), and only the
-// head of each frame's ranking is sorted. The LM stays in Python:
-// a callback (beam.kenlm_by_state_id) gives log10 p(word | state) and the next state's id the
-// first time a (state id, word) pair is met, and this module caches the answer, so KenLM is
-// asked once per distinct word in context.
+// head of each frame's ranking is sorted. KenLM's query library is compiled into this module
+// (setup.py): the search loads the model itself (once per process and file) and asks it
+// directly, once per distinct (LM state, word) of a PrefixBeamCore, so a search never calls
+// back into Python and runs without the GIL.
 //
 // Text without word boundaries (Mandarin characters) takes a character LM: with char_lm every
 // token is a word of the LM, scored (alpha * ln p + beta) as soon as it is emitted, so the
@@ -20,13 +20,25 @@
 #include <pybind11/stl.h>
 
 #include <algorithm>
+#include <array>
 #include <cstdint>
 #include <cmath>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <stdexcept>
 #include <string>
 #include <tuple>
 #include <unordered_map>
 #include <utility>
 #include <vector>
+
+#include <sys/stat.h>
+
+#include "lm/model.hh"
+#include "lm/state.hh"
+#include "lm/virtual_interface.hh"
 
 namespace py = pybind11;
 
@@ -75,12 +87,19 @@ class WordTrie {
       }
     }
     first_.push_back(static_cast<int>(label_.size()));
+    root_.fill(-1);
+    for (int e = first_[0]; e < first_[1]; ++e) root_[label_[e]] = target_[e];
+    words_ = std::move(words);
   }
 
   // The node reached from `node` by the bytes of `s`; -1 once off the trie (and from -1).
   int walk(int node, const std::string& s) const {
     for (size_t i = 0; i < s.size() && node >= 0; ++i) {
       const unsigned char ch = s[i];
+      if (node == 0) {  // the first byte of every word: a table, not a scan of the most children
+        node = root_[ch];
+        continue;
+      }
       int next = -1;
       for (int e = first_[node]; e < first_[node + 1]; ++e)
         if (label_[e] == ch) {
@@ -94,11 +113,71 @@ class WordTrie {
 
   int word_id(int node) const { return node >= 0 ? word_[node] : -1; }  // -1: not a whole word
   int num_words() const { return num_words_; }
+  const std::vector<std::string>& words() const { return words_; }  // by number, sorted
 
  private:
+  std::vector<std::string> words_;
   std::vector<int> first_, target_, word_;
   std::vector<unsigned char> label_;
+  std::array<int, 256> root_;  // the root's child by byte (-1: none)
   int num_words_ = 0;
+};
+
+// A KenLM model as the search asks it: states are numbers (0: <s>) in the order met, and
+// score() gives log10 p(word | state) and the next state's number, as the Python `kenlm`
+// module's Model.BaseScore does (the same library: the same answers). The model itself is
+// loaded once per process and file, and shared by every search that names it.
+class KenLM {
+ public:
+  using State = lm::ngram::State;
+
+  explicit KenLM(const std::string& path) : model_(load(path)), vocab_(model_->BaseVocabulary()) {
+    if (model_->StateSize() != sizeof(State))
+      throw std::runtime_error(path + ": not a KenLM n-gram model (its state is not lm::ngram::State)");
+    states_.emplace_back();
+    model_->BeginSentenceWrite(&states_[0]);
+    ids_.emplace(states_[0], 0);
+  }
+
+  lm::WordIndex index(const std::string& word) const { return vocab_.Index(StringPiece(word.data(), word.size())); }
+  lm::WordIndex end_sentence() const { return vocab_.EndSentence(); }
+
+  std::pair<float, int> score(int state, lm::WordIndex word) {
+    State out;
+    const float log10 = model_->BaseScore(&states_[state], word, &out);
+    const auto [it, added] = ids_.emplace(out, static_cast<int>(states_.size()));
+    if (added) states_.push_back(out);
+    return {log10, it->second};
+  }
+
+ private:
+  struct StateHash {
+    size_t operator()(const State& s) const { return static_cast<size_t>(lm::ngram::hash_value(s)); }
+  };
+
+  // The model of `path`, loaded unless a live search holds it already (the same file: the same
+  // path, inode, size and modification time; a model rewritten in place is loaded again).
+  static std::shared_ptr<const lm::base::Model> load(const std::string& path) {
+    static std::mutex mutex;
+    static std::map<std::string, std::weak_ptr<const lm::base::Model>> loaded;
+    struct stat st {};
+    std::string key = path;
+    if (stat(path.c_str(), &st) == 0)
+      key += '\0' + std::to_string(st.st_ino) + ':' + std::to_string(st.st_size) + ':' +
+             std::to_string(st.st_mtim.tv_sec) + '.' + std::to_string(st.st_mtim.tv_nsec);
+    std::lock_guard<std::mutex> lock(mutex);
+    if (auto model = loaded[key].lock()) return model;
+    lm::ngram::Config config;
+    config.messages = nullptr;  // no progress bar: the caller's kenlm.Model has shown one
+    std::shared_ptr<const lm::base::Model> model(lm::ngram::LoadVirtual(path.c_str(), config));
+    loaded[key] = model;
+    return model;
+  }
+
+  std::shared_ptr<const lm::base::Model> model_;
+  const lm::base::Vocabulary& vocab_;
+  std::vector<State> states_;
+  std::unordered_map<State, int, StateHash> ids_;
 };
 
 struct Options {
@@ -107,24 +186,82 @@ struct Options {
   bool recombine;
 };
 
-// A prefix met in the utterance, as a tree node: the text it appended to its parent, its
-// unfinished last word, the weighted LM score of its complete words and the LM state after
-// them, its last token, the penalty of an unfinished word that begins no LM word, whether it ends
-// at a word boundary (empty or ending in a space), the trie node of its unfinished word (-1:
-// begins no LM word) and that word's hash (for recombination). Its full text is kept only when tokens
-// of several characters can spell one text in two ways (BPE), to find it by text.
+// A prefix met in the utterance, as a tree node: its last token (whose text it appended to its
+// parent's, less the leading space after a word boundary), its unfinished last word, the
+// weighted LM score of its complete words and the LM state after them, the penalty of an
+// unfinished word that begins no LM word, whether it ends at a word boundary (empty or ending in
+// a space), the trie node of its unfinished word (-1: begins no LM word) and that word's hash
+// (for recombination). Its full text is kept only when tokens of several characters can spell
+// one text in two ways (BPE), to find it by text. Nothing here allocates for short words.
 struct Node {
   int parent;
-  std::string frag, word;
-  double lm;
-  int state;
-  int last;
-  double partial;  // penalty of its unfinished word if that begins no LM word (else 0)
+  int last;  // its last token (-1: the empty prefix)
+  bool drop_space;  // its text is frags_[last] without the leading space
   bool boundary;
+  int state;
   int trie;
+  int first_edge;  // its first extension in PrefixBeamCore::edges_ (-1: none yet)
+  double lm;
+  double partial;  // penalty of its unfinished word if that begins no LM word (else 0)
   size_t word_hash;
+  std::string word;
   std::string text;
-  std::vector<std::pair<int, int>> children;  // (token, node) extensions already made
+};
+
+// An extension already made: prefix + token gave `child`; `next` is the prefix's next one.
+struct Edge {
+  int token, child, next;
+};
+
+// LM answers by a 64-bit key (state, word), in one open-addressed table: the search asks it at
+// every new prefix that closes a word, where std::unordered_map's buckets cost more than KenLM.
+class AnswerCache {
+ public:
+  struct Answer {
+    double ln;  // ln p(word | state), with the OOV penalty
+    int next;  // the state after the word
+  };
+
+  AnswerCache() { rehash(1024); }
+
+  const Answer* find(uint64_t key) const {
+    for (size_t i = slot(key);; i = (i + 1) & mask_) {
+      if (keys_[i] == key) return &answers_[i];
+      if (keys_[i] == kEmpty) return nullptr;
+    }
+  }
+
+  const Answer* insert(uint64_t key, Answer answer) {  // the key is not there yet
+    if (2 * (size_ + 1) > keys_.size()) rehash(2 * keys_.size());
+    size_t i = slot(key);
+    while (keys_[i] != kEmpty) i = (i + 1) & mask_;
+    keys_[i] = key;
+    answers_[i] = answer;
+    ++size_;
+    return &answers_[i];
+  }
+
+ private:
+  static constexpr uint64_t kEmpty = ~uint64_t{0};  // no (state, word) key: states are below 2^31
+
+  size_t slot(uint64_t key) const { return static_cast<size_t>((key * 0x9E3779B97F4A7C15ull) >> shift_); }
+
+  void rehash(size_t capacity) {
+    std::vector<uint64_t> keys(capacity, kEmpty);
+    std::vector<Answer> answers(capacity);
+    keys.swap(keys_);
+    answers.swap(answers_);
+    mask_ = capacity - 1;
+    shift_ = 64 - __builtin_ctzll(capacity);
+    size_ = 0;
+    for (size_t i = 0; i < keys.size(); ++i)
+      if (keys[i] != kEmpty) insert(keys[i], answers[i]);
+  }
+
+  std::vector<uint64_t> keys_;
+  std::vector<Answer> answers_;
+  size_t mask_ = 0, size_ = 0;
+  int shift_ = 64;
 };
 
 struct Beam {
@@ -136,11 +273,17 @@ class PrefixBeamCore {
  public:
   // char_lm: every token is a word of the LM, scored as it is emitted (text without word
   // boundaries, e.g. Mandarin characters with a character n-gram); else words end at spaces.
+  // lm_path: the KenLM model (ARPA or binary), or none; vocabulary: its words (for the trie).
   PrefixBeamCore(std::vector<std::string> fragments, int blank, std::vector<std::string> vocabulary,
-                 py::object lm_score, bool char_lm)
-      : frags_(std::move(fragments)), blank_(blank), lm_score_(std::move(lm_score)),
-        trie_(std::move(vocabulary)), char_lm_(char_lm) {
-    has_lm_ = !lm_score_.is_none();
+                 const std::optional<std::string>& lm_path, bool char_lm)
+      : frags_(std::move(fragments)), blank_(blank), trie_(std::move(vocabulary)), char_lm_(char_lm) {
+    has_lm_ = lm_path.has_value();
+    if (has_lm_) {
+      lm_ = std::make_unique<KenLM>(*lm_path);
+      lm_index_.reserve(trie_.num_words() + 1);
+      for (const auto& w : trie_.words()) lm_index_.push_back(lm_->index(w));
+      lm_index_.push_back(lm_->end_sentence());  // number num_words(): </s>
+    }
     // Only tokens of several characters (BPE) can spell one text in two ways.
     for (const auto& f : frags_) index_by_text_ = index_by_text_ || code_points(f) > 1;
   }
@@ -157,9 +300,11 @@ class PrefixBeamCore {
                                   std::to_string(frags_.size()));
     opts_ = {beam, alpha, beta, token_min_logp, prune_margin, oov_penalty, partial_penalty, recombine};
     const float* lp = log_probs.data();
+    py::gil_scoped_release no_gil;  // nothing below touches Python objects
     nodes_.clear();
+    edges_.clear();
     index_.clear();
-    nodes_.push_back({-1, "", "", 0.0, 0, -1, 0.0, true, 0, std::hash<std::string>{}(""), "", {}});
+    nodes_.push_back({-1, -1, false, true, 0, 0, -1, 0.0, 0.0, std::hash<std::string>{}(""), "", ""});
     if (index_by_text_) index_.emplace("", 0);
     std::vector<Beam> beams{{0, 0.0, kNegInf}};
     std::vector<int> cands;
@@ -240,11 +385,17 @@ class PrefixBeamCore {
 
   void prune(std::vector<Beam>& beams) {
     ranked_.clear();
+    double top = kNegInf;
     for (size_t s = 0; s < touched_.size(); ++s) {
       const Node& node = nodes_[touched_[s]];
       const double score = log_add(acc_pb_[s], acc_pnb_[s]) + node.lm + node.partial;
       ranked_.push_back({score, static_cast<int>(s)});
+      top = std::max(top, score);
     }
+    // What scores below the floor is never kept: only the rest is ranked.
+    const double cut = top - opts_.prune_margin;
+    ranked_.erase(std::remove_if(ranked_.begin(), ranked_.end(), [cut](const auto& r) { return r.first < cut; }),
+                  ranked_.end());
     // Only the head is sorted at first; recombination may need more of it.
     const auto better = [](const auto& a, const auto& b) { return a.first > b.first; };
     size_t sorted = std::min(ranked_.size(), static_cast<size_t>(2 * opts_.beam));
@@ -283,17 +434,19 @@ class PrefixBeamCore {
   // The prefix `text` + token, created with its LM score if new; a word boundary at the start
   // or after another changes no words, so it returns the parent itself.
   int extend(int parent, int token) {
-    for (const auto& [tok, child] : nodes_[parent].children)
-      if (tok == token) return child;
+    for (int e = nodes_[parent].first_edge; e >= 0; e = edges_[e].next)
+      if (edges_[e].token == token) return edges_[e].child;
     const int child = make_child(parent, token);
-    nodes_[parent].children.emplace_back(token, child);
+    edges_.push_back({token, child, nodes_[parent].first_edge});
+    nodes_[parent].first_edge = static_cast<int>(edges_.size()) - 1;
     return child;
   }
 
   int make_child(int parent, int token) {
     std::string frag = frags_[token];
     const bool boundary = !frag.empty() && frag[0] == ' ';
-    if (boundary && nodes_[parent].boundary) {
+    const bool drop_space = boundary && nodes_[parent].boundary;
+    if (drop_space) {
       frag.erase(0, 1);
       if (frag.empty()) return parent;
     }
@@ -338,8 +491,8 @@ class PrefixBeamCore {
     const size_t word_hash = std::hash<std::string>{}(word);
     const int id = static_cast<int>(nodes_.size());
     if (index_by_text_) index_.emplace(text, id);
-    nodes_.push_back({parent, std::move(frag), std::move(word), lm, state, token, partial, at_boundary, trie,
-                      word_hash, std::move(text), {}});
+    nodes_.push_back({parent, token, drop_space, at_boundary, state, trie, -1, lm, partial, word_hash,
+                      std::move(word), std::move(text)});
     return id;
   }
 
@@ -350,10 +503,11 @@ class PrefixBeamCore {
   }
 
   std::string text_of(int id) const {
-    std::vector<const std::string*> parts;
-    for (; id > 0; id = nodes_[id].parent) parts.push_back(&nodes_[id].frag);
+    std::vector<int> path;
+    for (; id > 0; id = nodes_[id].parent) path.push_back(id);
     std::string text;
-    for (auto it = parts.rbegin(); it != parts.rend(); ++it) text += **it;
+    for (auto it = path.rbegin(); it != path.rend(); ++it)
+      text.append(frags_[nodes_[*it].last], nodes_[*it].drop_space ? 1 : 0);
     return text;
   }
 
@@ -371,31 +525,24 @@ class PrefixBeamCore {
 
   // (alpha * ln p(word | state) + beta, next state); the LM is asked once per (state, word).
   // `id` is the word's number (trie_.word_id; num_words() for </s>; -1 for a word the LM does
-  // not know): LM words are cached by number, others by text.
+  // not know): LM words are cached by number, others by KenLM's index (<unk>'s for most).
   std::pair<double, int> score_word(int state, const std::string& word, int id) {
-    const std::pair<double, int>* answer;
-    if (id >= 0) {
-      const uint64_t key = (static_cast<uint64_t>(state) << 32) | static_cast<uint32_t>(id);
-      auto it = known_cache_.find(key);
-      if (it == known_cache_.end()) it = known_cache_.emplace(key, ask_lm(state, word, id)).first;
-      answer = &it->second;
-    } else {
-      std::string key = std::to_string(state);
-      key.push_back('\0');
-      key += word;
-      auto it = oov_cache_.find(key);
-      if (it == oov_cache_.end()) it = oov_cache_.emplace(std::move(key), ask_lm(state, word, id)).first;
-      answer = &it->second;
-    }
-    return {opts_.alpha * answer->first + opts_.beta, answer->second};
+    const bool oov = id < 0;
+    const lm::WordIndex index = oov ? lm_->index(word) : lm_index_[id];
+    const uint64_t key = (static_cast<uint64_t>(state) << 32) | (oov ? index : static_cast<uint32_t>(id));
+    AnswerCache& cache = oov ? oov_cache_ : known_cache_;
+    const AnswerCache::Answer* answer = cache.find(key);
+    if (answer == nullptr) answer = cache.insert(key, ask_lm(state, index, oov));
+    return {opts_.alpha * answer->ln + opts_.beta, answer->next};
   }
 
   // (ln p(word | state), next state) with the OOV penalty (log10 units) for a word the LM does
-  // not know (id < 0), unweighted, as ReferencePrefixBeamSearch._lm_log_prob in the tests.
-  std::pair<double, int> ask_lm(int state, const std::string& word, int id) {
-    auto [log10, next] = lm_score_(state, word).cast<std::pair<double, int>>();
-    if (id < 0) log10 += opts_.oov_penalty;
-    return {log10 * kLog10ToLn, next};
+  // not know, unweighted, as ReferencePrefixBeamSearch._lm_log_prob in the tests.
+  AnswerCache::Answer ask_lm(int state, lm::WordIndex word, bool oov) {
+    const auto [log10, next] = lm_->score(state, word);
+    double log10_penalized = log10;
+    if (oov) log10_penalized += opts_.oov_penalty;
+    return {log10_penalized * kLog10ToLn, next};
   }
 
   // The prefix's LM score with its last word and </s> scored (</s> is not a word: no beta).
@@ -430,13 +577,15 @@ class PrefixBeamCore {
 
   std::vector<std::string> frags_;
   int blank_;
-  py::object lm_score_;
   bool has_lm_ = false;
   WordTrie trie_;
-  std::unordered_map<uint64_t, std::pair<double, int>> known_cache_;  // (state, word number) -> answer
-  std::unordered_map<std::string, std::pair<double, int>> oov_cache_;  // "state\0word" -> answer
+  std::unique_ptr<KenLM> lm_;
+  std::vector<lm::WordIndex> lm_index_;  // KenLM's index of every trie word by number, then </s>
+  AnswerCache known_cache_;  // by (state, word number)
+  AnswerCache oov_cache_;  // by (state, KenLM index): <unk>'s for words KenLM does not know either
   Options opts_{};
   std::vector<Node> nodes_;
+  std::vector<Edge> edges_;
   std::unordered_map<std::string, int> index_;
   std::vector<int> slot_of_, touched_;
   std::vector<double> acc_pb_, acc_pnb_;
@@ -451,8 +600,9 @@ class PrefixBeamCore {
 PYBIND11_MODULE(_prefix_beam, m) {
   m.doc() = "C++ frame loop of ds2.decode.beam.PrefixBeamSearch";
   py::class_<PrefixBeamCore>(m, "PrefixBeamCore")
-      .def(py::init<std::vector<std::string>, int, std::vector<std::string>, py::object, bool>(),
-           py::arg("fragments"), py::arg("blank"), py::arg("vocabulary"), py::arg("lm_score"),
+      .def(py::init<std::vector<std::string>, int, std::vector<std::string>, const std::optional<std::string>&,
+                    bool>(),
+           py::arg("fragments"), py::arg("blank"), py::arg("vocabulary"), py::arg("lm_path"),
            py::arg("char_lm") = false)
       .def("search", &PrefixBeamCore::search, py::arg("log_probs"), py::arg("beam"), py::arg("alpha"),
            py::arg("beta"), py::arg("token_min_logp"), py::arg("prune_margin"), py::arg("oov_penalty"), py::arg("partial_penalty"), py::arg("n"),

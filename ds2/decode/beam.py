@@ -14,18 +14,19 @@ their LM score and state once computed, beams more than `prune_margin` below the
 dropped, and prefixes whose futures are the same (same LM state, unfinished word and last
 token) are recombined, as a graph decoder merges paths into one state.
 
-This is the package's one beam search: its frame loop is C++ (`_prefix_beam.cpp`, built by
-`pip install`). A plain Python version of the same search, written for reading rather than
-speed, lives in tests/prefix_beam_reference.py; a test holds the C++ loop to the same n-best
-and CTC scores. KenLM stays in Python: the C++ loop asks `kenlm_by_state_id` once per
-distinct (LM state, word) and caches the answer.
+This is the package's one beam search, in C++ (`_prefix_beam.cpp`, built by `pip install`
+with KenLM's query library compiled in): the search loads the LM file itself (once per process)
+and asks KenLM directly, once per distinct (LM state, word), caching the answers; it never calls
+back into Python and releases the GIL while it runs. A plain Python version of the same search,
+written for reading rather than speed, lives in tests/prefix_beam_reference.py (it asks the
+Python `kenlm` module); a test holds the C++ search to the same n-best and CTC scores.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import gc
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
@@ -68,8 +69,10 @@ def token_fragments(tokenizer: Tokenizer) -> list[str]:
 class PrefixBeamSearch:
     """Decode (T, V) CTC log-probs into text with a KenLM word model (or none: lm=None).
 
-    The search runs in C++ (`_prefix_beam.cpp`); this class gives it the token fragments, the
-    LM's vocabulary and a KenLM callback, and the options at every call."""
+    `lm` is a `kenlm.Model` (ds2.lm.ngram.load_lm, which checks the file) or the path of one. The
+    search runs in C++ (`_prefix_beam.cpp`), which loads the same file with its own KenLM; this
+    class gives it the token fragments, the LM's path and vocabulary, and the options at every call.
+    One object decodes one utterance at a time (its LM cache is not shared between threads)."""
 
     def __init__(self, tokenizer: Tokenizer, lm=None, options: BeamOptions = BeamOptions()):
         try:
@@ -84,7 +87,7 @@ class PrefixBeamSearch:
         if self.unit == "char":
             check_char_lm(vocabulary, lm)
         self._core = PrefixBeamCore(token_fragments(tokenizer), tokenizer.blank_id, vocabulary,
-                                    kenlm_by_state_id(lm) if lm is not None else None, self.unit == "char")
+                                    str(lm_path(lm)) if lm is not None else None, self.unit == "char")
 
     def set_params(self, alpha: float | None = None, beta: float | None = None, beam: int | None = None):
         """Change the LM weight, word bonus or beam (the LM cache holds unweighted scores)."""
@@ -99,59 +102,31 @@ class PrefixBeamSearch:
         """The `n` best (text, log p_ctc, LM word count: characters for a character LM), best first,
         for LM rescoring."""
         o = self.opts
-        # The LM callbacks allocate objects that would trigger the cyclic garbage collector,
-        # whose passes over the heap cost more than the search; they create no cycles.
-        gc_was_on = gc.isenabled()
-        gc.disable()
-        try:
-            found = self._core.search(np.asarray(log_probs, dtype=np.float32), o.beam, o.alpha, o.beta,
-                                      o.token_min_logp, o.prune_margin, o.oov_penalty, o.partial_penalty, n,
-                                      o.recombine)
-        finally:
-            if gc_was_on:
-                gc.enable()
+        found = self._core.search(np.asarray(log_probs, dtype=np.float32), o.beam, o.alpha, o.beta,
+                                  o.token_min_logp, o.prune_margin, o.oov_penalty, o.partial_penalty, n, o.recombine)
         return [(text, ctc, len(lm_words(text, self.unit))) for text, ctc, _ in found]
 
 
-def kenlm_by_state_id(lm):
-    """KenLM for the C++ loop, which names LM states by number (0: <s>) and caches the answers:
-    a function (state id, word) -> (log10 p(word | state), id of the next state). It runs once
-    per new (state, word) of a search, so it is kept to the fewest Python operations."""
-    import kenlm
-
-    State, base_score = kenlm.State, lm.BaseScore
-    start = State()
-    lm.BeginSentenceWrite(start)
-    states, ids = [start], {start: 0}
-
-    def score(state_id: int, word: str) -> tuple[float, int]:
-        out = State()
-        log10 = base_score(states[state_id], word, out)
-        next_id = ids.get(out)
-        if next_id is None:
-            next_id = ids[out] = len(states)
-            states.append(out)
-        return log10, next_id
-
-    return score
+def lm_path(lm) -> Path:
+    """The file of a KenLM model: a `kenlm.Model`'s path, or the path itself."""
+    if isinstance(lm, (str, Path)):
+        return Path(lm)
+    return Path(lm.path.decode() if isinstance(lm.path, bytes) else lm.path)
 
 
 def check_char_lm(vocabulary: list[str], lm) -> None:
     """ValueError unless the LM of a tokenizer without word boundaries is a character LM: a word
     LM's words would all be unknown to a search that scores one character at a time."""
     if vocabulary and sum(len(w) > 1 for w in vocabulary) > len(vocabulary) / 2:
-        path = lm.path.decode() if isinstance(lm.path, bytes) else lm.path
-        raise ValueError(f"{path} is a word LM (e.g. {next(w for w in vocabulary if len(w) > 1)!r}), but the model's "
+        raise ValueError(f"{lm_path(lm)} is a word LM (e.g. {next(w for w in vocabulary if len(w) > 1)!r}), but the model's "
                          f"tokens write no spaces: it needs a character LM (`ds2 lm train TEXT DIR --unit char`)")
 
 
 def lm_vocabulary(lm) -> list[str]:
     """Words of a KenLM model, read from the ARPA file next to its binary when it has no vocab API."""
-    from pathlib import Path
-
     from ds2.lm.ngram import arpa_vocabulary
 
-    path = Path(lm.path.decode() if isinstance(lm.path, bytes) else lm.path)
+    path = lm_path(lm)
     arpa = path if path.suffix == ".arpa" else path.with_suffix(".arpa")
     if not arpa.is_file():
         raise FileNotFoundError(f"the vocabulary of {path} is read from {arpa}, which is missing")
