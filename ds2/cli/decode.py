@@ -62,6 +62,13 @@ def _first_pass_note() -> str:
     return "; ".join(f"{m.name} also takes {m.first_pass}.json" for m in REGISTRY.values() if m.first_pass)
 
 
+def method_options(f):
+    """Decorate a command with one option per search setting of the registry (`ds2 transcribe`)."""
+    for option in reversed(_method_options()):
+        f = option(f)
+    return f
+
+
 def decoding_options(f):
     """The options `ds2 decode` and `ds2 tune` share."""
     options = [

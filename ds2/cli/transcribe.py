@@ -6,7 +6,9 @@ import sys
 from pathlib import Path
 
 import click
+from click.core import ParameterSource
 
+from ds2.cli.decode import method_options
 from ds2.decode.methods import METHODS
 
 
@@ -52,15 +54,7 @@ def _shard(text: str | None) -> tuple[int, int]:
 @click.option("--method", default="greedy", type=click.Choice(METHODS),
               help="Decoding method (see `ds2 decode --help`). Its LM, graphs and tuned weights come from MODEL's "
                    "experiment folder (EXP/tuned/ and the decodings in EXP/decode_*_METHOD/) unless given.")
-@click.option("--lm", default=None, type=click.Path(exists=True, dir_okay=False), help="KenLM model for beam.")
-@click.option("--rescore-lm", default=None, type=click.Path(exists=True, dir_okay=False),
-              help="The larger KenLM model of nbest-rescore.")
-@click.option("--lang-dir", default=None, type=click.Path(exists=True, file_okay=False),
-              help="Graph folder (H.fst, HLG.fst, words.txt) for ctc-graph and hlg.")
-@click.option("--alpha", type=float, default=None, help="LM weight of beam [default: the tuned one].")
-@click.option("--beta", type=float, default=None, help="Word bonus of beam [default: the tuned one].")
-@click.option("--lm-scale", type=float, default=None, help="LM weight of hlg [default: the tuned one].")
-@click.option("--beam", type=int, default=None, help="Prefixes kept per frame by beam [default: 16].")
+@method_options
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text",
               help="text: `id<TAB>text` lines; json: one JSON object per line with words, times and confidences.")
 @click.option("--backend", type=click.Choice(["torch", "onnxruntime"]), default="torch",
@@ -77,8 +71,8 @@ def _shard(text: str | None) -> tuple[int, int]:
               help="Seconds of audio per acoustic-model batch.")
 @click.option("--threads", type=click.IntRange(min=0), default=0, help="CPU threads (0: all).")
 @click.option("--output", "-o", type=click.File("w", encoding="utf-8"), default="-", help="Where to write results.")
-def command(model, audio, lists, method, lm, rescore_lm, lang_dir, alpha, beta, lm_scale, beam, fmt, backend,
-            streaming, chunk_ms, partials, shard, batch_seconds, threads, output):
+def command(model, audio, lists, method, fmt, backend, streaming, chunk_ms, partials, shard, batch_seconds, threads,
+            output, **search):
     """Transcribe AUDIO files (any format and rate libsndfile reads: WAV, FLAC, OGG, MP3; several
     channels are mixed down, other rates resampled) with MODEL: an experiment folder of `ds2 train`
     or a checkpoint file (or, with --backend onnxruntime, a `ds2 export` folder).
@@ -103,8 +97,9 @@ def command(model, audio, lists, method, lm, rescore_lm, lang_dir, alpha, beta, 
     inputs = _inputs(audio, lists)[i::n]
     if not audio and not lists:
         raise click.UsageError("give AUDIO files, `-` for stdin, or --list FILE")
-    given = dict(lm=lm, rescore_lm=rescore_lm, lang_dir=lang_dir, alpha=alpha, beta=beta, lm_scale=lm_scale,
-                 beam=beam)
+    ctx = click.get_current_context()  # the search options typed on the command line win over the tuned ones
+    given = {k: v for k, v in search.items()
+             if ctx.get_parameter_source(k) not in (ParameterSource.DEFAULT, ParameterSource.DEFAULT_MAP)}
     try:
         t = Transcriber.load(model, method, backend, threads, **given)
         if streaming and not t.model.streaming:
