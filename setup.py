@@ -36,9 +36,14 @@ def fetch_tarball() -> None:
     print(f"Downloading the KenLM {KENLM_VERSION} source distribution from PyPI", file=sys.stderr)
     TARBALL.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=TARBALL.parent) as tmp:
-        # --no-build-isolation: only fetch the tarball, do not build its build requirements from source
-        subprocess.check_call([sys.executable, "-m", "pip", "download", "--quiet", "--no-binary", ":all:",
-                               "--no-deps", "--no-build-isolation", f"kenlm=={KENLM_VERSION}", "-d", tmp])
+        # pip is a build requirement (pyproject.toml), so this runs in pip's isolated build environment
+        # too. --no-build-isolation: only fetch the tarball (pip reads its metadata with the setuptools
+        # at hand), do not build its build requirements (CMake) from source.
+        cmd = [sys.executable, "-m", "pip", "download", "--quiet", "--no-binary", ":all:", "--no-deps",
+               "--no-build-isolation", f"kenlm=={KENLM_VERSION}", "-d", tmp]
+        if subprocess.run(cmd).returncode != 0:
+            sys.exit(f"could not fetch KenLM's source distribution ({' '.join(cmd[2:])}); fetch it with "
+                     f"`tools/install_kenlm.sh --download-only` (make setup does), or put it at {TARBALL}")
         os.replace(Path(tmp) / TARBALL.name, TARBALL)  # atomic: install_kenlm.sh may fetch it meanwhile
 
 
