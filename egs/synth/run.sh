@@ -5,6 +5,8 @@
 # Usage: ./run.sh [--stage N] [--stop-stage N] [--num-train N] [--overrides "train.epochs=2"] ...
 # Stage 1 synthesises the corpus; stages 2-9 are the shared ones of egs/asr.sh (features, tokens,
 # LMs, graphs, training, tuning, decoding, RESULTS.md). `rm -rf data exp` starts from scratch.
+# A streaming model beside it (forward-only + row convolution; `ds2 transcribe --streaming`), in RESULTS.md too:
+#   ./run.sh --stage 6 --config conf/ds2_streaming.yaml --tag streaming
 
 set -euo pipefail
 cd "$(dirname "$0")"
