@@ -22,14 +22,21 @@ def _version(package: str) -> str:
         return "not installed"
 
 
-def git_description(path: Path) -> str:
-    """Commit hash of the checkout holding `path`, with `-dirty` when it has changes."""
+def git_description(path: Path, ignore: Path | None = None) -> str:
+    """Commit hash of the checkout holding `path`, with `-dirty` when it has changes; a change to
+    `ignore` (the RESULTS.md being rewritten: stage 9 of a second model rewrites the first one's)
+    does not count."""
     try:
-        head = subprocess.run(["git", "rev-parse", "--short=12", "HEAD"], cwd=path, capture_output=True,
-                              text=True, check=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=path,
-                               capture_output=True, text=True, check=True).stdout.strip()
-        return head + ("-dirty" if dirty else "")
+        def git(*args: str) -> str:
+            return subprocess.run(["git", *args], cwd=path, capture_output=True, text=True, check=True).stdout
+
+        head = git("rev-parse", "--short=12", "HEAD").strip()
+        changed = [line[3:] for line in git("status", "--porcelain", "--untracked-files=no").splitlines()]
+        if ignore is not None:
+            top = Path(git("rev-parse", "--show-toplevel").strip()).resolve()
+            skip = Path(ignore).resolve()
+            changed = [c for c in changed if (top / c).resolve() != skip]
+        return head + ("-dirty" if changed else "")
     except (subprocess.CalledProcessError, FileNotFoundError):
         return "unknown (not a git checkout)"
 
@@ -212,7 +219,7 @@ def write_results(recipe_dir: str | Path, output: str | Path | None = None, titl
         "",
         "## Environment",
         "",
-        f"- git: `{git_description(recipe_dir)}`",
+        f"- git: `{git_description(recipe_dir, ignore=output)}`",
         f"- ds2 {_version('ds2')}, torch {_version('torch')}, lhotse {_version('lhotse')}, "
         f"kaldialign {_version('kaldialign')}, kenlm {_version('kenlm')}, kaldifst {_version('kaldifst')}, "
         f"kaldilm {_version('kaldilm')}, kaldi-decoder {_version('kaldi-decoder')}, Python {platform.python_version()}",

@@ -142,3 +142,26 @@ def test_training_summary_gives_the_dev_cer_of_the_checkpoint_decoding_uses(deco
     _, rows = table_rows(text)
     header, _ = table_rows(text)
     assert m.group(1) == rows["greedy"][header.index("dev_clean %CER")]
+
+
+def test_git_description_ignores_only_the_results_file_being_rewritten(tmp_path):
+    import subprocess
+
+    from ds2.report import git_description
+
+    def git(*args):
+        subprocess.run(["git", *args], cwd=tmp_path, check=True, capture_output=True)
+
+    git("init", "-q")
+    (tmp_path / "recipe").mkdir()
+    results, code = tmp_path / "recipe" / "RESULTS.md", tmp_path / "code.py"
+    results.write_text("old\n")
+    code.write_text("x = 1\n")
+    git("add", ".")
+    git("-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "c")
+    results.write_text("new\n")  # a first model's stage 9 rewrote it
+    head = git_description(tmp_path / "recipe", ignore=results)
+    assert len(head) == 12 and not head.endswith("-dirty")
+    assert git_description(tmp_path / "recipe").endswith("-dirty")
+    code.write_text("x = 2\n")
+    assert git_description(tmp_path / "recipe", ignore=results).endswith("-dirty")
