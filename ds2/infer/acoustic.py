@@ -27,8 +27,8 @@ def checkpoint_features(ckpt: dict, path) -> dict:
     checkpoints held them)."""
     features = ckpt.get("features")
     if not features:
-        raise ModelError(f"{path} does not say how its features were computed (checkpoints hold that since "
-                         f"ds2 0.1's inference; retrain, or decode its cut sets with `ds2 decode`)")
+        raise ModelError(f"{path} does not say how its features were computed (written before checkpoints held "
+                         f"their feature settings): retrain it, or decode prepared cut sets with `ds2 decode`")
     return features
 
 
