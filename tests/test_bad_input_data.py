@@ -293,3 +293,43 @@ def test_a_killed_feature_worker_ends_features_with_one_line_not_a_hang(tiny_cor
     assert proc.returncode == 1, stderr[-3000:]
     assert "a feature process died" in stderr.splitlines()[-1] and "Traceback" not in stderr, stderr[-3000:]
     assert_split_not_written(tmp_path / "fbank")
+
+
+CTRL_C_AT_START = '''
+import os, signal, sys
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+from lhotse import CutSet, RecordingSet, SupervisionSet
+from ds2.data.features import FeatureConfig, compute_cut_features, make_extractor
+
+real_submit = ProcessPoolExecutor.submit
+
+def submit(self, *args, **kwargs):  # Ctrl-C while the workers are being started
+    future = real_submit(self, *args, **kwargs)
+    os.kill(os.getpid(), signal.SIGINT)
+    return future
+
+if __name__ == "__main__":
+    ProcessPoolExecutor.submit = submit
+    manifests, out = Path(sys.argv[1]), Path(sys.argv[2])
+    cuts = CutSet.from_manifests(RecordingSet.from_file(manifests / "synth_recordings_train.jsonl.gz"),
+                                 SupervisionSet.from_file(manifests / "synth_supervisions_train.jsonl.gz"))
+    try:
+        compute_cut_features(cuts.trim_to_supervisions().to_eager(), make_extractor(FeatureConfig()), out, 2, "x")
+    except KeyboardInterrupt:
+        print("interrupted; features left:", out.exists())
+        sys.exit(130)
+    print("went on to the end")
+'''
+
+
+def test_ctrl_c_while_the_feature_workers_start_is_not_lost(tiny_corpus, tmp_path):
+    """A Ctrl-C that arrives while the worker processes are being started stops the run (it was
+    ignored there: the run went on to the end and exited 0), and no worker dies of it."""
+    script = tmp_path / "ctrl_c.py"
+    script.write_text(CTRL_C_AT_START)
+    proc = subprocess.run([sys.executable, str(script), str(tiny_corpus / "manifests"), str(tmp_path / "feats")],
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 130, proc.stdout + proc.stderr[-3000:]
+    assert "interrupted; features left: False" in proc.stdout
+    assert "Traceback" not in proc.stderr and "KeyboardInterrupt" not in proc.stderr, proc.stderr[-3000:]

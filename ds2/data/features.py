@@ -173,18 +173,24 @@ def compute_cut_features(cuts: CutSet, extractor, storage_dir: Path, num_jobs: i
             if num_jobs > 1:
                 # Ctrl-C reaches the whole process group. The workers ignore it (`_ignore_sigint`), so
                 # only this process stops: leaving the block cancels the shards not started and waits
-                # for the running ones (a few seconds). While the workers start, SIGINT is blocked
-                # here: they inherit the mask through exec, so none dies of it before its initializer
-                # runs, and a Ctrl-C in that window stays pending and stops us once unblocked (an
-                # ignored one would be lost: the run went on to the end). A worker that dies
-                # (killed, out of memory) raises BrokenProcessPool here rather than leaving us waiting.
+                # for the running ones (a few seconds). While the workers start, SIGINT is blocked in
+                # this thread (they inherit the mask through exec, so none dies of it before its
+                # initializer runs) and only recorded (another thread may take it); a Ctrl-C then
+                # stops us once they have started, rather than being lost (it was ignored before,
+                # and a run interrupted under load went on to exit 0). A worker that dies (killed,
+                # out of memory) raises BrokenProcessPool here rather than leaving us waiting.
                 pool = ProcessPoolExecutor(num_jobs, mp_context=get_context("spawn"), initializer=_ignore_sigint)
                 stack.callback(pool.shutdown, wait=True, cancel_futures=True)
+                interrupted = []
+                previous = signal.signal(signal.SIGINT, lambda *_: interrupted.append(True))
                 signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
                 try:
                     futures = [pool.submit(_compute_shard, job) for job in jobs]  # starts the workers
                 finally:
-                    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
+                    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})  # a pending one: recorded
+                    signal.signal(signal.SIGINT, previous)
+                if interrupted:
+                    raise KeyboardInterrupt
                 results = (f.result() for f in futures)
             for job, (shard_done, shard_failed) in zip(jobs, results):
                 done += shard_done
