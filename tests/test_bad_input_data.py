@@ -234,7 +234,7 @@ def start_features_on_a_big_split(tiny_corpus: Path, tmp_path: Path) -> tuple[su
     with open(log, "w") as err:
         proc = subprocess.Popen([DS2, "features", str(manifests), str(tmp_path / "fbank"), "--prefix", "big",
                                  "--splits", "train", "--num-jobs", "2"], stdout=subprocess.DEVNULL, stderr=err,
-                                env=ENV, start_new_session=True)
+                                env=ENV, start_new_session=True, preexec_fn=_default_sigint)
     deadline = time.time() + 120
     while time.time() < deadline and proc.poll() is None:
         # a worker has written features: the workers run (the progress bar, written to a file,
@@ -244,6 +244,12 @@ def start_features_on_a_big_split(tiny_corpus: Path, tmp_path: Path) -> tuple[su
         time.sleep(0.1)
     assert proc.poll() is None, log.read_text()[-3000:]
     return proc, log
+
+
+def _default_sigint():
+    # a suite started in the background of a non-interactive shell (`make test &`, nohup) passes on
+    # SIGINT ignored, and Python keeps it so: the child would never see the Ctrl-C this test sends
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def assert_split_not_written(fbank: Path):
@@ -329,7 +335,7 @@ def test_ctrl_c_while_the_feature_workers_start_is_not_lost(tiny_corpus, tmp_pat
     script = tmp_path / "ctrl_c.py"
     script.write_text(CTRL_C_AT_START)
     proc = subprocess.run([sys.executable, str(script), str(tiny_corpus / "manifests"), str(tmp_path / "feats")],
-                          capture_output=True, text=True, timeout=300)
+                          capture_output=True, text=True, timeout=300, preexec_fn=_default_sigint)
     assert proc.returncode == 130, proc.stdout + proc.stderr[-3000:]
     assert "interrupted; features left: False" in proc.stdout
     assert "Traceback" not in proc.stderr and "KeyboardInterrupt" not in proc.stderr, proc.stderr[-3000:]
