@@ -21,16 +21,15 @@ from scipy.signal import resample_poly
 from ds2.atomic import save_atomic
 from ds2.checkpoint import CheckpointError
 from ds2.cli import main
-from ds2.config import ExperimentConfig, config_to_dict
-from ds2.data.features import FeatureConfig, feature_settings
 from ds2.infer import ModelError
 from ds2.infer.acoustic import TorchAcousticModel
 from ds2.infer.export import MANIFEST, OfflineModel, export_model
+from ds2.infer.features import pad_batch
 from ds2.infer.onnx_model import ExportError, OnnxAcousticModel
 from ds2.infer.stream import StreamingRecognizer
 from ds2.model import DeepSpeech2
 from ds2.model.config import ModelConfig
-from ds2.text import CharTokenizer
+from random_checkpoint import random_checkpoint
 
 REPO = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.filterwarnings("ignore:`torch.jit.load` is deprecated:DeprecationWarning")
@@ -49,27 +48,8 @@ SENTENCES = ["yes", "hello world", "the quick brown fox jumps over the lazy dog"
 
 
 def make_checkpoint(path: Path, name: str, seed: int = 0) -> Path:
-    """A random-weight DeepSpeech2 of MODELS[name] with non-trivial normalisation and batch-norm
-    statistics (from a few training-mode passes, then random affine parameters), saved as a
-    checkpoint with everything inference needs."""
-    torch.manual_seed(seed)
-    cfg = ModelConfig(**MODELS[name])
-    tokenizer = CharTokenizer()
-    model = DeepSpeech2(cfg, 80, tokenizer.vocab_size)
-    model.set_normalization(torch.randn(80) + 5.0, torch.rand(80) + 0.5)
-    model.train()
-    with torch.no_grad():
-        for _ in range(3):
-            model(torch.randn(3, 60, 80) * 2 + 5, torch.tensor([60, 41, 25]))
-        for m in model.modules():
-            if isinstance(m, torch.nn.modules.batchnorm._BatchNorm):
-                m.weight.uniform_(0.5, 1.5)
-                m.bias.normal_(0.0, 0.2)
-    model.eval()
-    save_atomic({"model": model.state_dict(), "config": config_to_dict(ExperimentConfig(model=cfg)),
-                 "tokenizer": tokenizer.to_dict(), "num_features": 80, "frame_shift": 0.01,
-                 "features": feature_settings(FeatureConfig(kind="fbank"), 16000)}, path)
-    return path
+    """A random-weight model of MODELS[name], saved as a checkpoint (`random_checkpoint`)."""
+    return random_checkpoint(path, ModelConfig(**MODELS[name]), seed)
 
 
 @pytest.fixture(scope="module")
@@ -84,7 +64,7 @@ def wavs(tmp_path_factory) -> list[Path]:
         subprocess.run(["espeak-ng", "-w", str(raw), text], check=True)
         x, sr = sf.read(raw, dtype="float32")
         assert sr == 22050
-        sf.write(d / f"u{i}.wav", resample_poly(x, 160, 441).astype(np.float32), 16000)
+        sf.write(d / f"u{i}.wav", resample_poly(x, 320, 441).astype(np.float32), 16000)
         out.append(d / f"u{i}.wav")
     return out
 
@@ -114,12 +94,9 @@ def max_diff(a: list[np.ndarray], b: list[np.ndarray]) -> float:
 
 
 def torchscript_log_probs(module, feats: list[np.ndarray]) -> list[np.ndarray]:
-    lengths = torch.tensor([len(f) for f in feats])
-    batch = torch.zeros(len(feats), int(lengths.max()), feats[0].shape[1])
-    for i, f in enumerate(feats):
-        batch[i, : len(f)] = torch.from_numpy(f)
+    batch, lengths = pad_batch(feats)
     with torch.no_grad():
-        out, out_lens = module(batch, lengths)
+        out, out_lens = module(torch.from_numpy(batch), torch.from_numpy(lengths))
     return [out[i, : out_lens[i]].numpy() for i in range(len(feats))]
 
 

@@ -10,16 +10,14 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import soundfile as sf
-import torch
 
-from ds2.config import ExperimentConfig, config_to_dict
 from ds2.decode.greedy import collapse
 from ds2.data.features import FeatureConfig, feature_settings, make_extractor
 from ds2.infer.acoustic import TorchAcousticModel
 from ds2.infer.features import FeatureFrontEnd
 from ds2.infer.stream import StreamingRecognizer
-from ds2.model import DeepSpeech2, ModelConfig
-from ds2.text import CharTokenizer
+from ds2.model import ModelConfig
+from random_checkpoint import random_checkpoint
 
 
 def wavs(corpus, n=4):
@@ -55,22 +53,9 @@ def test_features_match_lhotse_and_stream_exactly(tiny_corpus, kind):
 
 
 def random_model(tmp_path, name: str, **model_options) -> TorchAcousticModel:
-    """A checkpoint of a random forward-only model with non-trivial statistics, loaded for inference."""
-    torch.manual_seed(sum(map(ord, name)))
+    """A random forward-only model (`random_checkpoint`), loaded for inference."""
     options = {"feature_norm": "global", "bidirectional": False, "rnn_hidden": 48, "rnn_layers": 2, **model_options}
-    cfg = ModelConfig(**options)
-    tokenizer = CharTokenizer()
-    model = DeepSpeech2(cfg, 80, tokenizer.vocab_size)
-    model.set_normalization(torch.randn(80) * 2 - 8, torch.rand(80) + 0.5)
-    model.train()
-    with torch.no_grad():  # batch-norm running statistics that are not the identity
-        for _ in range(3):
-            model(torch.randn(2, 150, 80) * 3 - 8, torch.tensor([150, 120]))
-    ckpt = {"model": model.state_dict(), "config": config_to_dict(ExperimentConfig(model=cfg)),
-            "tokenizer": tokenizer.to_dict(), "num_features": 80, "frame_shift": 0.01,
-            "features": feature_settings(FeatureConfig(kind="fbank"), 16000)}
-    path = tmp_path / f"{name}.pt"
-    torch.save(ckpt, path)
+    path = random_checkpoint(tmp_path / f"{name}.pt", ModelConfig(**options), seed=sum(map(ord, name)))
     return TorchAcousticModel(path)
 
 

@@ -76,7 +76,7 @@ def option_fields() -> list[dataclasses.Field]:
 
 # -- the decoders ------------------------------------------------------------------------------
 class Greedy:
-    """Best path: `greedy_decode`, the one greedy decoding of the package, on one utterance."""
+    """Best path: `best_path_text`, the one greedy decoding of the package, on one utterance."""
 
     def __init__(self, tokenizer: Tokenizer):
         self.tokenizer = tokenizer

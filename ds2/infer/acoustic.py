@@ -17,7 +17,7 @@ import torch
 from ds2.checkpoint import find_checkpoint, load_checkpoint, model_from_checkpoint
 from ds2.config import config_to_dict
 from ds2.infer import ModelError
-from ds2.infer.features import FeatureFrontEnd
+from ds2.infer.features import FeatureFrontEnd, pad_batch
 from ds2.infer.stream import StreamGeometry
 from ds2.infer.streaming_step import StreamingStep, streaming_problem
 
@@ -54,11 +54,8 @@ class TorchAcousticModel:
     @torch.no_grad()
     def log_probs(self, feats: list[np.ndarray]) -> list[np.ndarray]:
         """(T', V) float32 log-probs of each (T, F) feature matrix, run as one padded batch."""
-        lengths = torch.tensor([len(f) for f in feats])
-        batch = torch.zeros(len(feats), int(lengths.max()), feats[0].shape[1])
-        for i, f in enumerate(feats):
-            batch[i, : len(f)] = torch.from_numpy(f)
-        out, out_lens = self.model(batch, lengths)
+        batch, lengths = pad_batch(feats)
+        out, out_lens = self.model(torch.from_numpy(batch), torch.from_numpy(lengths))
         return [out[i, : out_lens[i]].numpy().copy() for i in range(len(feats))]
 
     def stream_start(self) -> list[torch.Tensor]:

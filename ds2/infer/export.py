@@ -27,13 +27,14 @@ from ds2.atomic import write_atomic, write_text_atomic
 from ds2.checkpoint import find_checkpoint, load_checkpoint, model_from_checkpoint
 from ds2.config import config_to_dict
 from ds2.infer.acoustic import checkpoint_features
-from ds2.infer.streaming_step import NOT_FINAL, StreamingStep, streaming_problem
+from ds2.infer.onnx_model import MANIFEST
+from ds2.infer.stream import NOT_FINAL
+from ds2.infer.streaming_step import StreamingStep, streaming_problem
 from ds2.model import DeepSpeech2
 from ds2.model.layers import time_mask, valid_frames_batch_norm
 
 FORMATS = ("onnx", "torchscript")
 SUFFIX = {"onnx": ".onnx", "torchscript": ".pt"}
-MANIFEST = "ds2_model.json"
 OPSET = 17
 OFFLINE_INPUTS = ["feats", "lengths"]
 OFFLINE_OUTPUTS = ["log_probs", "out_lengths"]

@@ -43,6 +43,16 @@ def mel_banks(num_bins: int, fft_length: int, sampling_rate: int, low_freq: floa
     return np.pad(banks, ((0, 0), (0, 1))).T.astype(np.float32)
 
 
+def pad_batch(feats: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """(B, T, F) float32 zero-padded batch of (T_i, F) features, and their (B,) int64 lengths:
+    the acoustic models' input, whatever the backend."""
+    lengths = np.array([len(f) for f in feats], dtype=np.int64)
+    batch = np.zeros((len(feats), int(lengths.max()), feats[0].shape[1]), np.float32)
+    for i, f in enumerate(feats):
+        batch[i, : len(f)] = f
+    return batch, lengths
+
+
 class FeatureFrontEnd:
     """Features of 1-D float audio at `sampling_rate`, as set in a checkpoint's `features`
     (`ds2.data.features.feature_settings`): kind, num_mel_bins, frame_shift, window, sampling_rate."""

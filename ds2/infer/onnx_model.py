@@ -14,11 +14,11 @@ from pathlib import Path
 import numpy as np
 
 from ds2.infer import ModelError
-from ds2.infer.features import FeatureFrontEnd
+from ds2.infer.features import FeatureFrontEnd, pad_batch
 from ds2.infer.stream import StreamGeometry
 from ds2.text import tokenizer_from_dict
 
-MANIFEST = "ds2_model.json"  # = ds2.infer.export.MANIFEST (that module imports torch)
+MANIFEST = "ds2_model.json"  # what a runtime needs besides the graphs (written by ds2.infer.export)
 
 
 class ExportError(ModelError):
@@ -78,10 +78,7 @@ class OnnxAcousticModel:
 
     def log_probs(self, feats: list[np.ndarray]) -> list[np.ndarray]:
         """(T', V) float32 log-probs of each (T, F) feature matrix, run as one padded batch."""
-        lengths = np.array([len(f) for f in feats], dtype=np.int64)
-        batch = np.zeros((len(feats), int(lengths.max()), self.num_features), np.float32)
-        for i, f in enumerate(feats):
-            batch[i, : len(f)] = f
+        batch, lengths = pad_batch(feats)
         out, out_lens = self._session.run(self._outputs, {self._inputs[0]: batch, self._inputs[1]: lengths})
         return [out[i, : out_lens[i]].copy() for i in range(len(feats))]
 

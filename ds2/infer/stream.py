@@ -78,9 +78,8 @@ class StreamingRecognizer:
     """Recognise one utterance from audio chunks of any size with a streaming `model` (a backend
     of ds2.infer.acoustic: stream_start, stream_step, front_end, geometry, tokenizer)."""
 
-    def __init__(self, model, decoder=None):
+    def __init__(self, model):
         self.model = model
-        self.decoder = decoder  # a final-result decoder (ds2.infer.transcriber); None: greedy
         self.geometry: StreamGeometry = model.geometry
         self.features = model.front_end.stream()
         self.state = model.stream_start()
@@ -89,13 +88,11 @@ class StreamingRecognizer:
         self.started = False
         self.dropped = 0  # the row convolution's first outputs, which belong to no frame
         self.log_probs: list[np.ndarray] = []
-        self.samples = 0
         self.best: list[int] = []  # argmax per output frame so far (the partial text)
 
     def accept(self, samples: np.ndarray) -> str:
         """Take the next samples (float, at the model's rate); returns the partial text so far."""
         samples = np.asarray(samples, dtype=np.float32).reshape(-1)
-        self.samples += len(samples)
         self.pending = np.concatenate([self.pending, self.features.accept(samples)])
         need = self.geometry.stride if self.started else self.geometry.first_step_frames()
         if len(self.pending) >= need:

@@ -7,7 +7,7 @@ padding), the recurrent layers their hidden states, and the row convolution its 
 `lookahead` inputs (at first zeros: its first `lookahead` outputs belong to no frame and are
 dropped by the caller). A frame counter per layer lets the last step, given the utterance's
 number of frames in `valid_until`, zero what lies past the end exactly as the whole-utterance
-forward pass pads it; until then `valid_until` is larger than any count (NOT_FINAL).
+forward pass pads it; until then `valid_until` is larger than any count (ds2.infer.stream.NOT_FINAL).
 """
 
 from __future__ import annotations
@@ -17,8 +17,6 @@ from torch import nn
 
 from ds2.model import DeepSpeech2
 from ds2.model.layers import conv_output_length, valid_frames_batch_norm
-
-NOT_FINAL = 2**62  # valid_until while the utterance goes on
 
 
 def streaming_problem(cfg) -> str | None:

@@ -172,33 +172,36 @@ class Transcriber:
         transcribed (the others go on). Sources are read a few at a time and run through the
         acoustic model in batches of up to `batch_seconds` of audio, the longest first."""
         rate = self.model.front_end.sampling_rate
-        group = []
+        group, samples_in_group = [], 0
         for uid, source in sources:
             try:
                 samples = source if isinstance(source, np.ndarray) else load_audio(source, rate, name=uid)
                 group.append((uid, samples, self.features(samples, uid)))
+                samples_in_group += len(samples)
             except AudioError as e:
                 group.append((uid, None, e))
-            if sum(len(g[1]) for g in group if g[1] is not None) >= batch_seconds * rate or len(group) >= 64:
+            if samples_in_group >= batch_seconds * rate or len(group) >= 64:
                 yield from self._run(group, batch_seconds)
-                group = []
+                group, samples_in_group = [], 0
         if group:
             yield from self._run(group, batch_seconds)
 
     def _run(self, group, batch_seconds: float):
+        """(id, Transcript or AudioError) of each (id, samples, features or error) of `group`, in order."""
         rate = self.model.front_end.sampling_rate
-        results = {}
         ready = sorted((i for i, g in enumerate(group) if g[1] is not None), key=lambda i: -len(group[i][1]))
-        batch, seconds = [], 0.0
-        for i in ready + [None]:
-            if i is not None and (not batch or seconds + len(group[i][1]) / rate <= batch_seconds):
-                batch.append(i)
-                seconds += len(group[i][1]) / rate
-                continue
-            if batch:
-                for j, lp in zip(batch, self.model.log_probs([group[j][2] for j in batch])):
-                    results[j] = self.result(group[j][0], lp, len(group[j][1]) / rate)
-            batch, seconds = ([i], len(group[i][1]) / rate) if i is not None else ([], 0.0)
+        batches, seconds = [], batch_seconds  # the longest first, up to batch_seconds each
+        for i in ready:
+            duration = len(group[i][1]) / rate
+            if seconds + duration > batch_seconds:
+                batches.append([])
+                seconds = 0.0
+            batches[-1].append(i)
+            seconds += duration
+        results = {}
+        for batch in batches:
+            for j, lp in zip(batch, self.model.log_probs([group[j][2] for j in batch])):
+                results[j] = self.result(group[j][0], lp, len(group[j][1]) / rate)
         for i, (uid, samples, feats) in enumerate(group):
             yield uid, results[i] if samples is not None else feats
 
@@ -240,7 +243,7 @@ def decoding_options(method: str, exp_dir: Path | None, given: dict):
     graph folders its own decodings with `method` used (their result.json; relative paths are
     the recipe's, EXP/../..), then `given` (None values are ignored). ValueError when a needed
     file is neither given nor found."""
-    from ds2.decode.methods import DecodeOptions, RESOURCES, method as method_of
+    from ds2.decode.methods import DecodeOptions, method as method_of
 
     m = method_of(method)
     values = {}
