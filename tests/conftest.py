@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from local_http import serving
+from memorised import memorise
 
 from ds2.corpora.synth import SynthOptions, prepare_synth
 from ds2.data.features import FeatureConfig, compute_features
@@ -32,6 +33,13 @@ def lang(tmp_path_factory) -> Path:
     d = tmp_path_factory.mktemp("lang")
     CharTokenizer().save(d)
     return d
+
+
+@pytest.fixture(scope="session")
+def memorised(tmp_path_factory) -> tuple[Path, Path]:
+    """(experiment folder, folder of audio files): a forward-only model that spells one sentence
+    (tests/memorised.py)."""
+    return memorise(tmp_path_factory.mktemp("memorised"))
 
 
 @pytest.fixture

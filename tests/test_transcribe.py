@@ -1,8 +1,7 @@
 """`ds2 transcribe` and `ds2.Transcriber` on real espeak-ng audio in many formats.
 
-The model has memorised one sentence (a few dozen steps on that one utterance, at 16 kHz): it
-spells it back only when the audio reaches it as training's features would (right rate, one
-channel, the right front-end), so a wrong resampling or down-mix shows as a wrong text.
+The model has memorised one sentence (tests/memorised.py): a wrong resampling or down-mix shows
+as a wrong text.
 """
 
 from __future__ import annotations
@@ -15,70 +14,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
-import torch
-from scipy.signal import resample_poly
 
-from ds2.config import ExperimentConfig, config_to_dict
-from ds2.data.features import FeatureConfig, feature_settings
-from ds2.infer.features import FeatureFrontEnd
-from ds2.model import DeepSpeech2, ModelConfig
-from ds2.score import score
-from ds2.text import CharTokenizer
+from memorised import TEXT, cer
 
-TEXT = "the quick brown fox jumps over the lazy dog"
 DS2 = [sys.executable, "-m", "ds2"]
-
-
-def cer(hyp: str, ref: str = TEXT) -> float:
-    return score({"u": ref}, {"u": hyp})[1].rate / 100
-
-
-@pytest.fixture(scope="module")
-def memorised(tmp_path_factory):
-    """(experiment folder, folder of audio files): a forward-only model (streamable) that spells TEXT."""
-    root = tmp_path_factory.mktemp("memorised")
-    audio = root / "audio"
-    audio.mkdir()
-    subprocess.run(["espeak-ng", "-v", "en-us", "-w", str(audio / "espeak_22050.wav"), TEXT], check=True)
-    x, rate = sf.read(str(audio / "espeak_22050.wav"), dtype="float32")
-    assert rate == 22050
-    x16 = resample_poly(x, 320, 441).astype(np.float32)
-    sf.write(str(audio / "s16k.wav"), x16, 16000)
-    sf.write(str(audio / "s16k.flac"), x16, 16000)
-    sf.write(str(audio / "s16k.ogg"), x16, 16000, format="OGG", subtype="VORBIS")
-    sf.write(str(audio / "s8k.wav"), resample_poly(x16, 1, 2), 8000, subtype="PCM_16")
-    x44 = resample_poly(x16, 441, 160)
-    sf.write(str(audio / "stereo_44100.wav"), np.stack([x44, 0.6 * x44], axis=1), 44100)
-    (audio / "broken.wav").write_bytes(b"RIFF....WAVEfmt garbage, not audio" * 10)
-
-    settings = feature_settings(FeatureConfig(kind="fbank"), 16000)
-    feats = torch.from_numpy(FeatureFrontEnd(settings)(x16))[None]
-    tokenizer = CharTokenizer()
-    torch.manual_seed(0)
-    cfg = ModelConfig(feature_norm="global", bidirectional=False, conv_channels=[8], conv_kernels=[[11, 21]],
-                      conv_strides=[[3, 4]], rnn_layers=2, rnn_hidden=96, lookahead=3)
-    model = DeepSpeech2(cfg, 80, tokenizer.vocab_size)
-    model.set_normalization(feats[0].mean(0), feats[0].std(0))
-    target = torch.tensor([tokenizer.encode(TEXT)])
-    opt = torch.optim.Adam(model.parameters(), 3e-3)
-    lengths = torch.tensor([feats.shape[1]])
-    for step in range(300):
-        model.train()
-        log_probs, out_lens = model(feats, lengths)
-        loss = torch.nn.functional.ctc_loss(log_probs.transpose(0, 1), target, out_lens, torch.tensor([target.shape[1]]))
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        if step >= 60 and loss.item() < 0.02:
-            break
-    assert loss.item() < 0.05, f"the model did not memorise the sentence (loss {loss.item():.3f})"
-    exp = root / "exp" / "memo"  # a recipe's layout: RECIPE/exp/TAG
-    (exp / "checkpoints").mkdir(parents=True)
-    ecfg = ExperimentConfig(model=cfg)
-    (exp / "config.yaml").write_text(json.dumps(config_to_dict(ecfg)))
-    torch.save({"model": model.state_dict(), "config": config_to_dict(ecfg), "tokenizer": tokenizer.to_dict(),
-                "num_features": 80, "frame_shift": 0.01, "features": settings}, exp / "checkpoints" / "best.pt")
-    return exp, audio
 
 
 def transcribe(*args, stdin: bytes | None = None):
