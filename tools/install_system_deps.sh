@@ -3,12 +3,15 @@
 #   espeak-ng, fortunes-min, fortunes, fortunes-zh   speech and sentences of the synthetic corpora
 #   g++ make cmake, Boost, zlib/bz2/lzma dev packages   to build KenLM (tools/install_kenlm.sh
 #                                                       and the Python `kenlm` module)
+#   chromium chromium-driver                            a real browser for the page's test
+#                                                       (tests/test_serve_browser.py)
 # Installs what is missing with apt when run as root; otherwise prints the exact command and fails.
 set -euo pipefail
 
 packages=(espeak-ng fortunes-min fortunes fortunes-zh
           g++ make cmake libboost-program-options-dev libboost-system-dev libboost-thread-dev
-          libboost-test-dev zlib1g-dev libbz2-dev liblzma-dev)
+          libboost-test-dev zlib1g-dev libbz2-dev liblzma-dev
+          chromium chromium-driver)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
