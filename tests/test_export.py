@@ -30,6 +30,7 @@ from ds2.infer.stream import StreamingRecognizer
 from ds2.model import DeepSpeech2
 from ds2.model.config import ModelConfig
 from random_checkpoint import random_checkpoint
+from streams import lockstep
 
 REPO = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.filterwarnings("ignore:`torch.jit.load` is deprecated:DeprecationWarning")
@@ -147,14 +148,16 @@ class _TorchScriptStep:
     def __init__(self, torch_model: TorchAcousticModel, step_file: Path):
         self.ref, self.step = torch_model, torch.jit.load(str(step_file))
         self.front_end, self.geometry, self.tokenizer = torch_model.front_end, torch_model.geometry, torch_model.tokenizer
+        self.state_batch_dims = torch_model.state_batch_dims
 
     def stream_start(self):
         return self.ref.stream_start()
 
     def stream_step(self, feats, valid_until, state):
         with torch.no_grad():
-            out, *state = self.step(torch.from_numpy(feats)[None], torch.tensor([valid_until]), *state)
-        return out[0].numpy(), state
+            out, *state = self.step(torch.from_numpy(feats), torch.from_numpy(valid_until),
+                                    *map(torch.from_numpy, state))
+        return out.numpy(), [s.numpy() for s in state]
 
 
 @pytest.mark.parametrize("name", STREAMING_MODELS)
@@ -176,6 +179,14 @@ def test_streaming_export_matches_whole_utterance(name, exported, wavs):
             assert out.shape == ref.shape
             worst = max(worst, float(np.abs(out - ref).max()))
             assert np.array_equal(out.argmax(1), ref.argmax(1))
+    # several streams in one pass of the ONNX step (its batch dimension is dynamic), as ds2 serve runs them
+    audios = [sf.read(wav, dtype="float32")[0] for wav in wavs]
+    quantum = 4 * backends[0].geometry.stride
+    streamed, sizes = lockstep(backends[0], audios, chunk=160 * quantum, quantum=quantum, stagger=0)
+    for audio, out in zip(audios, streamed):
+        ref = ref_model.log_probs([ref_model.front_end(audio)])[0]
+        worst = max(worst, float(np.abs(out - ref).max()))
+    assert max(sizes) == len(audios)
     assert worst < TOL
 
 

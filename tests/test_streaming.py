@@ -18,6 +18,7 @@ from ds2.infer.features import FeatureFrontEnd
 from ds2.infer.stream import StreamingRecognizer
 from ds2.model import ModelConfig
 from random_checkpoint import random_checkpoint
+from streams import lockstep
 
 
 def wavs(corpus, n=4):
@@ -101,3 +102,20 @@ def test_bidirectional_and_utterance_normalised_models_refuse_to_stream(tmp_path
         assert not am.streaming and words in am.streaming_problem
         with pytest.raises(ValueError, match="cannot stream"):
             am.stream_start()
+
+
+@pytest.mark.parametrize("name", ["gru_two_convs", "lstm_three_convs"])
+def test_streams_batched_together_equal_each_alone(tiny_corpus, tmp_path, name):
+    """Streams that start and end at different times, their steps run as one batch per round
+    (run_steps, as ds2 serve does): each gets the whole-utterance log-probs (within 1e-4), and
+    the forward passes really hold several streams."""
+    am = random_model(tmp_path, name, **MODELS[name])
+    audios = [sf.read(str(p), dtype="float32")[0] for p in wavs(tiny_corpus)]
+    for quantum in (0, 4 * am.geometry.stride):  # chunks of 100 ms, or of one quantum of frames
+        streamed, sizes = lockstep(am, audios, chunk=160 * quantum or 1600, quantum=quantum)
+        for x, out in zip(audios, streamed):
+            whole = am.log_probs([am.front_end(x)])[0]
+            assert out.shape == whole.shape and np.abs(out - whole).max() < 1e-4
+        assert sum(sizes) > len(sizes)  # some passes hold several streams
+        if quantum:  # steps of equal size: all the streams that are running share each pass
+            assert max(sizes) == len(audios)

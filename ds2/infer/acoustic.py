@@ -3,7 +3,9 @@
 A backend has `tokenizer`, `front_end` (ds2.infer.features.FeatureFrontEnd), `model_config`
 (dict), `geometry` (ds2.infer.stream.StreamGeometry), `streaming` (whether it can stream),
 `log_probs(list of (T, F) features) -> list of (T', V)` and, for streaming models,
-`stream_start() -> state` and `stream_step(feats (N, F), valid_until, state) -> ((n, V), state)`.
+`stream_start() -> state` (a list of arrays, one stream), `state_batch_dims` (along which
+dimension each state array stacks streams) and `stream_step(feats (B, N, F), valid_until (B,),
+state) -> ((B, n, V), state)`, B streams at once (ds2.infer.stream.run_steps stacks them).
 `ds2.infer.onnx_model.OnnxAcousticModel` is the same interface on onnxruntime, without torch.
 """
 
@@ -18,7 +20,7 @@ from ds2.checkpoint import find_checkpoint, load_checkpoint, model_from_checkpoi
 from ds2.config import config_to_dict
 from ds2.infer import ModelError
 from ds2.infer.features import FeatureFrontEnd, pad_batch
-from ds2.infer.stream import StreamGeometry
+from ds2.infer.stream import StreamGeometry, state_batch_dim
 from ds2.infer.streaming_step import StreamingStep, streaming_problem
 
 
@@ -48,6 +50,7 @@ class TorchAcousticModel:
         self.streaming_problem = streaming_problem(cfg.model)
         self.streaming = self.streaming_problem is None
         self._step = StreamingStep(self.model) if self.streaming else None
+        self.state_batch_dims = [state_batch_dim(n) for n in self._step.state_names()] if self.streaming else []
         if threads:
             torch.set_num_threads(threads)
 
@@ -58,13 +61,13 @@ class TorchAcousticModel:
         out, out_lens = self.model(torch.from_numpy(batch), torch.from_numpy(lengths))
         return [out[i, : out_lens[i]].numpy().copy() for i in range(len(feats))]
 
-    def stream_start(self) -> list[torch.Tensor]:
+    def stream_start(self) -> list[np.ndarray]:
         if not self.streaming:
             raise ModelError(f"{self.path} cannot stream: {self.streaming_problem}")
-        return self._step.initial_state()
+        return [s.numpy() for s in self._step.initial_state()]
 
     @torch.no_grad()
-    def stream_step(self, feats: np.ndarray, valid_until: int, state):
-        out, *state = self._step(torch.from_numpy(np.ascontiguousarray(feats))[None],
-                                 torch.tensor([valid_until]), *state)
-        return out[0].numpy(), state
+    def stream_step(self, feats: np.ndarray, valid_until: np.ndarray, state):
+        out, *state = self._step(torch.from_numpy(np.ascontiguousarray(feats)), torch.from_numpy(valid_until),
+                                 *(torch.from_numpy(s) for s in state))
+        return out.numpy(), [s.numpy() for s in state]

@@ -6,8 +6,9 @@ Writes into the output folder:
   (features (B, T, F) float32 and their lengths (B,) int64 in; log-probs (B, T', V) and output
   lengths (B,) out), batch and time dynamic;
 - for streaming models (forward-only, global feature normalisation) also `stream_step.onnx` /
-  `stream_step.pt`: `ds2.infer.streaming_step.StreamingStep`, one step with its state as tensors
-  (feats (1, N, F), valid_until (1,), the state in; log-probs (1, n, V) and the new state out);
+  `stream_step.pt`: `ds2.infer.streaming_step.StreamingStep`, one step of B streams with their
+  state as tensors (feats (B, N, F), valid_until (B,), the state in; log-probs (B, n, V) and the
+  new state out), batch dynamic;
 - `ds2_model.json`: what a runtime needs besides the graphs: the tokenizer, the feature settings,
   the model config, the input/output names, and the streaming step's state (names, initial shapes
   and dtypes). `ds2.infer.onnx_model.OnnxAcousticModel` reads the ONNX export without torch.
@@ -28,7 +29,7 @@ from ds2.checkpoint import find_checkpoint, load_checkpoint, model_from_checkpoi
 from ds2.config import config_to_dict
 from ds2.infer.acoustic import checkpoint_features
 from ds2.infer.onnx_model import MANIFEST
-from ds2.infer.stream import NOT_FINAL
+from ds2.infer.stream import NOT_FINAL, StreamGeometry, state_batch_dim
 from ds2.infer.streaming_step import StreamingStep, streaming_problem
 from ds2.model import DeepSpeech2
 from ds2.model.layers import time_mask, valid_frames_batch_norm
@@ -171,24 +172,27 @@ def export_model(model: str | Path, out_dir: str | Path | None = None, format: s
         }
         if problem is None:
             step = StreamingStep(net).eval()
-            state, names = step.initial_state(), step.state_names()
+            names = step.state_names()
+            state = step.initial_state(batch=2)  # traced with two streams: nothing specialised to one
             assert all(not s.any() for s in state), "StreamingStep's initial state is not all zeros"
-            from ds2.infer.stream import StreamGeometry
-
             frames = StreamGeometry.of(manifest["model"]).first_step_frames()
-            feats = torch.randn(1, frames, net.num_features, generator=torch.Generator().manual_seed(1))
-            args = (feats, torch.tensor([NOT_FINAL]), *state)
-            dynamic = {"feats": {1: "frames"}, "log_probs": {1: "out_frames"}}
+            feats = torch.randn(2, frames, net.num_features, generator=torch.Generator().manual_seed(1))
+            args = (feats, torch.tensor([NOT_FINAL, NOT_FINAL]), *state)
+            dynamic = {"feats": {0: "batch", 1: "frames"}, "valid_until": {0: "batch"},
+                       "log_probs": {0: "batch", 1: "out_frames"}}
             for name in names:
+                axes = {state_batch_dim(name): "batch"}
                 if name.startswith("conv") and name.endswith("_cache"):  # its length changes after the first step
-                    dynamic[name] = {2: f"{name}_frames"}
-                    dynamic[f"{name}_out"] = {2: f"{name}_out_frames"}
+                    axes[2] = f"{name}_frames"
+                dynamic[name] = axes
+                dynamic[f"{name}_out"] = {k: (v if k != 2 else f"{name}_out_frames") for k, v in axes.items()}
             _export_graph(step, args, out_dir / f"stream_step{suffix}", format, STREAM_INPUTS + names,
                           STREAM_OUTPUTS + [f"{n}_out" for n in names], dynamic)
             manifest["stream"] = {
                 "model_file": f"stream_step{suffix}", "inputs": STREAM_INPUTS, "outputs": STREAM_OUTPUTS,
-                "not_final": NOT_FINAL,
-                "state": [{"name": n, "shape": list(s.shape), "dtype": _dtype_name(s)} for n, s in zip(names, state)],
+                "not_final": NOT_FINAL, "batched": True,  # streams stacked along each state's batch dimension
+                "state": [{"name": n, "shape": list(s.shape), "dtype": _dtype_name(s)}
+                          for n, s in zip(names, step.initial_state(batch=1))],
             }
     write_text_atomic(out_dir / MANIFEST, json.dumps(manifest, indent=1) + "\n")
     return out_dir

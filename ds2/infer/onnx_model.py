@@ -3,7 +3,8 @@ no torch (this module and what it imports never import it).
 
 Same interface as `ds2.infer.acoustic.TorchAcousticModel`: `tokenizer`, `features`, `front_end`,
 `model_config`, `geometry`, `streaming`, `streaming_problem`, `log_probs(feats)`, and for
-streaming models `stream_start()` / `stream_step(feats, valid_until, state)`.
+streaming models `stream_start()`, `state_batch_dims` and `stream_step(feats, valid_until, state)`
+on a batch of streams.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import numpy as np
 
 from ds2.infer import ModelError
 from ds2.infer.features import FeatureFrontEnd, pad_batch
-from ds2.infer.stream import StreamGeometry
+from ds2.infer.stream import StreamGeometry, state_batch_dim
 from ds2.text import tokenizer_from_dict
 
 MANIFEST = "ds2_model.json"  # what a runtime needs besides the graphs (written by ds2.infer.export)
@@ -69,10 +70,13 @@ class OnnxAcousticModel:
         self._session = _session(self.path / m["model_file"], threads)
         self._inputs, self._outputs = m["inputs"], m["outputs"]
         self._step = None
+        self.state_batch_dims = []
         if self.streaming:
             s = m["stream"]
             self._step = _session(self.path / s["model_file"], threads)
             self._state = s["state"]
+            self.state_batch_dims = [state_batch_dim(v["name"]) for v in self._state]
+            self.batched_step = bool(s.get("batched"))  # exports before batching took one stream a step
             self._step_inputs = s["inputs"] + [v["name"] for v in self._state]
             self._step_outputs = s["outputs"] + [f"{v['name']}_out" for v in self._state]
 
@@ -87,8 +91,10 @@ class OnnxAcousticModel:
             raise ExportError(f"{self.path} cannot stream: {self.streaming_problem}")
         return [np.zeros(v["shape"], dtype=np.dtype(v["dtype"])) for v in self._state]
 
-    def stream_step(self, feats: np.ndarray, valid_until: int, state):
-        feed = dict(zip(self._step_inputs, [np.ascontiguousarray(feats, dtype=np.float32)[None],
-                                            np.array([valid_until], dtype=np.int64), *state]))
+    def stream_step(self, feats: np.ndarray, valid_until: np.ndarray, state):
+        if len(feats) > 1 and not self.batched_step:
+            raise ExportError(f"{self.path}'s streaming step takes one stream at a time: export it again")
+        feed = dict(zip(self._step_inputs, [np.ascontiguousarray(feats, dtype=np.float32),
+                                            np.asarray(valid_until, dtype=np.int64), *state]))
         out, *state = self._step.run(self._step_outputs, feed)
-        return out[0], state
+        return out, state

@@ -31,7 +31,9 @@ def streaming_problem(cfg) -> str | None:
 
 
 class StreamingStep(nn.Module):
-    """forward(feats (1, N, F), valid_until (1,) int64, *state) -> (log_probs (1, n, V), *state)."""
+    """forward(feats (B, N, F), valid_until (B,) int64, *state) -> (log_probs (B, n, V), *state):
+    B streams at once, each with its own state and end (`STATE_BATCH_DIM` of each state tensor
+    says along which dimension the streams are stacked)."""
 
     def __init__(self, model: DeepSpeech2):
         super().__init__()
@@ -43,23 +45,24 @@ class StreamingStep(nn.Module):
         self.geometry = [(kt, st, kt // 2) for (kt, _), (st, _) in zip(fe.kernels, fe.strides)]
         self.lstm = model.cfg.rnn_type == "lstm"
 
-    def initial_state(self) -> list[torch.Tensor]:
-        """Zero state: per conv layer its left padding and an output counter; per recurrent layer its
-        hidden state (LSTM: and cell); the recurrent frame counter; the row convolution's inputs."""
+    def initial_state(self, batch: int = 1) -> list[torch.Tensor]:
+        """Zero state of `batch` streams: per conv layer its left padding and an output counter; per
+        recurrent layer its hidden state (LSTM: and cell); the feature and recurrent frame counters;
+        the row convolution's inputs."""
         m, state = self.model, []
         channels, freq = 1, m.num_features
         for layer, (kt, st, pad) in zip(m.front_end.layers, self.geometry):
             conv = layer["conv"]
-            state += [torch.zeros(1, channels, pad, freq), torch.zeros(1, dtype=torch.long)]
+            state += [torch.zeros(batch, channels, pad, freq), torch.zeros(batch, dtype=torch.long)]
             channels = conv.out_channels
             freq = int(conv_output_length(torch.tensor(freq), conv.kernel_size[1], conv.stride[1]))
         for rnn in m.rnns:
-            hidden = torch.zeros(1, 1, rnn.hidden)
+            hidden = torch.zeros(1, batch, rnn.hidden)
             state += [hidden, hidden.clone()] if self.lstm else [hidden]
-        state.append(torch.zeros(1, dtype=torch.long))  # feature frames seen
-        state.append(torch.zeros(1, dtype=torch.long))  # recurrent frames seen
+        state.append(torch.zeros(batch, dtype=torch.long))  # feature frames seen
+        state.append(torch.zeros(batch, dtype=torch.long))  # recurrent frames seen
         if m.row_conv is not None:
-            state.append(torch.zeros(1, m.cfg.rnn_hidden, m.row_conv.lookahead))
+            state.append(torch.zeros(batch, m.cfg.rnn_hidden, m.row_conv.lookahead))
         return state
 
     def state_names(self) -> list[str]:
@@ -86,9 +89,9 @@ class StreamingStep(nn.Module):
         row_cache = state[k + 2] if m.row_conv is not None else None
 
         # global normalisation; frames at or past the end are zeros, as padding is in a batch
-        index = feature_count + torch.arange(feats.shape[1])
-        x = (feats - m.feat_mean) / m.feat_std * (index < valid_until).to(feats.dtype)[None, :, None]
-        x = x.unsqueeze(1)  # (1, 1, N, F)
+        index = feature_count[:, None] + torch.arange(feats.shape[1])[None, :]  # (B, N)
+        x = (feats - m.feat_mean) / m.feat_std * (index < valid_until[:, None]).to(feats.dtype)[:, :, None]
+        x = x.unsqueeze(1)  # (B, 1, N, F)
         length = valid_until
         for i, (layer, (kt, st, pad)) in enumerate(zip(m.front_end.layers, self.geometry)):
             cache, count = conv_state[2 * i], conv_state[2 * i + 1]
@@ -98,10 +101,10 @@ class StreamingStep(nn.Module):
             n = y.shape[2]
             new_state += [buf[:, :, n * st:], count + n]
             length = conv_output_length(length, kt, st)
-            valid = ((count + torch.arange(n)) < length).to(y.dtype)[None, None, :, None]
+            valid = ((count[:, None] + torch.arange(n)[None, :]) < length[:, None]).to(y.dtype)[:, None, :, None]
             x = m.front_end.act(valid_frames_batch_norm(layer["bn"], y, channel_dim=1)) * valid
         b, c, t, f = x.shape
-        x = x.permute(2, 0, 1, 3).reshape(t, b, c * f)  # (T, 1, D): nn.GRU's time-major layout
+        x = x.permute(2, 0, 1, 3).reshape(t, b, c * f)  # (T, B, D): nn.GRU's time-major layout
         j = 0
         for rnn in m.rnns:
             x = valid_frames_batch_norm(rnn.bn, x, channel_dim=2) if rnn.bn is not None else x
@@ -113,11 +116,11 @@ class StreamingStep(nn.Module):
                 x, h = rnn.rnn(x, hidden[j])
                 new_state.append(h)
                 j += 1
-        valid = ((rnn_count + torch.arange(t)) < length).to(x.dtype)[:, None, None]
-        x = (x * valid).permute(1, 0, 2)  # (1, T, H), zeros past the end as pad_packed_sequence gives
+        valid = ((rnn_count[None, :] + torch.arange(t)[:, None]) < length[None, :]).to(x.dtype)[:, :, None]
+        x = (x * valid).permute(1, 0, 2)  # (B, T, H), zeros past the end as pad_packed_sequence gives
         new_state += [feature_count + feats.shape[1], rnn_count + t]
         if row_cache is not None:
-            buf = torch.cat([row_cache, x.transpose(1, 2)], dim=2)  # (1, H, lookahead + T)
+            buf = torch.cat([row_cache, x.transpose(1, 2)], dim=2)  # (B, H, lookahead + T)
             x = m.row_conv.conv(buf).transpose(1, 2)
             new_state.append(buf[:, :, t:])
         return (m.fc(x).log_softmax(dim=-1), *new_state)
