@@ -21,7 +21,7 @@ def main():
 
 
 def _register():
-    from ds2.cli import decode, export, features, lm, prepare, results, shar, tokens, train, transcribe
+    from ds2.cli import decode, export, features, lm, prepare, results, serve, shar, tokens, train, transcribe
 
     for module in (prepare, features, shar, tokens, lm, train, decode, results):
         main.add_command(module.command)
@@ -29,6 +29,7 @@ def _register():
     main.add_command(train.average_command)
     main.add_command(export.command)
     main.add_command(transcribe.command)
+    main.add_command(serve.command)
 
 
 _register()

@@ -43,3 +43,74 @@ def load_audio(source, sampling_rate: int, name: str | None = None) -> np.ndarra
     if not np.all(np.isfinite(samples)):
         raise AudioError(f"{name}: the audio holds NaN or infinite samples")
     return np.ascontiguousarray(samples, dtype=np.float32)
+
+
+class StreamResampler:
+    """Resample a stream that arrives in pieces from `rate_in` to `rate_out`: the same samples as
+    scipy's `resample_poly` on the whole signal (its Kaiser-windowed polyphase filter, zero-phase,
+    zeros beyond both ends), computed as soon as the input they depend on has arrived.
+
+        r = StreamResampler(48000, 16000)
+        out = [r.accept(piece) for piece in pieces] + [r.finish()]
+    """
+
+    def __init__(self, rate_in: int, rate_out: int):
+        from scipy.signal import firwin
+
+        g = math.gcd(int(rate_in), int(rate_out))
+        self.up, self.down = int(rate_out) // g, int(rate_in) // g
+        self.received = self.produced = 0  # input samples taken, output samples given
+        if self.up == self.down:
+            return
+        half = 10 * max(self.up, self.down)  # resample_poly's filter: 2 * half + 1 taps
+        h = firwin(2 * half + 1, 1.0 / max(self.up, self.down), window=("kaiser", 5.0)) * self.up
+        # phase p's taps h[p], h[p + up], ...: output j uses phase (j * down + half) % up
+        self.taps = -(-len(h) // self.up)
+        padded = np.zeros(self.taps * self.up)
+        padded[: len(h)] = h
+        self.phases = padded.reshape(self.taps, self.up).T.astype(np.float64)  # (up, taps)
+        self.half = half
+        self.buffer = np.zeros(0, np.float64)  # input samples from index `self.start` on
+        self.start = 0
+
+    def _outputs(self, count: int) -> np.ndarray:
+        """The next `count` output samples, from the buffer (zeros beyond the input received)."""
+        j = self.produced + np.arange(count)
+        m = j * self.down + self.half
+        last = m // self.up  # the newest input index output j uses; then last - 1, ... (taps of them)
+        index = last[:, None] - np.arange(self.taps)[None, :] - self.start
+        padded = np.concatenate([self.buffer, [0.0]])  # index -1 and those past the end read this zero
+        index[(index < 0) | (index >= len(self.buffer))] = len(self.buffer)
+        out = (padded[index] * self.phases[m % self.up]).sum(axis=1)
+        self.produced += count
+        return out.astype(np.float32)
+
+    def _drop_used(self):
+        oldest = (self.produced * self.down + self.half) // self.up - self.taps + 1  # the next output's oldest input
+        drop = min(max(0, oldest - self.start), len(self.buffer))
+        self.buffer, self.start = self.buffer[drop:], self.start + drop
+
+    def accept(self, samples: np.ndarray) -> np.ndarray:
+        """The output samples that the input so far determines."""
+        samples = np.asarray(samples, dtype=np.float64).reshape(-1)
+        if self.up == self.down:
+            self.produced += len(samples)
+            return samples.astype(np.float32)
+        self.buffer = np.concatenate([self.buffer, samples])
+        self.received += len(samples)
+        # output j is complete once input index (j * down + half) // up has arrived
+        ready = max(0, ((self.received - 1) * self.up - self.half) // self.down + 1) if self.received else 0
+        ready = min(ready, self.total(self.received))
+        out = self._outputs(max(0, ready - self.produced))
+        self._drop_used()
+        return out
+
+    def total(self, received: int) -> int:
+        """Output samples of `received` input samples in all (resample_poly's length)."""
+        return -(-received * self.up // self.down)
+
+    def finish(self) -> np.ndarray:
+        """The last output samples (the input's end is followed by zeros)."""
+        if self.up == self.down:
+            return np.zeros(0, np.float32)
+        return self._outputs(max(0, self.total(self.received) - self.produced))

@@ -133,6 +133,7 @@ class StreamingRecognizer:
         self.log_probs: list[np.ndarray] = []
         self.best: list[int] = []  # argmax per output frame so far (the partial text)
         self.wanted: int | None = None  # output frames of the whole utterance, once it has ended
+        self.steps_applied = 0
 
     # -- one stream on its own ---------------------------------------------------------------
     def accept(self, samples: np.ndarray) -> str:
@@ -195,6 +196,7 @@ class StreamingRecognizer:
     def apply(self, out: np.ndarray, state) -> None:
         """The outputs (n, V) and new state of this stream's step."""
         self.state = state
+        self.steps_applied += 1
         skip = min(len(out), self.geometry.lookahead - self.dropped)
         self.dropped += skip
         out = out[skip:]

@@ -1,0 +1,288 @@
+"""The aiohttp application of `ds2 serve`: the WebSocket stream, the upload, the health check and
+the page (the protocol is in ds2/serve/__init__.py).
+
+One event loop handles every connection; the model's forward passes run in the dispatcher's
+thread (batched across streams), the decoding of final results in a second thread. Everything a
+client sends is checked before it reaches the model, and each connection's failure closes only
+that connection.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from aiohttp import WSMsgType, web
+
+from ds2.infer.audio import AudioError, StreamResampler, load_audio
+from ds2.infer.stream import StreamingRecognizer, run_steps
+from ds2.serve.dispatch import BatchDispatcher
+
+log = logging.getLogger(__name__)
+
+STATIC = Path(__file__).parent / "static"
+FORMATS = {"pcm16": (np.dtype("<i2"), 1 / 32768.0), "float32": (np.dtype("<f4"), 1.0)}
+MIN_RATE, MAX_RATE = 8000, 192000
+
+# WebSocket close codes (RFC 6455)
+NORMAL, GOING_AWAY, POLICY, TOO_BIG, SERVER_ERROR, TRY_LATER = 1000, 1001, 1008, 1009, 1011, 1013
+
+
+@dataclass
+class Limits:
+    max_streams: int = 32  # WebSocket streams at once; the next is refused (1013)
+    max_seconds: float = 120.0  # audio per stream or upload
+    idle_timeout: float = 20.0  # seconds without a message before the server closes the stream (1001)
+    max_message_bytes: int = 1 << 20  # one WebSocket message (1009)
+    max_upload_bytes: int = 50 << 20  # one uploaded file (413)
+
+
+class StreamError(Exception):
+    """A client's mistake or a limit: sent as an error message, then the stream closes with `code`."""
+
+    def __init__(self, message: str, code: int = POLICY):
+        super().__init__(message)
+        self.code = code
+
+
+class Server:
+    """A Transcriber (model + decoding method) served to many clients at once."""
+
+    def __init__(self, transcriber, name: str, limits: Limits | None = None, batching: bool = True,
+                 max_batch: int = 32, max_wait: float = 0.010, step_ms: int = 100):
+        self.transcriber = transcriber
+        self.model = transcriber.model
+        self.name = name
+        self.limits = limits or Limits()
+        self.batching = batching
+        self.dispatcher = BatchDispatcher(self.model, batching, max_batch, max_wait)
+        self.decoder = ThreadPoolExecutor(1, thread_name_prefix="ds2-decode")
+        self.rate = self.model.front_end.sampling_rate
+        stride = self.model.geometry.stride
+        # streams step in whole multiples of this many feature frames: steps of equal size batch together
+        frames = max(1, round(step_ms / 1000 / self.model.front_end.frame_shift))
+        self.quantum = -(-frames // stride) * stride
+        self.streams = 0
+        self.served = 0
+
+    def warm_up(self) -> None:
+        """Run a second of silence through the model as streams and as a whole utterance, so the
+        first clients do not wait for the backend's lazy set-up (about a second for torch here)."""
+        silence = np.zeros(self.rate, np.float32)
+        if self.model.streaming:
+            rec = StreamingRecognizer(self.model)
+            for start in range(0, len(silence), self.rate // 10):
+                rec.push(silence[start:start + self.rate // 10])
+                step = rec.next_step(self.quantum)
+                if step is not None:
+                    run_steps(self.model, [(rec, step)])
+            run_steps(self.model, [(rec, rec.final_step())])
+        self.model.log_probs([self.model.front_end(silence)])
+
+    def app(self) -> web.Application:
+        app = web.Application(client_max_size=self.limits.max_upload_bytes)
+        app.router.add_get("/", self.page)
+        app.router.add_get("/health", self.health)
+        app.router.add_get("/ws", self.websocket)
+        app.router.add_post("/api/transcribe", self.upload)
+        if STATIC.is_dir():
+            app.router.add_static("/static/", STATIC)
+        app.on_shutdown.append(self._shutdown)
+        return app
+
+    async def _shutdown(self, app) -> None:
+        self.dispatcher.close()
+        self.decoder.shutdown(wait=False, cancel_futures=True)
+
+    # -- HTTP ---------------------------------------------------------------------------------
+    async def page(self, request: web.Request) -> web.StreamResponse:
+        index = STATIC / "index.html"
+        if not index.is_file():
+            raise web.HTTPNotFound(text="this ds2 has no page (ds2/serve/static/index.html is missing)")
+        return web.FileResponse(index)
+
+    async def health(self, request: web.Request) -> web.Response:
+        return web.json_response({
+            "status": "ok", "model": self.name, "streaming": bool(self.model.streaming),
+            "sample_rate": self.rate, "method": self.transcriber.method, "streams": self.streams,
+            "max_streams": self.limits.max_streams, "max_seconds": self.limits.max_seconds,
+            "batching": self.batching, "batches": self.dispatcher.stats.batches,
+            "mean_batch": round(self.dispatcher.stats.mean_batch, 2), "served": self.served,
+        })
+
+    async def upload(self, request: web.Request) -> web.Response:
+        """POST /api/transcribe: a whole audio file, raw or as the multipart field `file`."""
+        try:
+            if request.content_type.startswith("multipart/"):
+                form = await request.post()
+                field = form.get("file")
+                if field is None or not hasattr(field, "file"):
+                    return _error(400, "the form has no file field named `file`")
+                name, data = field.filename or "upload", field.file.read()
+            else:
+                name, data = request.query.get("name", "upload"), await request.read()
+        except web.HTTPRequestEntityTooLarge:
+            return _error(413, f"the file is over {self.limits.max_upload_bytes >> 20} MiB")
+        if not data:
+            return _error(400, "the request holds no audio (send the file as the body)")
+        loop = asyncio.get_running_loop()
+        try:
+            samples = await loop.run_in_executor(self.decoder, load_audio, bytes(data), self.rate, name)
+            seconds = len(samples) / self.rate
+            if seconds > self.limits.max_seconds:
+                return _error(413, f"{name}: {seconds:.1f} s of audio, over the limit of "
+                                   f"{self.limits.max_seconds:g} s")
+            feats = self.transcriber.features(samples, name)
+        except AudioError as e:
+            return _error(400, str(e))
+        log_probs = await self.dispatcher.log_probs(feats)
+        transcript = await loop.run_in_executor(self.decoder, self.transcriber.result, name, log_probs, seconds)
+        self.served += 1
+        return web.Response(text=transcript.to_json(), content_type="application/json")
+
+    # -- WebSocket ----------------------------------------------------------------------------
+    async def websocket(self, request: web.Request) -> web.StreamResponse:
+        ws = web.WebSocketResponse(max_msg_size=self.limits.max_message_bytes, heartbeat=None)
+        await ws.prepare(request)
+        if self.streams >= self.limits.max_streams:
+            await _close_with_error(ws, f"server busy: it serves {self.limits.max_streams} streams at most, "
+                                        f"try again later", TRY_LATER)
+            return ws
+        self.streams += 1
+        started = time.monotonic()
+        try:
+            await self._stream(ws)
+        except StreamError as e:
+            await _close_with_error(ws, str(e), e.code)
+        except ConnectionResetError:
+            pass  # the client went away
+        except Exception:  # noqa: BLE001 - one stream's failure closes that stream only
+            log.exception("stream failed")
+            await _close_with_error(ws, "internal server error", SERVER_ERROR)
+        finally:
+            self.streams -= 1
+            log.debug("stream closed after %.1f s", time.monotonic() - started)
+        return ws
+
+    async def _receive(self, ws: web.WebSocketResponse):
+        try:
+            return await ws.receive(timeout=self.limits.idle_timeout)
+        except asyncio.TimeoutError:
+            raise StreamError(f"no message for {self.limits.idle_timeout:g} s", GOING_AWAY) from None
+
+    async def _stream(self, ws: web.WebSocketResponse) -> None:
+        msg = await self._receive(ws)
+        if msg.type in (WSMsgType.CLOSE, WSMsgType.CLOSING, WSMsgType.CLOSED, WSMsgType.ERROR):
+            return
+        dtype, scale, rate = self._start(msg)
+        await ws.send_json({"type": "ready", "streaming": bool(self.model.streaming), "sample_rate": self.rate,
+                            "max_seconds": self.limits.max_seconds})
+        resampler = StreamResampler(rate, self.rate)
+        rec = StreamingRecognizer(self.model) if self.model.streaming else None
+        kept: list[np.ndarray] = []  # a model that cannot stream gets the whole utterance at the end
+        received, partial = 0, ""
+        while True:
+            msg = await self._receive(ws)
+            if msg.type == WSMsgType.BINARY:
+                samples = _samples(msg.data, dtype, scale)
+                received += len(samples)
+                if received > self.limits.max_seconds * rate:
+                    raise StreamError(f"the stream is longer than the limit of {self.limits.max_seconds:g} s")
+                x = resampler.accept(samples)
+                if rec is None:
+                    kept.append(x)
+                    continue
+                rec.push(x)
+                step = rec.next_step(self.quantum)
+                if step is not None:
+                    await self.dispatcher.step(rec, step)
+                    if rec.partial != partial:
+                        partial = rec.partial
+                        await ws.send_json({"type": "partial", "text": partial})
+            elif msg.type == WSMsgType.TEXT:
+                if _message_type(msg.data) != "end":
+                    raise StreamError('expected audio (binary messages) or {"type": "end"}')
+                break
+            elif msg.type == WSMsgType.ERROR and "too big" in str(ws.exception() or "").lower():
+                return  # aiohttp has closed it with 1009
+            else:  # the client closed or went away
+                return
+        transcript = await self._final(rec, kept, resampler.finish(), received / rate)
+        await ws.send_str(json.dumps({"type": "final", **json.loads(transcript.to_json())}, ensure_ascii=False))
+        self.served += 1
+        await ws.close(code=NORMAL, message=b"done")
+
+    def _start(self, msg) -> tuple[np.dtype, float, int]:
+        """The stream's sample format, scale and rate from its first message."""
+        if msg.type != WSMsgType.TEXT:
+            raise StreamError('the first message must be text: {"type": "start", "sample_rate": ..., '
+                              '"format": "pcm16"}')
+        try:
+            start = json.loads(msg.data)
+        except ValueError:
+            raise StreamError("the first message is not JSON") from None
+        if not isinstance(start, dict) or start.get("type") != "start":
+            raise StreamError('the first message must be {"type": "start", ...}')
+        rate, fmt = start.get("sample_rate"), start.get("format", "pcm16")
+        if not isinstance(rate, int) or isinstance(rate, bool) or not MIN_RATE <= rate <= MAX_RATE:
+            raise StreamError(f"sample_rate must be an integer from {MIN_RATE} to {MAX_RATE}, not {rate!r}")
+        if fmt not in FORMATS:
+            raise StreamError(f"format must be one of {', '.join(FORMATS)}, not {fmt!r}")
+        dtype, scale = FORMATS[fmt]
+        return dtype, scale, rate
+
+    async def _final(self, rec, kept, tail: np.ndarray, seconds: float):
+        loop = asyncio.get_running_loop()
+        if rec is not None:
+            rec.push(tail)
+            try:
+                step = rec.final_step()
+            except ValueError:
+                raise StreamError("no audio: the stream ended before one frame of audio") from None
+            await self.dispatcher.step(rec, step)
+            log_probs = rec.result()
+        else:
+            samples = np.concatenate(kept + [tail])
+            try:
+                feats = self.transcriber.features(samples, "stream")
+            except AudioError as e:
+                raise StreamError(str(e).replace("stream: ", "the stream is ")) from None
+            log_probs = await self.dispatcher.log_probs(feats)
+        return await loop.run_in_executor(self.decoder, self.transcriber.result, "stream", log_probs, seconds)
+
+
+def _samples(data: bytes, dtype: np.dtype, scale: float) -> np.ndarray:
+    if len(data) % dtype.itemsize:
+        raise StreamError(f"an audio message of {len(data)} bytes is not whole {dtype.itemsize}-byte samples")
+    samples = np.frombuffer(data, dtype=dtype).astype(np.float32) * np.float32(scale)
+    if not np.all(np.isfinite(samples)):
+        raise StreamError("the audio holds NaN or infinite samples")
+    return samples
+
+
+def _message_type(text: str):
+    try:
+        message = json.loads(text)
+    except ValueError:
+        raise StreamError("a text message is not JSON") from None
+    return message.get("type") if isinstance(message, dict) else None
+
+
+def _error(status: int, message: str) -> web.Response:
+    return web.json_response({"error": message}, status=status)
+
+
+async def _close_with_error(ws: web.WebSocketResponse, message: str, code: int) -> None:
+    if ws.closed:
+        return
+    try:
+        await ws.send_json({"type": "error", "message": message})
+        await ws.close(code=code, message=message.encode()[:120])
+    except (ConnectionResetError, RuntimeError):
+        pass
