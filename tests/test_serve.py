@@ -17,11 +17,11 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from memorised import TEXT, cer
+from memorised import cer
 from random_checkpoint import random_checkpoint
-from serve_client import running_server, stream
 
 from ds2.model import ModelConfig
+from ds2.serve.client import running_server, stream
 
 DS2 = [sys.executable, "-m", "ds2"]
 LIMITS = ["--max-streams", 4, "--max-seconds", 8, "--idle-timeout", 2, "--max-upload-mb", 1]

@@ -1,5 +1,12 @@
-"""A `ds2 serve` process on 127.0.0.1 and a client of its protocol (ds2/serve/__init__.py), for the
-server's tests and bench/serve_load.py."""
+"""A client of `ds2 serve`'s protocol (ds2/serve/__init__.py) in Python, and a server process to
+talk to (`running_server`): what the tests and bench/serve_load.py use.
+
+    import asyncio, soundfile as sf
+    from ds2.serve.client import stream
+    x, rate = sf.read("a.wav", dtype="float32")
+    result = asyncio.run(stream("http://127.0.0.1:8000", x, rate, pace=1))   # real-time pace
+    print(result.partials, result.final["text"], result.latency)
+"""
 
 from __future__ import annotations
 
@@ -88,7 +95,6 @@ async def stream(url: str, samples: np.ndarray, rate: int, chunk_ms: int = 100, 
             ended_at = None
 
             async def read():
-                nonlocal ended_at
                 async for msg in ws:
                     if msg.type != aiohttp.WSMsgType.TEXT:
                         continue
