@@ -12,6 +12,7 @@ import json
 import os
 import queue
 import re
+import signal
 import subprocess
 import sys
 import threading
@@ -34,21 +35,23 @@ LISTENING = re.compile(r"ds2 serve: listening on (http://\S+)")
 class Server:
     """`ds2 serve EXP` on a free port; its stderr is drained by a thread (kept in .lines)."""
 
-    def __init__(self, exp: Path, timeout: float = 120):
+    def __init__(self, exp: Path):
         self.proc = subprocess.Popen([*SERVE, str(exp), "--host", "127.0.0.1", "--port", "0"],
                                      stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
                                      text=True, errors="replace")
         self.lines: list[str] = []
-        found: queue.Queue = queue.Queue()
-        threading.Thread(target=self._drain, args=(found,), daemon=True).start()
+        self.found: queue.Queue = queue.Queue()
+        threading.Thread(target=self._drain, args=(self.found,), daemon=True).start()
+
+    def url(self, timeout: float = 120) -> str:
+        """The base URL, once the server says it listens."""
         try:
-            self.url = found.get(timeout=timeout)
+            url = self.found.get(timeout=timeout)
         except queue.Empty:
-            self.stop()
             pytest.fail(f"ds2 serve did not say it listens within {timeout} s:\n{self.log()}")
-        if self.url is None:
-            self.stop()
+        if url is None:
             pytest.fail(f"ds2 serve exited with {self.proc.returncode} before listening:\n{self.log()}")
+        return url
 
     def _drain(self, found: queue.Queue):
         for line in self.proc.stderr:
@@ -124,7 +127,7 @@ def test_page_streams_the_microphone_and_transcribes_an_upload(memorised, tmp_pa
     # Chrome's fake microphone reads 16-bit PCM WAV: espeak's sentence at 48 kHz, 0.3 s of silence around it
     x, rate = sf.read(str(audio / "espeak_22050.wav"), dtype="float32")
     pad = np.zeros(int(0.3 * 48000), np.float32)
-    mic = np.concatenate([pad, resample_poly(x, 320, 147).astype(np.float32), pad])
+    mic = np.concatenate([pad, resample_poly(x, 48000, rate).astype(np.float32), pad])
     wav = tmp_path / "mic_48k.wav"
     sf.write(str(wav), mic, 48000, subtype="PCM_16")
     seconds = len(mic) / 48000
@@ -137,16 +140,17 @@ def test_page_streams_the_microphone_and_transcribes_an_upload(memorised, tmp_pa
     server = Server(exp)
     driver = None
     try:
-        driver = chrome(wav)
+        driver = chrome(wav)  # while the server starts
         from selenium.webdriver.common.by import By
 
-        driver.get(server.url + "/")
+        driver.get(server.url() + "/")
         assert driver.title == "ds2 — speech recognition"
         wait_for(driver, "document.getElementById('model').textContent.startsWith('Model:')", 10, "/health shown")
 
         # live: the fake microphone plays the file once, from getUserMedia on
         driver.find_element(By.ID, "start").click()
         time.sleep(seconds + 1.5)
+        live = driver.execute_script("return window.ds2Partials.length")
         driver.find_element(By.ID, "stop").click()
         final = wait_for(driver, "window.ds2Final", 30, "the final message")
         partials = driver.execute_script("return window.ds2Partials")
@@ -168,7 +172,7 @@ def test_page_streams_the_microphone_and_transcribes_an_upload(memorised, tmp_pa
         assert len(words) == len(final["words"]) > 0, context
         # the partial text grew while the audio played
         nonempty = [p for p in partials if p.strip()]
-        assert len(set(nonempty)) >= 3, context
+        assert live >= 3 and len(set(nonempty)) >= 3, context
         lengths = [len(p) for p in nonempty]
         steps = list(zip(lengths, lengths[1:]))
         assert sum(b >= a for a, b in steps) > len(steps) / 2, context
@@ -181,6 +185,7 @@ def test_page_streams_the_microphone_and_transcribes_an_upload(memorised, tmp_pa
         state = wait_for(driver, "['done', 'error'].includes(document.getElementById('upload-result').dataset.state)"
                                  " && document.getElementById('upload-result').dataset.state", 30, "the upload's result")
         result = driver.find_element(By.ID, "upload-result").text
+        assert driver.save_screenshot(str(screenshot))  # again, with both cards filled
         assert state == "done", f"{result}\nserver:\n{server.log()}"
         assert cer(result, TEXT) <= 0.05, result
     finally:
@@ -191,3 +196,4 @@ def test_page_streams_the_microphone_and_transcribes_an_upload(memorised, tmp_pa
             reference.wait()
         code = server.stop()
     assert code is not None, f"ds2 serve did not exit within 15 s of SIGTERM:\n{server.log()}"
+    assert code in (0, -signal.SIGTERM), f"ds2 serve exited with {code} on SIGTERM:\n{server.log()}"
