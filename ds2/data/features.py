@@ -153,12 +153,62 @@ def _compute_shard(args) -> tuple[list, list[tuple[str, str]]]:
     return done, failed
 
 
-def compute_cut_features(cuts: CutSet, extractor, storage_dir: Path, num_jobs: int, desc: str) -> CutSet:
+class FeatureWorkers:
+    """The worker processes of `compute_cut_features` (`num_jobs` of them; none for one job),
+    started at the first set that needs them and kept for the next ones: each start imports
+    torch and Lhotse, seconds of a run over several small sets. Use as a context manager."""
+
+    def __init__(self, num_jobs: int):
+        self.num_jobs = num_jobs
+        self.pool: ProcessPoolExecutor | None = None
+
+    def submit(self, jobs: list) -> list:
+        """Futures of `_compute_shard` over `jobs`, in the worker processes (started here if not yet)."""
+        # Ctrl-C reaches the whole process group. The workers ignore it (`_ignore_sigint`), so
+        # only this process stops: leaving the block cancels the shards not started and waits
+        # for the running ones (a few seconds). While the workers start, SIGINT is blocked in
+        # this thread (they inherit the mask through exec, so none dies of it before its
+        # initializer runs) and only recorded (another thread may take it); a Ctrl-C then
+        # stops us once they have started, rather than being lost (it was ignored before,
+        # and a run interrupted under load went on to exit 0). A worker that dies (killed,
+        # out of memory) raises BrokenProcessPool here rather than leaving us waiting.
+        if self.pool is None:
+            self.pool = ProcessPoolExecutor(self.num_jobs, mp_context=get_context("spawn"),
+                                            initializer=_ignore_sigint)
+        interrupted = []
+        previous = signal.signal(signal.SIGINT, lambda *_: interrupted.append(True))
+        signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+        try:
+            futures = [self.pool.submit(_compute_shard, job) for job in jobs]  # starts the workers
+        finally:
+            signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})  # a pending one: recorded
+            signal.signal(signal.SIGINT, previous)
+        if interrupted:
+            raise KeyboardInterrupt
+        return futures
+
+    def close(self):
+        """Cancel the shards not started, wait for the running ones and end the processes."""
+        if self.pool is not None:
+            self.pool.shutdown(wait=True, cancel_futures=True)
+            self.pool = None
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+def compute_cut_features(cuts: CutSet, extractor, storage_dir: Path, num_jobs: int, desc: str,
+                         workers: FeatureWorkers | None = None) -> CutSet:
     """Features of `cuts` in `storage_dir`, computed in shards over `num_jobs` processes with a
     progress bar per cut. Audio at another sampling rate is resampled and several channels are
     mixed down to one (`as_mono_at`). Cuts whose audio fails to load (e.g. a truncated file) are
     logged with their ids and left out; when every cut fails, ValueError. A half-written
-    `storage_dir` from an interrupted run is replaced, and one interrupted now (Ctrl-C) is removed."""
+    `storage_dir` from an interrupted run is replaced, and one interrupted now (Ctrl-C) is removed.
+    `workers` (of `num_jobs` processes) are the processes to use and keep for the next sets;
+    without them, processes are started for these cuts only."""
     if storage_dir.exists():
         shutil.rmtree(storage_dir)
     storage_dir.mkdir(parents=True)
@@ -171,26 +221,12 @@ def compute_cut_features(cuts: CutSet, extractor, storage_dir: Path, num_jobs: i
         with progress(total=len(cuts), desc=desc, unit="cut") as bar, ExitStack() as stack:
             results = map(_compute_shard, jobs)
             if num_jobs > 1:
-                # Ctrl-C reaches the whole process group. The workers ignore it (`_ignore_sigint`), so
-                # only this process stops: leaving the block cancels the shards not started and waits
-                # for the running ones (a few seconds). While the workers start, SIGINT is blocked in
-                # this thread (they inherit the mask through exec, so none dies of it before its
-                # initializer runs) and only recorded (another thread may take it); a Ctrl-C then
-                # stops us once they have started, rather than being lost (it was ignored before,
-                # and a run interrupted under load went on to exit 0). A worker that dies (killed,
-                # out of memory) raises BrokenProcessPool here rather than leaving us waiting.
-                pool = ProcessPoolExecutor(num_jobs, mp_context=get_context("spawn"), initializer=_ignore_sigint)
-                stack.callback(pool.shutdown, wait=True, cancel_futures=True)
-                interrupted = []
-                previous = signal.signal(signal.SIGINT, lambda *_: interrupted.append(True))
-                signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
-                try:
-                    futures = [pool.submit(_compute_shard, job) for job in jobs]  # starts the workers
-                finally:
-                    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})  # a pending one: recorded
-                    signal.signal(signal.SIGINT, previous)
-                if interrupted:
-                    raise KeyboardInterrupt
+                if workers is None:
+                    workers = stack.enter_context(FeatureWorkers(num_jobs))
+                # leaving the block on an error (Ctrl-C, a dead worker) ends the processes first
+                # (`FeatureWorkers.close`), so that none writes into storage_dir once it is removed
+                stack.push(lambda exc_type, *_: workers.close() if exc_type is not None else None)
+                futures = workers.submit(jobs)
                 results = (f.result() for f in futures)
             for job, (shard_done, shard_failed) in zip(jobs, results):
                 done += shard_done
@@ -278,23 +314,26 @@ def compute_features(manifest_dir: str | Path, output_dir: str | Path, prefix: s
     stats_path = output_dir / f"{prefix}_stats_{stats_name(stats_from)}.pt"
     if in_splits:
         stats_path.unlink(missing_ok=True)  # never old statistics beside new features
-    for split in splits:
-        recs = RecordingSet.from_file(manifest_dir / f"{prefix}_recordings_{split}.jsonl.gz")
-        sups = None if recordings_only else SupervisionSet.from_file(
-            manifest_dir / f"{prefix}_supervisions_{split}.jsonl.gz")
-        path = output_dir / f"{prefix}_cuts_{split}.jsonl.gz"
-        path.unlink(missing_ok=True)  # never an old cut set beside new features
-        cuts, desc = CutSet.from_manifests(recordings=recs, supervisions=sups), f"{cfg.kind} {split}"
-        if sups is not None:  # one cut per utterance, named by it (a Kaldi `segments` file: several per recording)
-            cuts = cuts.trim_to_supervisions(keep_overlapping=False).to_eager()
-        if speed_perturb and split in stats_from:
-            cuts = with_speed_perturbation(cuts, speed_perturb)
-            desc += f" (and speeds {','.join(f'{f:g}' for f in speed_perturb)})"
-        cuts = compute_cut_features(cuts, extractor, output_dir / f"{prefix}_feats_{split}", num_jobs, desc=desc)
-        write_atomic(path, cuts.to_file)
-        written[split] = path
-        if split in stats_from:
-            stats_cuts.append(cuts)
+    workers = FeatureWorkers(num_jobs)  # one set of processes for every split
+    with workers:
+        for split in splits:
+            recs = RecordingSet.from_file(manifest_dir / f"{prefix}_recordings_{split}.jsonl.gz")
+            sups = None if recordings_only else SupervisionSet.from_file(
+                manifest_dir / f"{prefix}_supervisions_{split}.jsonl.gz")
+            path = output_dir / f"{prefix}_cuts_{split}.jsonl.gz"
+            path.unlink(missing_ok=True)  # never an old cut set beside new features
+            cuts, desc = CutSet.from_manifests(recordings=recs, supervisions=sups), f"{cfg.kind} {split}"
+            if sups is not None:  # one cut per utterance, named by it (a Kaldi `segments` file: several per recording)
+                cuts = cuts.trim_to_supervisions(keep_overlapping=False).to_eager()
+            if speed_perturb and split in stats_from:
+                cuts = with_speed_perturbation(cuts, speed_perturb)
+                desc += f" (and speeds {','.join(f'{f:g}' for f in speed_perturb)})"
+            cuts = compute_cut_features(cuts, extractor, output_dir / f"{prefix}_feats_{split}", num_jobs, desc=desc,
+                                        workers=workers)
+            write_atomic(path, cuts.to_file)
+            written[split] = path
+            if split in stats_from:
+                stats_cuts.append(cuts)
     if in_splits:
         stats = feature_stats(CutSet.from_cuts(c for cuts in stats_cuts for c in cuts))
         save_atomic({**stats, "features": feature_settings(cfg, extractor.config.sampling_rate)}, stats_path)
