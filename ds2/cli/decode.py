@@ -207,13 +207,14 @@ def tune_command(exp_dir, cut_sets, params_file, checkpoint, max_duration, num_j
     Example: ds2 tune exp/ds2 --method beam --lm data/lm/lm_3gram.bin \\
              --cuts dev=data/fbank/synth_cuts_dev.jsonl.gz
     """
-    from ds2.decode.runner import compute_log_probs
-    from ds2.decode.tune import best_point, tuned_file, tune, write_params
-
     method = REGISTRY[search["method"]]
     if not method.grid:
         click.echo(f"ds2 tune: {method.name} has no weights to tune; nothing written")
         return
+    # imported once there is something to tune: the runner imports torch and Lhotse (seconds)
+    from ds2.decode.runner import compute_log_probs
+    from ds2.decode.tune import best_point, tuned_file, tune, write_params
+
     opts, _ = _options(exp_dir, params_file, search, own=False)
     sets = list(_sets(cut_sets))
     if len(sets) != 1:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 import multiprocessing as mp
+import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -246,10 +247,12 @@ _worker_error: str | None = None
 def _init_worker(opts: DecodeOptions, tokenizer_dict: dict):
     # An initializer that raises makes multiprocessing.Pool restart the worker forever, so the
     # error is kept and raised by the first task instead.
-    import torch
-
     global _worker_decoder, _worker_error
-    torch.set_num_threads(1)
+    # The searches run without torch: a worker that has it loaded keeps it to one thread, and one
+    # that has not is spared the import (seconds per worker, at every decoding and tuning run).
+    torch = sys.modules.get("torch")
+    if torch is not None:
+        torch.set_num_threads(1)
     try:
         _worker_decoder = build_decoder(opts, tokenizer_from_dict(tokenizer_dict))
     except DecoderError as e:
