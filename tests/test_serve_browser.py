@@ -10,12 +10,8 @@ from __future__ import annotations
 
 import json
 import os
-import queue
-import re
-import signal
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 
@@ -26,55 +22,10 @@ from scipy.signal import resample_poly
 
 from memorised import TEXT, cer
 
+from ds2.serve.client import running_server
+
 CHROMIUM = "/usr/bin/chromium"
 CHROMEDRIVER = "/usr/bin/chromedriver"
-SERVE = [sys.executable, "-m", "ds2", "serve"]
-LISTENING = re.compile(r"ds2 serve: listening on (http://\S+)")
-
-
-class Server:
-    """`ds2 serve EXP` on a free port; its stderr is drained by a thread (kept in .lines)."""
-
-    def __init__(self, exp: Path):
-        self.proc = subprocess.Popen([*SERVE, str(exp), "--host", "127.0.0.1", "--port", "0"],
-                                     stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                                     text=True, errors="replace")
-        self.lines: list[str] = []
-        self.found: queue.Queue = queue.Queue()
-        threading.Thread(target=self._drain, args=(self.found,), daemon=True).start()
-
-    def url(self, timeout: float = 120) -> str:
-        """The base URL, once the server says it listens."""
-        try:
-            url = self.found.get(timeout=timeout)
-        except queue.Empty:
-            pytest.fail(f"ds2 serve did not say it listens within {timeout} s:\n{self.log()}")
-        if url is None:
-            pytest.fail(f"ds2 serve exited with {self.proc.returncode} before listening:\n{self.log()}")
-        return url
-
-    def _drain(self, found: queue.Queue):
-        for line in self.proc.stderr:
-            self.lines.append(line)
-            m = LISTENING.search(line)
-            if m:
-                found.put(m.group(1))
-        self.proc.wait()
-        found.put(None)
-
-    def log(self) -> str:
-        return "".join(self.lines[-40:])
-
-    def stop(self) -> int | None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-                return None
-        return self.proc.returncode
 
 
 def chrome(fake_audio: Path):
@@ -137,63 +88,65 @@ def test_page_streams_the_microphone_and_transcribes_an_upload(memorised, tmp_pa
     shots = Path(os.environ.get("DS2_SCREENSHOT_DIR") or tmp_path)
     shots.mkdir(parents=True, exist_ok=True)
 
-    server = Server(exp)
-    driver = None
+    driver = chrome(wav)
     try:
-        driver = chrome(wav)  # while the server starts
-        from selenium.webdriver.common.by import By
-
-        driver.get(server.url() + "/")
-        assert driver.title == "ds2 — speech recognition"
-        wait_for(driver, "document.getElementById('model').textContent.startsWith('Model:')", 10, "/health shown")
-
-        # live: the fake microphone plays the file once, from getUserMedia on
-        driver.find_element(By.ID, "start").click()
-        time.sleep(seconds + 1.5)
-        live = driver.execute_script("return window.ds2Partials.length")
-        driver.find_element(By.ID, "stop").click()
-        final = wait_for(driver, "window.ds2Final", 30, "the final message")
-        partials = driver.execute_script("return window.ds2Partials")
-        status = driver.find_element(By.ID, "status").text
-        shown = driver.find_element(By.ID, "final").text
-        words = driver.find_elements(By.CSS_SELECTOR, "#words .word")
-        screenshot = shots / "serve_page.png"
-        assert driver.save_screenshot(str(screenshot))
-
-        out, err = reference.communicate(timeout=120)
-        assert reference.returncode == 0, err
-        expected = json.loads(out.splitlines()[0])["text"]
-
-        context = f"partials {partials}, final {final}, status {status!r}\nserver:\n{server.log()}\n{console(driver)}"
-        assert status.startswith("done"), context
-        assert shown == final["text"], context
-        assert cer(shown, expected) <= 0.25, f"page {shown!r} vs ds2 transcribe {expected!r}\n{context}"
-        assert cer(shown, TEXT) <= 0.25, context
-        assert len(words) == len(final["words"]) > 0, context
-        # the partial text grew while the audio played
-        nonempty = [p for p in partials if p.strip()]
-        assert live >= 3 and len(set(nonempty)) >= 3, context
-        lengths = [len(p) for p in nonempty]
-        steps = list(zip(lengths, lengths[1:]))
-        assert sum(b >= a for a, b in steps) > len(steps) / 2, context
-        assert lengths[-1] > lengths[0], context
-        assert screenshot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and screenshot.stat().st_size > 1000
-
-        # upload: the 16 kHz file through /api/transcribe
-        driver.find_element(By.ID, "file").send_keys(str(audio / "s16k.wav"))
-        driver.find_element(By.ID, "upload").click()
-        state = wait_for(driver, "['done', 'error'].includes(document.getElementById('upload-result').dataset.state)"
-                                 " && document.getElementById('upload-result').dataset.state", 30, "the upload's result")
-        result = driver.find_element(By.ID, "upload-result").text
-        assert driver.save_screenshot(str(screenshot))  # again, with both cards filled
-        assert state == "done", f"{result}\nserver:\n{server.log()}"
-        assert cer(result, TEXT) <= 0.05, result
+        with running_server(exp) as (url, server):  # on SIGTERM it must exit with 0
+            run_page(driver, url, server, audio, reference, seconds, shots)
     finally:
-        if driver is not None:
-            driver.quit()
+        driver.quit()
         if reference.poll() is None:
             reference.kill()
             reference.wait()
-        code = server.stop()
-    assert code is not None, f"ds2 serve did not exit within 15 s of SIGTERM:\n{server.log()}"
-    assert code in (0, -signal.SIGTERM), f"ds2 serve exited with {code} on SIGTERM:\n{server.log()}"
+
+
+def run_page(driver, url: str, server, audio: Path, reference: subprocess.Popen, seconds: float, shots: Path):
+    """Live from the fake microphone, then an upload; `server` is the `ds2 serve` process (its
+    stderr lines in server.log)."""
+    from selenium.webdriver.common.by import By
+
+    driver.get(url + "/")
+    assert driver.title == "ds2 — speech recognition"
+    wait_for(driver, "document.getElementById('model').textContent.startsWith('Model:')", 10, "/health shown")
+
+    # live: the fake microphone plays the file once, from getUserMedia on
+    driver.find_element(By.ID, "start").click()
+    time.sleep(seconds + 1.5)
+    live = driver.execute_script("return window.ds2Partials.length")
+    driver.find_element(By.ID, "stop").click()
+    final = wait_for(driver, "window.ds2Final", 30, "the final message")
+    partials = driver.execute_script("return window.ds2Partials")
+    status = driver.find_element(By.ID, "status").text
+    shown = driver.find_element(By.ID, "final").text
+    words = driver.find_elements(By.CSS_SELECTOR, "#words .word")
+    screenshot = shots / "serve_page.png"
+    assert driver.save_screenshot(str(screenshot))
+
+    out, err = reference.communicate(timeout=120)
+    assert reference.returncode == 0, err
+    expected = json.loads(out.splitlines()[0])["text"]
+
+    log = "".join(server.log[-40:])
+    context = f"partials {partials}, final {final}, status {status!r}\nserver:\n{log}\n{console(driver)}"
+    assert status.startswith("done"), context
+    assert shown == final["text"], context
+    assert cer(shown, expected) <= 0.25, f"page {shown!r} vs ds2 transcribe {expected!r}\n{context}"
+    assert cer(shown, TEXT) <= 0.25, context
+    assert len(words) == len(final["words"]) > 0, context
+    # the partial text grew while the audio played
+    nonempty = [p for p in partials if p.strip()]
+    assert live >= 3 and len(set(nonempty)) >= 3, context
+    lengths = [len(p) for p in nonempty]
+    steps = list(zip(lengths, lengths[1:]))
+    assert sum(b >= a for a, b in steps) > len(steps) / 2, context
+    assert lengths[-1] > lengths[0], context
+    assert screenshot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and screenshot.stat().st_size > 1000
+
+    # upload: the 16 kHz file through /api/transcribe
+    driver.find_element(By.ID, "file").send_keys(str(audio / "s16k.wav"))
+    driver.find_element(By.ID, "upload").click()
+    state = wait_for(driver, "['done', 'error'].includes(document.getElementById('upload-result').dataset.state)"
+                             " && document.getElementById('upload-result').dataset.state", 30, "the upload's result")
+    result = driver.find_element(By.ID, "upload-result").text
+    assert driver.save_screenshot(str(screenshot))  # again, with both cards filled
+    assert state == "done", f"{result}\nserver:\n{log}"
+    assert cer(result, TEXT) <= 0.05, result

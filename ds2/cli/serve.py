@@ -75,7 +75,8 @@ def command(model, host, port, method, backend, threads, batching, max_batch, ba
         raise click.ClickException(str(e)) from None
     limits = Limits(max_streams=max_streams, max_seconds=max_seconds, idle_timeout=idle_timeout,
                     max_upload_bytes=max_upload_mb << 20)
-    server = Server(transcriber, str(model), limits, batching, max_batch, batch_wait_ms / 1000, step_ms)
+    name = "/".join(model.resolve().parts[-2:])  # e.g. exp/streaming: the page shows it
+    server = Server(transcriber, name, limits, batching, max_batch, batch_wait_ms / 1000, step_ms)
     server.warm_up()
     try:
         asyncio.run(_serve(server, host, port))

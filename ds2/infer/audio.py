@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import io
 import math
+import re
 from pathlib import Path
 
 import numpy as np
@@ -31,6 +32,7 @@ def load_audio(source, sampling_rate: int, name: str | None = None) -> np.ndarra
         data, rate = sf.read(source, dtype="float32", always_2d=True)
     except Exception as e:  # noqa: BLE001 - libsndfile's errors (format, truncation) name no common type
         reason = (str(e).strip().splitlines() or [type(e).__name__])[-1]
+        reason = re.sub(r"^Error opening .*?: ", "", reason)  # libsndfile names the path, or a BytesIO's repr
         raise AudioError(f"{name}: cannot read audio ({reason})") from None
     if data.shape[0] == 0:
         raise AudioError(f"{name}: the file holds no samples")
