@@ -7,7 +7,7 @@ config, the tokenizer and the number of feature bins, so `ds2 decode exp/<tag>`
 needs nothing else; a training checkpoint also holds the optimizer, scheduler, RNG states
 and the position in the epoch (see ds2.train.trainer.Trainer.state).
 
-The files of `exp/<tag>/checkpoints/`, all named here and nowhere else:
+The files of `exp/<tag>/checkpoints/`, all named here (the fixed names in ds2.files) and nowhere else:
 
 - `epoch-N.pt`: the end of epoch N (what `ds2 average` averages);
 - `best.pt`: the epoch with the lowest dev CER so far; `last.pt`: the last finished epoch;
@@ -30,18 +30,10 @@ from ds2.model import DeepSpeech2
 from ds2.text import Tokenizer, tokenizer_from_dict
 from ds2.config import ExperimentConfig, config_from_dict
 
-CHECKPOINT_DIR = "checkpoints"  # under the experiment folder
-BEST = "best.pt"
-LAST = "last.pt"  # its presence marks a finished epoch
-AVERAGED = "averaged.pt"
-AVERAGE_REPORT = "averaged.json"  # what `ds2 average` compared and chose
+# the fixed names live in ds2.files, which `ds2 results` imports without torch
+from ds2.files import AVERAGE_REPORT, AVERAGED, BEST, CHECKPOINT_DIR, LAST, checkpoint_dir  # noqa: F401
 _EPOCH = re.compile(r"epoch-(\d+)\.pt")
 _STEP = re.compile(r"step-(\d+)\.pt")
-
-
-def checkpoint_dir(exp_dir: str | Path) -> Path:
-    """The checkpoints folder of an experiment folder."""
-    return Path(exp_dir) / CHECKPOINT_DIR
 
 
 def epoch_name(epoch: int) -> str:

@@ -10,7 +10,7 @@ from datetime import datetime, timezone
 from importlib import metadata
 from pathlib import Path
 
-from ds2.checkpoint import AVERAGE_REPORT, AVERAGED, BEST, checkpoint_dir
+from ds2.files import AVERAGE_REPORT, AVERAGED, BEST, checkpoint_dir
 
 log = logging.getLogger(__name__)
 
@@ -45,7 +45,7 @@ def collect(exp_root: Path) -> list[dict]:
     """One row per decoding folder `exp_root/<tag>/decode_<set>_<method>/`, read from its
     result.json (set and method are data there: a set name such as `test_clean` cannot be
     split off the folder's name). A folder without result.json is left out with a warning."""
-    from ds2.decode.runner import RESULT_FILE, read_result
+    from ds2.score import RESULT_FILE, read_result
 
     rows = []
     for folder in sorted(p for p in exp_root.glob("*/decode_*") if p.is_dir()):

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -134,3 +135,15 @@ def write_decode_dir(out_dir: str | Path, refs: dict[str, str], hyps: dict[str, 
     summary = (header + "\n" if header else "") + "\n".join(lines) + "\n"
     (out_dir / "wer.txt").write_text(summary)
     return wer, cer
+
+
+RESULT_FILE = "result.json"  # beside wer.txt: what was decoded and scored, as data (ds2.decode.runner writes it)
+
+
+def read_result(path: str | Path) -> dict:
+    """A result.json written by `ds2.decode.runner.write_result`, with "WER" and "CER" as ErrorRates."""
+    record = json.loads(Path(path).read_text())
+    for name in ("WER", "CER"):
+        c = record[name]
+        record[name] = ErrorRate(c["ins"], c["del"], c["sub"], c["ref"])
+    return record

@@ -34,7 +34,8 @@ from ds2.precision import DTYPES, inference_device, resolve_dtype
 from ds2.progress import progress
 from ds2.homophones import describe as describe_homophones, homophone_counts
 from ds2.lm.ngram import lm_unit
-from ds2.score import ErrorRate, primary_rate, write_decode_dir
+# RESULT_FILE and read_result live in ds2.score, which `ds2 results` imports without torch
+from ds2.score import RESULT_FILE, ErrorRate, primary_rate, read_result, write_decode_dir  # noqa: F401
 from ds2.text import Tokenizer, tokenizer_from_dict
 from ds2.checkpoint import find_checkpoint, load_checkpoint, model_from_checkpoint
 
@@ -227,9 +228,6 @@ def decode_cuts(exp_dir: str | Path, cuts_path: str | Path, set_name: str,
     return wer, cer, out_dir
 
 
-RESULT_FILE = "result.json"  # beside wer.txt: what was decoded and scored, as data
-
-
 def decode_dir(exp_dir: str | Path, set_name: str, method_name: str) -> Path:
     """The folder of one decoding: EXP/decode_<set>_<method> (read back by its result.json)."""
     return Path(exp_dir) / f"decode_{set_name}_{method_name}"
@@ -271,12 +269,3 @@ def write_result(out_dir: str | Path, set_name: str, lp: LogProbs, hyps: dict[st
 def _counts(rate: ErrorRate) -> dict:
     return {"rate": round(rate.rate, 4), "errors": rate.errors, "ref": rate.ref, "ins": rate.ins,
             "del": rate.dels, "sub": rate.sub}
-
-
-def read_result(path: str | Path) -> dict:
-    """A result.json written by `write_result`, with "WER" and "CER" as ErrorRates."""
-    record = json.loads(Path(path).read_text())
-    for name in ("WER", "CER"):
-        c = record[name]
-        record[name] = ErrorRate(c["ins"], c["del"], c["sub"], c["ref"])
-    return record
