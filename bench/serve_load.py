@@ -89,7 +89,7 @@ def main():
     parser.add_argument("model", help="a streaming model: experiment folder or checkpoint")
     parser.add_argument("--streams", default="1,4,16,32", help="numbers of concurrent streams")
     parser.add_argument("--utterances", type=int, default=3, help="utterances per client, one after another")
-    parser.add_argument("--threads", type=int, default=0, help="the server's model threads (0: the backend's default)")
+    parser.add_argument("--threads", type=int, default=1, help="the server's model threads (ds2 serve --threads)")
     parser.add_argument("--backend", choices=["torch", "onnxruntime"], default="torch",
                         help="onnxruntime: MODEL is a `ds2 export --format onnx` folder")
     parser.add_argument("--num-audio", type=int, default=8, help="distinct sentences")
@@ -98,7 +98,7 @@ def main():
     with tempfile.TemporaryDirectory() as tmp:
         audio = load_audio(None, args.num_audio, 16000, Path(tmp))
     seconds = sum(len(x) for x in audio) / len(audio) / 16000
-    print(f"# ds2 serve under load: {args.model} ({args.backend}, threads {args.threads or 'default'}); CPU: {cpu_name()}, {os.cpu_count()} cores; "
+    print(f"# ds2 serve under load: {args.model} ({args.backend}, --threads {args.threads}); CPU: {cpu_name()}, {os.cpu_count()} cores; "
           f"ATEN_CPU_CAPABILITY={os.environ.get('ATEN_CPU_CAPABILITY', 'default')}")
     print(f"# {args.utterances} utterances per client of {seconds:.1f} s on average, at real-time pace in "
           f"100 ms chunks; clients and server share this machine\n")

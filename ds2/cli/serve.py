@@ -26,7 +26,9 @@ from ds2.decode.methods import METHODS
 @click.option("--backend", type=click.Choice(["torch", "onnxruntime"]), default="torch",
               help="torch: MODEL is an experiment folder or checkpoint; onnxruntime: a `ds2 export --format onnx` "
                    "folder.")
-@click.option("--threads", type=click.IntRange(min=0), default=0, help="CPU threads of the model (0: all).")
+@click.option("--threads", type=click.IntRange(min=0), default=1,
+              help="CPU threads of each forward pass (0: all). Batching across streams carries the load; more "
+                   "threads per pass cost more CPU per stream here (bench/serve_load.py).")
 @click.option("--batching/--no-batching", default=True,
               help="Run the steps that are ready across streams as one forward pass (Batch Dispatch).")
 @click.option("--max-batch", type=click.IntRange(min=1), default=32, help="Most streams in one forward pass.")
