@@ -228,3 +228,23 @@ def test_bidirectional_model_answers_at_the_end(tmp_path, memorised):
     assert result.ready["streaming"] is False and result.partials == []
     # the 16-bit file's own samples on the wire: transcribe's result exactly
     assert result.final == {"type": "final", **want, "id": "stream"} and result.close_code == 1000
+
+
+def test_onnxruntime_backend_serves_the_same_result(server, tmp_path):
+    """`ds2 serve EXPORT --backend onnxruntime` (the ONNX streaming step, batched across streams):
+    two concurrent streams get the torch server's final result."""
+    url, _, audio = server
+    x, rate = speech(audio)
+    exp = audio.parent / "exp" / "memo"
+    export = subprocess.run([*DS2, "export", str(exp), "--format", "onnx", "-o", str(tmp_path / "onnx")],
+                            capture_output=True)
+    assert export.returncode == 0, export.stderr.decode()[-2000:]
+    want = run(stream(url, x, rate, pace=0))
+
+    async def two(onnx_url):
+        return await asyncio.gather(*(stream(onnx_url, x, rate, pace=2) for _ in range(2)))
+
+    with running_server(tmp_path / "onnx", "--backend", "onnxruntime") as (onnx_url, _):
+        results = run(two(onnx_url))
+    for r in results:
+        assert r.final["text"] == want.final["text"] and words(r.final) == words(want.final)
