@@ -53,15 +53,16 @@ def command(exp_dir, train_cuts, dev_cuts, stats, lang_dir, config_file, overrid
     Example: ds2 train --config conf/ds2.yaml --exp-dir exp/ds2 --train-cuts data/fbank/synth_cuts_train.jsonl.gz
     --dev-cuts data/fbank/synth_cuts_dev.jsonl.gz --stats data/fbank/synth_stats_train.pt --lang-dir data/lang_char
     """
-    from ds2.text import load_tokenizer
-    from ds2.checkpoint import CheckpointError
     from ds2.config import resolve_config
-    from ds2.train.trainer import TrainData, TrainingStopped, run
 
-    try:  # every option is checked here, before any data or model loads
+    try:  # every option is checked here, before any data or model loads (and before torch is imported)
         cfg = resolve_config(config_file, list(overrides) + ([f"train.dtype={dtype}"] if dtype else []))
     except ValueError as e:
         raise click.UsageError(str(e)) from None
+    from ds2.text import load_tokenizer
+    from ds2.checkpoint import CheckpointError
+    from ds2.train.trainer import TrainData, TrainingStopped, run
+
     rank = int(os.environ.get("RANK", 0))
     world_size = int(os.environ.get("WORLD_SIZE", 1))
     try:
