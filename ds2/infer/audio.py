@@ -57,13 +57,13 @@ class StreamResampler:
     """
 
     def __init__(self, rate_in: int, rate_out: int):
-        from scipy.signal import firwin
-
         g = math.gcd(int(rate_in), int(rate_out))
         self.up, self.down = int(rate_out) // g, int(rate_in) // g
         self.received = self.produced = 0  # input samples taken, output samples given
         if self.up == self.down:
             return
+        from scipy.signal import firwin  # about a second the first time
+
         half = 10 * max(self.up, self.down)  # resample_poly's filter: 2 * half + 1 taps
         h = firwin(2 * half + 1, 1.0 / max(self.up, self.down), window=("kaiser", 5.0)) * self.up
         # phase p's taps h[p], h[p + up], ...: output j uses phase (j * down + half) % up

@@ -61,20 +61,28 @@ class Server:
         self.name = name
         self.limits = limits or Limits()
         self.batching = batching
-        self.dispatcher = BatchDispatcher(self.model, batching, max_batch, max_wait)
+        self.dispatcher = BatchDispatcher(self.model, batching, max_batch, max_wait, clients=lambda: self.clients)
         self.decoder = ThreadPoolExecutor(1, thread_name_prefix="ds2-decode")
         self.rate = self.model.front_end.sampling_rate
         stride = self.model.geometry.stride
         # streams step in whole multiples of this many feature frames: steps of equal size batch together
         frames = max(1, round(step_ms / 1000 / self.model.front_end.frame_shift))
         self.quantum = -(-frames // stride) * stride
-        self.streams = 0
+        self.streams = 0  # WebSocket streams in progress
+        self.uploads = 0  # uploads in progress
         self.served = 0
 
+    @property
+    def clients(self) -> int:
+        return self.streams + self.uploads
+
     def warm_up(self) -> None:
-        """Run a second of silence through the model as streams and as a whole utterance, so the
-        first clients do not wait for the backend's lazy set-up (about a second for torch here)."""
+        """Run a second of silence through the model as a stream and as a whole utterance, and
+        decode it, so that no client waits for the backend's lazy set-up or an import (each
+        about a second here, and the event loop would stall every stream meanwhile)."""
+        StreamResampler(48000, self.rate)  # imports SciPy's filter design (a second, which would stall every stream)
         silence = np.zeros(self.rate, np.float32)
+        self.transcriber.result("warm-up", self.model.log_probs([self.model.front_end(silence)])[0], 1.0)
         if self.model.streaming:
             rec = StreamingRecognizer(self.model)
             for start in range(0, len(silence), self.rate // 10):
@@ -83,7 +91,6 @@ class Server:
                 if step is not None:
                     run_steps(self.model, [(rec, step)])
             run_steps(self.model, [(rec, rec.final_step())])
-        self.model.log_probs([self.model.front_end(silence)])
 
     def app(self) -> web.Application:
         app = web.Application(client_max_size=self.limits.max_upload_bytes)
@@ -141,7 +148,11 @@ class Server:
             feats = self.transcriber.features(samples, name)
         except AudioError as e:
             return _error(400, str(e))
-        log_probs = await self.dispatcher.log_probs(feats)
+        self.uploads += 1
+        try:
+            log_probs = await self.dispatcher.log_probs(feats)
+        finally:
+            self.uploads -= 1
         transcript = await loop.run_in_executor(self.decoder, self.transcriber.result, name, log_probs, seconds)
         self.served += 1
         return web.Response(text=transcript.to_json(), content_type="application/json")

@@ -2,9 +2,10 @@
 
 Each stream hands over its next step (`step`), or a whole utterance (`log_probs`), and awaits it.
 The dispatcher's thread takes the oldest job, then waits at most `max_wait` seconds from that
-job's arrival for others (up to `max_batch`), and runs them together: the streaming steps as
-`ds2.infer.stream.run_steps` (one forward pass per group of equal shapes), the whole utterances
-as one padded batch. While a batch runs, the next jobs queue up, so under load batches fill
+job's arrival for others (up to `max_batch`; no longer once every client in progress has a job
+in it; not at all for a stream's last step or a whole utterance, whose client is waiting for
+the result), and runs them together: the streaming steps as `ds2.infer.stream.run_steps` (one
+forward pass per group of equal shapes), the whole utterances as one padded batch. While a batch runs, the next jobs queue up, so under load batches fill
 without waiting. With batching off every job runs alone, in arrival order.
 
 A batch that fails is run again job by job, so a failure stays with the stream that caused it.
@@ -21,7 +22,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ds2.infer.stream import Step, StreamingRecognizer, run_steps
+from ds2.infer.stream import NOT_FINAL, Step, StreamingRecognizer, run_steps
 
 log = logging.getLogger(__name__)
 
@@ -32,6 +33,7 @@ class _Job:
     payload: tuple
     future: asyncio.Future
     loop: asyncio.AbstractEventLoop
+    urgent: bool = False  # runs with the jobs already queued, without waiting for more
     arrived: float = field(default_factory=time.monotonic)
 
 
@@ -51,8 +53,12 @@ class DispatchStats:
 class BatchDispatcher:
     """Runs a backend's (ds2.infer.acoustic) forward passes for many streams in one thread."""
 
-    def __init__(self, model, batching: bool = True, max_batch: int = 32, max_wait: float = 0.010):
+    def __init__(self, model, batching: bool = True, max_batch: int = 32, max_wait: float = 0.010,
+                 clients=None):
+        """`clients()`: how many streams and uploads are in progress (none waits for a batch that
+        holds them all already); None: unknown."""
         self.model = model
+        self.clients = clients
         self.batching = batching
         self.max_batch = max_batch if batching else 1
         self.max_wait = max_wait if batching else 0.0
@@ -63,17 +69,18 @@ class BatchDispatcher:
 
     # -- the streams' side (the event loop) ---------------------------------------------------
     async def step(self, rec: StreamingRecognizer, step: Step) -> None:
-        """Run `step` of the stream `rec`; when this returns, `rec` holds its outputs."""
-        await self._submit("step", (rec, step))
+        """Run `step` of the stream `rec`; when this returns, `rec` holds its outputs. A stream's
+        last step does not wait for others: its client is waiting for the final result."""
+        await self._submit("step", (rec, step), urgent=step.valid_until != NOT_FINAL)
 
     async def log_probs(self, feats: np.ndarray) -> np.ndarray:
-        """(T', V) log-probs of one whole utterance's (T, F) features."""
-        return await self._submit("utterance", (feats,))
+        """(T', V) log-probs of one whole utterance's (T, F) features (its client is waiting: no wait)."""
+        return await self._submit("utterance", (feats,), urgent=True)
 
-    def _submit(self, kind: str, payload: tuple) -> asyncio.Future:
+    def _submit(self, kind: str, payload: tuple, urgent: bool) -> asyncio.Future:
         loop = asyncio.get_running_loop()
         future = loop.create_future()
-        self._queue.put(_Job(kind, payload, future, loop))
+        self._queue.put(_Job(kind, payload, future, loop, urgent))
         return future
 
     def close(self) -> None:
@@ -87,8 +94,10 @@ class BatchDispatcher:
             if job is None:
                 return
             batch = [job]
-            deadline = job.arrived + self.max_wait
+            deadline = job.arrived + (0.0 if job.urgent else self.max_wait)
             while len(batch) < self.max_batch:
+                if self.clients is not None and len(batch) >= self.clients():
+                    break  # every client in progress is in this batch: nobody else can join
                 try:
                     wait = deadline - time.monotonic()
                     nxt = self._queue.get(timeout=wait) if wait > 0 else self._queue.get_nowait()
