@@ -20,7 +20,7 @@ COMMANDS = dict(all_commands())
 
 def test_every_verb_is_registered():
     expected = {"prepare", "prepare synth", "prepare aishell", "prepare librispeech", "prepare librispeech-lm", "prepare musan", "prepare mydata", "features", "shar", "tokens", "lm", "lm train", "lm import", "lm graph", "train",
-                "average", "decode", "tune", "results", "export", "transcribe"}
+                "average", "decode", "tune", "results", "export", "transcribe", "serve"}
     assert {" ".join(words) for words in COMMANDS} == expected
     out = CliRunner().invoke(main, ["--help"])
     assert out.exit_code == 0

@@ -44,7 +44,8 @@ from ds2.decode.methods import METHODS
 @click.option("--idle-timeout", type=click.FloatRange(min=1), default=20.0,
               help="Seconds without a message before a stream is closed (1001).")
 @click.option("--max-upload-mb", type=click.IntRange(min=1), default=50, help="Largest uploaded file.")
-@click.option("--log-level", type=click.Choice(["debug", "info", "warning"]), default="warning")
+@click.option("--log-level", type=click.Choice(["debug", "info", "warning"]), default="warning",
+              help="What the server logs to stderr (info: a line per stream that ends).")
 def command(model, host, port, method, backend, threads, batching, max_batch, batch_wait_ms, step_ms, max_streams,
             max_seconds, idle_timeout, max_upload_mb, log_level, **search):
     """Serve MODEL (an experiment folder or checkpoint; with --backend onnxruntime an export folder)

@@ -178,7 +178,7 @@ class Server:
             await _close_with_error(ws, "internal server error", SERVER_ERROR)
         finally:
             self.streams -= 1
-            log.debug("stream closed after %.1f s", time.monotonic() - started)
+            log.info("stream closed after %.1f s (%d in progress)", time.monotonic() - started, self.streams)
         return ws
 
     async def _receive(self, ws: web.WebSocketResponse):
