@@ -119,3 +119,28 @@ def test_streams_batched_together_equal_each_alone(tiny_corpus, tmp_path, name):
         assert sum(sizes) > len(sizes)  # some passes hold several streams
         if quantum:  # steps of equal size: all the streams that are running share each pass
             assert max(sizes) == len(audios)
+
+
+@pytest.mark.parametrize("rates", [(48000, 16000), (44100, 16000), (22050, 16000), (8000, 16000), (16000, 16000)])
+def test_stream_resampler_equals_resample_poly_on_the_whole_signal(rates):
+    """ds2 serve resamples a stream as it arrives: pieces of random size (1 sample to 0.3 s) give
+    scipy's resample_poly of the whole signal (what `ds2 transcribe` does to a file), same length."""
+    import math
+
+    from scipy.signal import resample_poly
+
+    from ds2.infer.audio import StreamResampler
+
+    rate_in, rate_out = rates
+    rng = np.random.default_rng(rate_in)
+    x = rng.normal(scale=0.3, size=2 * rate_in + 123).astype(np.float32)
+    g = math.gcd(rate_in, rate_out)
+    want = resample_poly(x, rate_out // g, rate_in // g)
+    resampler, parts, i = StreamResampler(rate_in, rate_out), [], 0
+    while i < len(x):
+        n = int(rng.integers(1, int(0.3 * rate_in)))
+        parts.append(resampler.accept(x[i:i + n]))
+        i += n
+    parts.append(resampler.finish())
+    got = np.concatenate(parts)
+    assert got.shape == want.shape and np.abs(got - want).max() < 1e-5
