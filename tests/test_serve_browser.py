@@ -129,8 +129,9 @@ def run_page(driver, url: str, server, audio: Path, reference: subprocess.Popen,
     context = f"partials {partials}, final {final}, status {status!r}\nserver:\n{log}\n{console(driver)}"
     assert status.startswith("done"), context
     assert shown == final["text"], context
-    assert cer(shown, expected) <= 0.25, f"page {shown!r} vs ds2 transcribe {expected!r}\n{context}"
-    assert cer(shown, TEXT) <= 0.25, context
+    # the fake microphone starts a few ms into the file: the model does not depend on that (tests/memorised.py)
+    assert cer(shown, expected) <= 0.1, f"page {shown!r} vs ds2 transcribe {expected!r}\n{context}"
+    assert cer(shown, TEXT) <= 0.1, context
     assert len(words) == len(final["words"]) > 0, context
     # the partial text grew while the audio played
     nonempty = [p for p in partials if p.strip()]

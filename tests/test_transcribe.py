@@ -37,9 +37,7 @@ def test_mixed_formats_rates_and_channels_with_one_unreadable_file(memorised):
     for r in results:
         duration = sf.info(str(audio / Path(r["id"]).name)).duration
         assert abs(r["duration"] - duration) < 0.01
-        # 8 kHz audio has nothing above 4 kHz, which the model heard in training: CER 0.26 when written
-        limit = 0.5 if r["id"].endswith("s8k.wav") else 0.05
-        assert cer(r["text"]) <= limit, (r["id"], r["text"])
+        assert cer(r["text"]) <= 0.05, (r["id"], r["text"])  # 8 kHz too: the model heard band-limited copies
         words = r["words"]
         assert " ".join(w["word"] for w in words) == r["text"]
         times = [t for w in words for t in (w["start"], w["end"])]
