@@ -31,7 +31,7 @@ from ds2.text import Tokenizer, tokenizer_from_dict
 from ds2.config import ExperimentConfig, config_from_dict
 
 # the fixed names live in ds2.files, which `ds2 results` imports without torch
-from ds2.files import AVERAGE_REPORT, AVERAGED, BEST, CHECKPOINT_DIR, LAST, checkpoint_dir  # noqa: F401
+from ds2.files import AVERAGED, BEST, LAST, checkpoint_dir
 _EPOCH = re.compile(r"epoch-(\d+)\.pt")
 _STEP = re.compile(r"step-(\d+)\.pt")
 

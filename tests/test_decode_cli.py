@@ -19,7 +19,8 @@ from test_lm_decode import LM_TEXT, TOK, peaky, spelled
 
 from ds2.cli import main
 from ds2.decode.methods import METHODS, REGISTRY, RESOURCES, DecodeOptions, describe, method
-from ds2.decode.runner import LogProbs, file_digest, read_result
+from ds2.decode.runner import LogProbs, file_digest
+from ds2.score import read_result
 from ds2.lm.graph import build_graphs
 from ds2.lm.ngram import train_ngram
 

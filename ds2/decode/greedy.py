@@ -9,12 +9,14 @@ import numpy as np
 from ds2.text import Tokenizer
 
 
-def collapse(best, blank_id: int = 0) -> list[int]:
-    """CTC's collapse of a frame-wise token sequence: repeats merged, blanks removed."""
+def collapse(best, blank_id: int = 0, previous: int = -1) -> list[int]:
+    """CTC's collapse of a frame-wise token sequence: repeats merged, blanks removed. `previous`:
+    the token of the frame before `best` (-1: none), for a sequence that arrives in pieces."""
     best = np.asarray(best)
     if best.size == 0:
         return []
     keep = np.ones(len(best), dtype=bool)
+    keep[0] = best[0] != previous
     keep[1:] = best[1:] != best[:-1]
     return [int(t) for t in best[keep] if t != blank_id]
 

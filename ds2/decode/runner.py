@@ -34,8 +34,7 @@ from ds2.precision import DTYPES, inference_device, resolve_dtype
 from ds2.progress import progress
 from ds2.homophones import describe as describe_homophones, homophone_counts
 from ds2.lm.ngram import lm_unit
-# RESULT_FILE and read_result live in ds2.score, which `ds2 results` imports without torch
-from ds2.score import RESULT_FILE, ErrorRate, primary_rate, read_result, write_decode_dir  # noqa: F401
+from ds2.score import RESULT_FILE, ErrorRate, primary_rate, write_decode_dir
 from ds2.text import Tokenizer, tokenizer_from_dict
 from ds2.checkpoint import find_checkpoint, load_checkpoint, model_from_checkpoint
 

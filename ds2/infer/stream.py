@@ -106,11 +106,11 @@ def run_steps(model, steps: list[tuple["StreamingRecognizer", Step]]) -> None:
     for group in groups.values():
         feats = np.stack([step.feats for _, step in group]).astype(np.float32, copy=False)
         valid_until = np.array([step.valid_until for _, step in group], dtype=np.int64)
-        state = [np.concatenate([rec.state[i] for rec, _ in group], axis=d) if len(group) > 1 else group[0][0].state[i]
-                 for i, d in enumerate(dims)]
+        state = [np.concatenate([rec.state[i] for rec, _ in group], axis=d) for i, d in enumerate(dims)]
         out, state = model.stream_step(feats, valid_until, state)
+        parts = [np.split(s, len(group), axis=d) for s, d in zip(state, dims)]  # views, one per stream
         for b, (rec, _) in enumerate(group):
-            rec.apply(out[b], [np.take(s, [b], axis=d) if len(group) > 1 else s for s, d in zip(state, dims)])
+            rec.apply(out[b], [p[b] for p in parts])
 
 
 class StreamingRecognizer:
@@ -131,7 +131,8 @@ class StreamingRecognizer:
         self.started = False
         self.dropped = 0  # the row convolution's first outputs, which belong to no frame
         self.log_probs: list[np.ndarray] = []
-        self.best: list[int] = []  # argmax per output frame so far (the partial text)
+        self.tokens: list[int] = []  # the best path so far, collapsed (the partial text)
+        self.last_best = -1  # the best token of the last output frame
         self.wanted: int | None = None  # output frames of the whole utterance, once it has ended
         self.steps_applied = 0
 
@@ -202,12 +203,14 @@ class StreamingRecognizer:
         out = out[skip:]
         if len(out):
             self.log_probs.append(out)
-            self.best += out.argmax(axis=1).tolist()
+            best = out.argmax(axis=1)
+            self.tokens += collapse(best, self.model.tokenizer.blank_id, previous=self.last_best)
+            self.last_best = int(best[-1])
 
     @property
     def partial(self) -> str:
         """Best-path text of the frames so far."""
-        return self.model.tokenizer.decode(collapse(self.best, self.model.tokenizer.blank_id))
+        return self.model.tokenizer.decode(self.tokens)
 
     def result(self) -> np.ndarray:
         """After the final step ran: the utterance's (T', V) log-probs."""

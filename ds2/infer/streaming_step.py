@@ -32,8 +32,8 @@ def streaming_problem(cfg) -> str | None:
 
 class StreamingStep(nn.Module):
     """forward(feats (B, N, F), valid_until (B,) int64, *state) -> (log_probs (B, n, V), *state):
-    B streams at once, each with its own state and end (`STATE_BATCH_DIM` of each state tensor
-    says along which dimension the streams are stacked)."""
+    B streams at once, each with its own state and end (`ds2.infer.stream.state_batch_dim` of each
+    state tensor's name says along which dimension the streams are stacked)."""
 
     def __init__(self, model: DeepSpeech2):
         super().__init__()

@@ -41,12 +41,16 @@ class Transcript:
     words: list[Word] = field(default_factory=list)
     confidence: float = 0.0  # the mean of the words' confidences (1.0 for no words)
 
-    def to_json(self) -> str:
+    def to_dict(self) -> dict:
+        """The transcript as data, times to the millisecond and confidences to 4 places."""
         d = asdict(self)
         for w in d["words"]:
             w["start"], w["end"], w["confidence"] = round(w["start"], 3), round(w["end"], 3), round(w["confidence"], 4)
         d["duration"], d["confidence"] = round(d["duration"], 3), round(d["confidence"], 4)
-        return json.dumps(d, ensure_ascii=False)
+        return d
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), ensure_ascii=False)
 
 
 def ctc_align(log_probs: np.ndarray, tokens: list[int], blank: int = 0) -> list[tuple[int, int]] | None:

@@ -213,19 +213,18 @@ class Server:
                 step = rec.next_step(self.quantum)
                 if step is not None:
                     await self.dispatcher.step(rec, step)
-                    if rec.partial != partial:
-                        partial = rec.partial
+                    text = rec.partial
+                    if text != partial:
+                        partial = text
                         await ws.send_json({"type": "partial", "text": partial})
             elif msg.type == WSMsgType.TEXT:
                 if _message_type(msg.data) != "end":
                     raise StreamError('expected audio (binary messages) or {"type": "end"}')
                 break
-            elif msg.type == WSMsgType.ERROR and "too big" in str(ws.exception() or "").lower():
-                return  # aiohttp has closed it with 1009
-            else:  # the client closed or went away
+            else:  # the client closed or went away, or aiohttp closed it (1009: a message over the size limit)
                 return
         transcript = await self._final(rec, kept, resampler.finish(), received / rate)
-        await ws.send_str(json.dumps({"type": "final", **json.loads(transcript.to_json())}, ensure_ascii=False))
+        await ws.send_str(json.dumps({"type": "final", **transcript.to_dict()}, ensure_ascii=False))
         self.served += 1
         await ws.close(code=NORMAL, message=b"done")
 

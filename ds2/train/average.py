@@ -16,8 +16,8 @@ from pathlib import Path
 from lhotse import CutSet
 
 from ds2.atomic import save_atomic, write_text_atomic
-from ds2.checkpoint import (AVERAGE_REPORT, AVERAGED, BEST, checkpoint_dir, epoch_checkpoints, load_checkpoint,
-                            model_from_checkpoint)
+from ds2.checkpoint import epoch_checkpoints, load_checkpoint, model_from_checkpoint
+from ds2.files import AVERAGE_REPORT, AVERAGED, BEST, checkpoint_dir
 from ds2.data.filter import filter_trainable
 from ds2.precision import inference_device, resolve_dtype
 from ds2.train.evaluate import evaluate

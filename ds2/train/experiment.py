@@ -6,7 +6,8 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from ds2.checkpoint import CheckpointError, checkpoint_dir, load_latest_checkpoint
+from ds2.checkpoint import CheckpointError, load_latest_checkpoint
+from ds2.files import checkpoint_dir
 from ds2.config import ExperimentConfig, config_from_dict, config_to_dict
 from ds2.text import Tokenizer
 from ds2.train.errors import TrainingStopped

@@ -18,8 +18,8 @@ from pathlib import Path
 import torch
 
 from ds2.atomic import save_atomic, write_text_atomic
-from ds2.checkpoint import (AVERAGED, BEST, LAST, checkpoint_dir, epoch_name, rng_state, save_step_checkpoint,
-                            seed_generators, set_rng_state)
+from ds2.checkpoint import epoch_name, rng_state, save_step_checkpoint, seed_generators, set_rng_state
+from ds2.files import AVERAGED, BEST, LAST, checkpoint_dir
 from ds2.config import ExperimentConfig, config_to_dict, save_config
 from ds2.data.augment import training_augment, training_cut_transforms
 from ds2.data.dataset import AsrDataset
