@@ -60,7 +60,7 @@ def test_run_sh_end_to_end_then_reruns_only_what_is_asked(recipe):
     for name in ("H", "L", "G", "HLG"):
         assert (recipe / "data" / "lang_char" / f"{name}.fst").exists()
     assert "perplexity on" in first.stdout
-    assert "dev %WER" in results and "test %WER" in results
+    assert "dev %WER" in results and "test %WER" in results and "heldout %WER" in results  # festival HTS
     assert "ds2 prepare synth data/manifests" in results  # commands recorded by the stage markers
     assert "git:" in results and "torch" in results
     for split in ("dev", "test"):
@@ -84,7 +84,7 @@ def test_run_sh_end_to_end_then_reruns_only_what_is_asked(recipe):
     run_recipe(recipe)
     after = mtimes(recipe)
     changed = {k for k in after if after[k] != before.get(k)}
-    assert changed and all(k.startswith(("exp/ds2/decode_dev_beam/", "exp/ds2/decode_test_beam/",
+    assert changed and all(k.startswith(("exp/ds2/decode_dev_beam/", "exp/ds2/decode_test_beam/", "exp/ds2/decode_heldout_beam/",
                                          "exp/.done/stage8.decode.ds2.beam")) for k in changed), changed
 
     # A failing stage leaves no marker, so it is redone rather than trusted next time.

@@ -35,8 +35,8 @@ def test_splits_are_disjoint_in_sentences_and_voices(tiny_corpus):
 def test_held_out_voices_are_never_planned_for_training():
     opts = SynthOptions(num_train=3000, num_dev=200, num_test=300)
     utts = plan_utterances(read_sentences(), list_variants(), opts)
-    train_voices = {(u.accent, u.variant) for u in utts if u.split == "train"}
-    held_out = {(u.accent, u.variant) for u in utts if u.split != "train"}
+    train_voices = {tuple(u.voice.split("+")) for u in utts if u.split == "train"}
+    held_out = {tuple(u.voice.split("+")) for u in utts if u.split != "train"}
     assert not train_voices & held_out
     assert len({a for a, _ in train_voices}) == len(ACCENTS)  # every accent is trained on
     assert len(train_voices) > 300
@@ -76,7 +76,7 @@ def test_english_plan_is_pinned():
     # The language-generic module must plan the English corpus exactly as the English-only one did
     # (texts, voices, speeds, pitches, noise and seeds of every utterance; md5 taken before the change).
     utts = plan_utterances(read_sentences(), list_variants(), SynthOptions(num_train=3000, num_dev=200, num_test=300))
-    lines = "".join(f"{u.id}|{u.text}|{u.accent}+{u.variant}|{u.speed}|{u.pitch}|{u.snr_db}|{u.seed}\n" for u in utts)
+    lines = "".join(f"{u.id}|{u.text}|{u.voice}|{u.speed}|{u.pitch}|{u.snr_db}|{u.seed}\n" for u in utts)
     assert hashlib.md5(lines.encode()).hexdigest() == "79c047b459d00839379b9903d7550fb1"
 
 
@@ -149,9 +149,9 @@ def test_mandarin_audio_is_16k_and_matches_the_manifest(tiny_zh):
 def test_mandarin_held_out_voices_are_never_planned_for_training():
     opts = SynthOptions(num_train=3000, num_dev=200, num_test=300, language="zh")
     utts = plan_utterances(read_sentences(language="zh"), list_variants(), opts)
-    train_voices = {(u.accent, u.variant) for u in utts if u.split == "train"}
-    dev_voices = {(u.accent, u.variant) for u in utts if u.split == "dev"}
-    test_voices = {(u.accent, u.variant) for u in utts if u.split == "test"}
+    train_voices = {tuple(u.voice.split("+")) for u in utts if u.split == "train"}
+    dev_voices = {tuple(u.voice.split("+")) for u in utts if u.split == "dev"}
+    test_voices = {tuple(u.voice.split("+")) for u in utts if u.split == "test"}
     assert not train_voices & (dev_voices | test_voices) and not dev_voices & test_voices
     assert len(dev_voices) == len(test_voices) == 12 and len(train_voices) > 50
 

@@ -22,7 +22,24 @@ def command():
 @click.option("--num-dev-voices", type=int, default=None,
               help="(accent, variant) voices held out for dev [default: en 40, zh 12].")
 @click.option("--num-test-voices", type=int, default=None, help="Voices held out for test [default: en 60, zh 12].")
-@click.option("--train-noise-prob", default=0.3, help="Share of training utterances with added noise.")
+@click.option("--train-noise-prob", default=0.3, show_default=True,
+              help="Share of training utterances with added white or brown noise (at --snr).")
+@click.option("--snr", type=(float, float), default=(15.0, 35.0), show_default=True,
+              help="Range of that noise's signal-to-noise ratio, dB.")
+@click.option("--train-reverb-prob", default=0.0, show_default=True,
+              help="Share of training utterances in a random room (reverberation of --t60 seconds).")
+@click.option("--t60", type=(float, float), default=(0.2, 0.8), show_default=True,
+              help="Range of those rooms' reverberation time, seconds.")
+@click.option("--train-telephone-prob", default=0.0, show_default=True,
+              help="Share of training utterances through a telephone channel (8 kHz, 300-3400 Hz, mu-law).")
+@click.option("--festival-share", default=0.0, show_default=True,
+              help="Share of training utterances spoken by festival's voices (--festival-voices) instead of espeak-ng.")
+@click.option("--festival-voices", default="kal_diphone,ked_diphone", show_default=True,
+              help="festival's training voices, comma-separated.")
+@click.option("--held-out-voice", default=None,
+              help="engine/voice never heard in train, dev or test, e.g. festival/cmu_us_slt_arctic_hts: it reads "
+                   "the first --num-held-out test sentences as the set 'heldout'.")
+@click.option("--num-held-out", default=200, show_default=True, help="Utterances of the held-out voice.")
 @click.option("--language", type=click.Choice(["en", "zh"]), default="en", show_default=True,
               help="en: English fortunes (prefix synth); zh: Mandarin fortunes-zh, characters (prefix synthzh).")
 @click.option("--min-length", type=int, default=None,
@@ -30,28 +47,44 @@ def command():
 @click.option("--max-length", type=int, default=None,
               help="Longest sentence: words (en, default 20) or characters (zh, default 25).")
 @click.option("--speed", type=(int, int), default=None,
-              help="espeak-ng speed range (-s) [default: en 140 200, zh 150 210].")
+              help="Speaking rate range, words a minute on espeak-ng's scale (-s; 175 is a voice's normal rate) "
+                   "[default: en 140 200, zh 150 210].")
+@click.option("--pitch", type=(int, int), default=(25, 75), show_default=True,
+              help="Pitch range on espeak-ng's scale (-p 0-99; 50 is a voice's own pitch; festival: F0 x pitch/50).")
 @click.option("--seed", default=0, help="Everything about the corpus follows from it.")
 @click.option("--num-jobs", "-j", default=2, help="Parallel espeak-ng processes.")
 def synth(output_dir, audio_dir, num_train, num_dev, num_test, num_dev_voices, num_test_voices,
-          train_noise_prob, language, min_length, max_length, speed, seed, num_jobs):
-    """Synthesise the offline English or Mandarin corpus with espeak-ng into OUTPUT_DIR.
+          train_noise_prob, snr, train_reverb_prob, t60, train_telephone_prob, festival_share, festival_voices,
+          held_out_voice, num_held_out, language, min_length, max_length, speed, pitch, seed, num_jobs):
+    """Synthesise the offline English or Mandarin corpus into OUTPUT_DIR: espeak-ng, and for a
+    share of training (--festival-share) festival's voices.
 
     Writes <prefix>_{recordings,supervisions}_{train,dev,test}.jsonl.gz (16 kHz WAV audio)
     and <prefix>_lm_text.txt (LM text without any dev/test sentence), prefix synth (en) or
-    synthzh (zh). Dev and test use sentences and voices that training never sees.
+    synthzh (zh). Dev and test use sentences and voices that training never sees; with
+    --held-out-voice also <prefix>_*_heldout.jsonl.gz, test sentences read by a voice (an
+    engine) that no other set has. Training utterances may get noise, reverberation and a
+    telephone channel, each for its share of them.
 
     \b
     Examples:
       ds2 prepare synth data/manifests --num-train 3000
+      ds2 prepare synth data/manifests --festival-share 0.3 --train-reverb-prob 0.3 \\
+          --held-out-voice festival/cmu_us_slt_arctic_hts
       ds2 prepare synth data/manifests --language zh --num-train 12000
     """
     from ds2.corpora.synth import SynthOptions, prepare_synth
 
-    opts = SynthOptions(num_train=num_train, num_dev=num_dev, num_test=num_test,
-                        num_dev_voices=num_dev_voices, num_test_voices=num_test_voices,
-                        train_noise_prob=train_noise_prob, seed=seed, language=language,
-                        min_words=min_length, max_words=max_length, speed=speed)
+    try:
+        opts = SynthOptions(num_train=num_train, num_dev=num_dev, num_test=num_test,
+                            num_dev_voices=num_dev_voices, num_test_voices=num_test_voices,
+                            train_noise_prob=train_noise_prob, train_snr_db=snr, train_reverb_prob=train_reverb_prob,
+                            train_t60=t60, train_telephone_prob=train_telephone_prob, festival_share=festival_share,
+                            train_festival_voices=tuple(v.strip() for v in festival_voices.split(",") if v.strip()),
+                            held_out_voice=held_out_voice or None, num_held_out=num_held_out, seed=seed,
+                            language=language, min_words=min_length, max_words=max_length, speed=speed, pitch=pitch)
+    except ValueError as e:
+        raise click.BadParameter(str(e)) from None
     try:
         written = prepare_synth(output_dir, audio_dir or output_dir.parent / "audio", opts, num_jobs)
     except RuntimeError as e:

@@ -1,4 +1,5 @@
-"""The offline synthetic corpora, English and Mandarin: fortune sentences spoken by espeak-ng.
+"""The offline synthetic corpora, English and Mandarin: fortune sentences spoken by speech
+synthesisers (`ds2.corpora.engines`): espeak-ng, and for English also festival's voices.
 
 English (`language="en"`): sentences from Debian's `fortunes` / `fortunes-min` packages (a
 clean subset of the files), normalised to the 28 DS2 characters, de-duplicated, 4-20 words.
@@ -9,7 +10,13 @@ Mandarin (`language="zh"`): sentences from Debian's `fortunes-zh` (chinese.u8), 
 The sentence sets of train, dev and test are disjoint. Every utterance gets a voice (an
 accent of espeak-ng with one of its voice variants), a speed and a pitch drawn at random;
 the voices of dev and test are held out of training, so the test set measures
-generalisation to unseen speakers as well as unseen sentences.
+generalisation to unseen speakers as well as unseen sentences. A share of the training
+utterances is spoken by festival's voices instead (`festival_share`, `train_festival_voices`);
+one more voice (`held_out_voice`, e.g. festival's HTS voice) never speaks in training, dev or
+test: it reads test sentences again as the set `heldout`, which measures generalisation to a
+synthesiser never heard. Training utterances may be degraded (`ds2.data.audio_augment`):
+noise, reverberation, a telephone channel, each for a share of them, each utterance's
+parameters drawn from its own seed, so that one augmentation's share leaves the others' as they are.
 
 Entry point: `ds2 prepare synth data/manifests` (see `ds2 prepare synth --help`),
 `ds2 prepare synth --language zh data/manifests` for Mandarin.
@@ -17,20 +24,22 @@ Entry point: `ds2 prepare synth data/manifests` (see `ds2 prepare synth --help`)
 
 from __future__ import annotations
 
-import io
 import logging
 import random
 import re
 import shutil
 import subprocess
 from concurrent.futures import ProcessPoolExecutor
+from multiprocessing import get_context
 from collections.abc import Callable
+import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import soundfile as sf
-from scipy.signal import resample_poly
+from ds2.corpora.engines import ENGINES, EngineError, split_voice
+from ds2.data.audio_augment import add_noise, reverberate, telephone
 from ds2.progress import progress
 
 from ds2.text import is_hanzi, normalize_english, normalize_mandarin
@@ -59,6 +68,7 @@ EXCLUDED_VARIANTS = {"whisper", "whisperf", "Alicia", "RicishayMax", "RicishayMa
                      "kaukovalta"}
 SAMPLING_RATE = 16000
 ESPEAK_INSTALL = "apt-get install -y espeak-ng fortunes-min fortunes fortunes-zh"
+HELD_OUT_SET = "heldout"  # the set of the held-out voice (test sentences again)
 # ANSI colour codes (chinese.u8 colours its attribution lines)
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
 
@@ -141,9 +151,16 @@ class SynthOptions:
     min_words: int | None = None  # sentence length limits: English words (4-20), Mandarin characters (4-25)
     max_words: int | None = None
     speed: tuple[int, int] | None = None  # espeak-ng speed (-s; en (140, 200) words/min, zh (150, 210)), uniform
-    pitch: tuple[int, int] = (25, 75)  # espeak-ng pitch 0-99, uniform
+    pitch: tuple[int, int] = (25, 75)  # espeak-ng pitch 0-99 (50: the voice's own), uniform; festival: F0 x pitch/50
     train_noise_prob: float = 0.3  # share of training utterances with added noise
     train_snr_db: tuple[float, float] = (15.0, 35.0)  # signal-to-noise ratio of that noise
+    train_reverb_prob: float = 0.0  # share of training utterances in a random room (reverberation)
+    train_t60: tuple[float, float] = (0.2, 0.8)  # reverberation time of those rooms, seconds, uniform
+    train_telephone_prob: float = 0.0  # share of training utterances through a telephone channel (300-3400 Hz)
+    festival_share: float = 0.0  # share of training utterances spoken by festival (train_festival_voices)
+    train_festival_voices: tuple[str, ...] = ("kal_diphone", "ked_diphone")
+    held_out_voice: str | None = None  # `engine/voice` never in train, dev or test; it reads test sentences as set `heldout`
+    num_held_out: int = 200  # utterances of the held-out voice (the first test sentences)
     seed: int = 0
     language: str = "en"  # a key of LANGUAGES: "en" (egs/synth) or "zh" (egs/synth_zh)
 
@@ -156,16 +173,35 @@ class SynthOptions:
         for field, value in defaults.items():
             if getattr(self, field) is None:
                 object.__setattr__(self, field, value)
+        for field in ("train_noise_prob", "train_reverb_prob", "train_telephone_prob", "festival_share"):
+            if not 0.0 <= getattr(self, field) <= 1.0:
+                raise ValueError(f"{field} must be in [0, 1], not {getattr(self, field)}")
+        if self.festival_share > 0 and not self.train_festival_voices:
+            raise ValueError("festival_share > 0 needs train_festival_voices")
+        if self.held_out_voice is not None:
+            engine, voice = split_voice(self.held_out_voice)
+            if engine.name == "festival" and voice in self.train_festival_voices:
+                raise ValueError(f"the held-out voice {self.held_out_voice} is one of the training voices")
+
+    @property
+    def engines(self) -> list[str]:
+        """The engines this corpus needs."""
+        needed = ["espeak-ng"]
+        if self.festival_share > 0 or (self.held_out_voice and split_voice(self.held_out_voice)[0].name == "festival"):
+            needed.append("festival")
+        return needed
 
     @property
     def lang(self) -> Language:
         return LANGUAGES[self.language]
 
 
-def check_tools(language: str = "en") -> None:
-    """Fail with the install command when espeak-ng or the fortunes files are missing."""
+def check_tools(language: str = "en", engines: tuple[str, ...] = ("espeak-ng",)) -> None:
+    """Fail with the install command when an engine or the fortunes files are missing."""
     if shutil.which("espeak-ng") is None:
         raise RuntimeError(f"espeak-ng is not installed; install it with: {ESPEAK_INSTALL}")
+    for name in engines:
+        ENGINES[name].check()
     if not all((FORTUNES_DIR / name).exists() for name in LANGUAGES[language].files):
         raise RuntimeError(f"the fortunes texts are not installed; install them with: {ESPEAK_INSTALL}")
 
@@ -220,40 +256,33 @@ def split_voices(variants: list[str], opts: SynthOptions) -> dict[str, list[tupl
     return {"test": voices[:n_test], "dev": voices[n_test:n_test + n_dev], "train": voices[n_test + n_dev:]}
 
 
-def speak(text: str, accent: str, variant: str, speed: int, pitch: int) -> np.ndarray:
-    """16 kHz float32 audio of espeak-ng speaking `text`."""
-    cmd = ["espeak-ng", "-v", f"{accent}+{variant}", "-s", str(speed), "-p", str(pitch), "--stdout", text]
-    wav = subprocess.run(cmd, capture_output=True, check=True).stdout
-    audio, sr = sf.read(io.BytesIO(wav), dtype="float32")
-    if sr != SAMPLING_RATE:
-        g = np.gcd(sr, SAMPLING_RATE)
-        audio = resample_poly(audio, SAMPLING_RATE // g, sr // g).astype(np.float32)
-    return audio
-
-
-def add_noise(audio: np.ndarray, snr_db: float, rng: np.random.Generator) -> np.ndarray:
-    """Add white or brown-ish noise at `snr_db` relative to the speech power."""
-    noise = rng.standard_normal(len(audio)).astype(np.float32)
-    if rng.random() < 0.5:  # low-frequency noise: a leaky integral of white noise
-        noise = np.cumsum(noise) * 0.02
-        noise -= np.convolve(noise, np.ones(400) / 400, mode="same")
-    speech_power = float(np.mean(audio**2)) + 1e-10
-    noise_power = float(np.mean(noise**2)) + 1e-10
-    noise *= np.sqrt(speech_power / (noise_power * 10 ** (snr_db / 10)))
-    return np.clip(audio + noise, -1.0, 1.0)
-
-
 @dataclass(frozen=True)
 class Utterance:
     id: str
     split: str
     text: str
-    accent: str
-    variant: str
-    speed: int
-    pitch: int
+    voice: str  # `engine/voice`, or espeak-ng's `<accent>+<variant>`
+    speed: int  # words a minute on espeak-ng's scale (175: the voice's normal rate)
+    pitch: int  # 0-99 on espeak-ng's scale (50: the voice's normal pitch)
     snr_db: float | None  # None: clean
     seed: int
+    reverb_t60: float | None = None  # None: dry
+    telephone: bool = False
+
+    @property
+    def speaker(self) -> str:
+        return self.voice
+
+
+def _degradations(utt: Utterance, opts: SynthOptions) -> Utterance:
+    """`utt` with its reverberation and telephone channel drawn, each from a generator of its own
+    seeded by the utterance's seed: an augmentation's share changes no other draw."""
+    if utt.split != "train":
+        return utt
+    room = random.Random(f"{utt.seed}-reverb")
+    t60 = round(room.uniform(*opts.train_t60), 2) if room.random() < opts.train_reverb_prob else None
+    phone = random.Random(f"{utt.seed}-telephone").random() < opts.train_telephone_prob
+    return dataclasses.replace(utt, reverb_t60=t60, telephone=phone)
 
 
 def plan_utterances(sentences: list[str], variants: list[str], opts: SynthOptions) -> list[Utterance]:
@@ -270,34 +299,67 @@ def plan_utterances(sentences: list[str], variants: list[str], opts: SynthOption
         "train": [sentences[i] for i in order[n_test + n_dev:]],
     }
     voices = split_voices(variants, opts)
+    # festival's share of training: drawn from a generator of its own, so that the espeak-ng
+    # utterances are planned as without festival (the same draws)
+    engine_rng = random.Random(f"{opts.seed}-engine")
     utts = []
     # Test and dev first: they stay the same utterances whatever the size of train.
     for split, count in (("test", n_test), ("dev", n_dev), ("train", opts.num_train)):
         pool = pools[split]
         for i in range(count):
             accent, variant = rng.choice(voices[split])
+            voice = f"{accent}+{variant}"
+            if split == "train" and opts.festival_share > 0 and engine_rng.random() < opts.festival_share:
+                voice = "festival/" + engine_rng.choice(opts.train_festival_voices)
             noisy = split == "train" and rng.random() < opts.train_noise_prob
-            utts.append(Utterance(
+            utts.append(_degradations(Utterance(
                 id=f"{opts.lang.prefix}-{split}-{i:06d}",
                 split=split,
                 text=pool[i % len(pool)],
-                accent=accent,
-                variant=variant,
+                voice=voice,
                 speed=rng.randint(*opts.speed),
                 pitch=rng.randint(*opts.pitch),
                 snr_db=round(rng.uniform(*opts.train_snr_db), 1) if noisy else None,
                 seed=rng.randrange(2**31),
-            ))
+            ), opts))
+    if opts.held_out_voice:
+        # the held-out voice reads the first test sentences at its own rate and pitch
+        for i, text in enumerate(pools["test"][:opts.num_held_out]):
+            utts.append(Utterance(id=f"{opts.lang.prefix}-{HELD_OUT_SET}-{i:06d}", split=HELD_OUT_SET, text=text,
+                                  voice=opts.held_out_voice, speed=175, pitch=50, snr_db=None, seed=0))
     return utts
 
 
-def _synthesise(args: tuple[Utterance, str]) -> tuple[str, int]:
-    utt, path = args
-    audio = speak(utt.text, utt.accent, utt.variant, utt.speed, utt.pitch)
+def _synthesise(jobs: list[tuple[Utterance, str]]) -> list[tuple[str, int]]:
+    """Speak, degrade and write a chunk of utterances of one engine; their sample counts."""
+    engine = split_voice(jobs[0][0].voice)[0]
+    requests = [(u.text, split_voice(u.voice)[1], u.speed / 175, u.pitch / 50) for u, _ in jobs]
+    done = []
+    for (utt, path), audio in zip(jobs, engine.synthesise_many(requests)):
+        audio = degrade(audio, utt)
+        sf.write(path, audio, SAMPLING_RATE, subtype="PCM_16")
+        done.append((utt.id, len(audio)))
+    return done
+
+
+def degrade(audio: np.ndarray, utt: Utterance) -> np.ndarray:
+    """The utterance's reverberation, noise and telephone channel, in this order (a room, its
+    noise, then the line), each seeded by the utterance."""
+    if utt.reverb_t60 is not None:
+        audio = reverberate(audio, utt.reverb_t60, np.random.default_rng([utt.seed, 1]))
     if utt.snr_db is not None:
         audio = add_noise(audio, utt.snr_db, np.random.default_rng(utt.seed))
-    sf.write(path, audio, SAMPLING_RATE, subtype="PCM_16")
-    return utt.id, len(audio)
+    if utt.telephone:
+        audio = telephone(audio)
+    return audio
+
+
+def _chunks(jobs: list[tuple[Utterance, str]], size: int) -> list[list[tuple[Utterance, str]]]:
+    """Jobs in chunks of one engine and at most `size` utterances (festival speaks a chunk in one process)."""
+    by_engine: dict[str, list] = {}
+    for job in jobs:
+        by_engine.setdefault(split_voice(job[0].voice)[0].name, []).append(job)
+    return [items[i:i + size] for items in by_engine.values() for i in range(0, len(items), size)]
 
 
 def prepare_synth(output_dir: str | Path, audio_dir: str | Path, opts: SynthOptions = SynthOptions(),
@@ -312,7 +374,10 @@ def prepare_synth(output_dir: str | Path, audio_dir: str | Path, opts: SynthOpti
     from lhotse import AudioSource, Recording, RecordingSet, SupervisionSegment, SupervisionSet
 
     lang = opts.lang
-    check_tools(opts.language)
+    try:
+        check_tools(opts.language, tuple(opts.engines))
+    except EngineError as e:
+        raise RuntimeError(str(e)) from None
     output_dir, audio_dir = Path(output_dir), Path(audio_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
     audio_dir.mkdir(parents=True, exist_ok=True)
@@ -322,16 +387,26 @@ def prepare_synth(output_dir: str | Path, audio_dir: str | Path, opts: SynthOpti
     utts = plan_utterances(sentences, variants, opts)
     log.info("%d sentences, %d voice variants x %d accents, %d utterances to synthesise",
              len(sentences), len(variants), len(lang.accents), len(utts))
+    if opts.held_out_voice:
+        # what the held-out set measures holds only if no other set has the voice
+        leaked = {u.split for u in utts if u.split != HELD_OUT_SET and u.voice == opts.held_out_voice}
+        if leaked:
+            raise RuntimeError(f"the held-out voice {opts.held_out_voice} is planned for {', '.join(sorted(leaked))}")
 
     jobs = [(u, str(audio_dir / f"{u.id}.wav")) for u in utts]
     num_samples = {}
-    with ProcessPoolExecutor(max_workers=max(1, num_jobs)) as pool:
-        for utt_id, n in progress(pool.map(_synthesise, jobs, chunksize=16), total=len(jobs),
-                              desc="espeak-ng", unit="utt"):
-            num_samples[utt_id] = n
+    chunks = _chunks(jobs, 24)
+    # spawned, not forked: the reverberation convolves with torch, whose thread pool hangs in a fork
+    # of a process that has used it (a test, a notebook)
+    with ProcessPoolExecutor(max_workers=max(1, num_jobs), mp_context=get_context("spawn")) as pool, \
+            progress(total=len(jobs), desc="+".join(opts.engines), unit="utt") as bar:
+        for done in pool.map(_synthesise, chunks):
+            num_samples.update(done)
+            bar.update(len(done))
 
     written = {}
-    for split in ("train", "dev", "test"):
+    splits = ("train", "dev", "test") + ((HELD_OUT_SET,) if opts.held_out_voice else ())
+    for split in splits:
         recs, sups = [], []
         for utt, path in jobs:
             if utt.split != split:
@@ -342,8 +417,9 @@ def prepare_synth(output_dir: str | Path, audio_dir: str | Path, opts: SynthOpti
                                   sources=[AudioSource(type="file", channels=[0], source=str(Path(path).resolve()))]))
             sups.append(SupervisionSegment(
                 id=utt.id, recording_id=utt.id, start=0.0, duration=n / SAMPLING_RATE, channel=0,
-                text=utt.text, language=lang.name, speaker=f"{utt.accent}+{utt.variant}",
-                custom={"speed": utt.speed, "pitch": utt.pitch, "snr_db": utt.snr_db}))
+                text=utt.text, language=lang.name, speaker=utt.speaker,
+                custom={"speed": utt.speed, "pitch": utt.pitch, "snr_db": utt.snr_db, "reverb_t60": utt.reverb_t60,
+                        "telephone": utt.telephone}))
         for kind, items in (("recordings", RecordingSet.from_recordings(recs)),
                             ("supervisions", SupervisionSet.from_segments(sups))):
             path = output_dir / f"{lang.prefix}_{kind}_{split}.jsonl.gz"

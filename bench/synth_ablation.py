@@ -1,0 +1,114 @@
+"""What each added engine and augmentation of egs/synth does to the unseen espeak-ng voices (test)
+and to the synthesiser never heard (heldout): one egs/synth run per row, each adding one thing to
+the row above, all on the same reduced budget (`--num-train` utterances, `--epochs` epochs of the
+demo's model), decoded greedily.
+
+    python bench/synth_ablation.py --out /tmp/ablation --num-train 2400 --epochs 3
+
+Each row is the real recipe (a copy of egs/synth under OUT/<row>): stages 1-3 with the row's
+corpus options, stage 6 with its training overrides (no averaging), stage 8 with greedy search.
+Dev, test and heldout are the same utterances in every row (the corpus plans them before the
+training set). Prints the table as Markdown and writes it to OUT/ablation.md; a row whose
+result.json files exist is not run again.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+
+# (name, what it adds, corpus options of run.sh, training overrides): each row adds to the one above
+NONE = ["--festival-share", "0", "--noise-prob", "0", "--reverb-prob", "0", "--telephone-prob", "0",
+        "--speed", "175 175", "--pitch", "50 50"]
+ROWS = [
+    ("plain", "espeak-ng only, every voice at its own rate and pitch, clean", NONE, []),
+    ("speed-pitch", "+ speed 140-200 wpm and pitch 25-75", NONE[:-4] + ["--speed", "140 200", "--pitch", "25 75"], []),
+    ("noise", "+ noise on 30 % (15-35 dB SNR)", None, []),
+    ("festival", "+ festival's kal and ked diphone voices for 30 %", None, []),
+    ("reverb", "+ reverberation on 20 % (T60 0.2-0.8 s)", None, []),
+    ("telephone", "+ telephone channel on 10 %", None, []),
+    ("freq-warp", "+ frequency warping of +-10 % (training)", None, ["train.freq_warp=0.1"]),
+    ("spec-augment", "+ SpecAugment (training)", None, ["train.spec_augment=true"]),
+]
+# the corpus options each row changes, in order (rows with None take the previous row's and this change)
+CHANGES = {"noise": ["--noise-prob", "0.3"], "festival": ["--festival-share", "0.3"],
+           "reverb": ["--reverb-prob", "0.2"], "telephone": ["--telephone-prob", "0.1"]}
+
+
+def row_options() -> list[tuple[str, str, list[str], list[str]]]:
+    rows, corpus, overrides = [], [], []
+    for name, what, opts, extra in ROWS:
+        if opts is not None:
+            corpus = list(opts)
+        for i in range(0, len(CHANGES.get(name, [])), 2):
+            flag, value = CHANGES[name][i:i + 2]
+            corpus[corpus.index(flag) + 1] = value
+        overrides = overrides + extra
+        rows.append((name, what, list(corpus), list(overrides)))
+    return rows
+
+
+def recipe_copy(root: Path) -> Path:
+    """OUT/<row>/egs/synth: the recipe beside egs/asr.sh, egs/path.sh and a link to utils/."""
+    recipe = root / "egs" / "synth"
+    if not recipe.exists():
+        shutil.copytree(REPO / "egs" / "synth", recipe, ignore=shutil.ignore_patterns("data", "exp", "RESULTS.md", "*.png"))
+        for name in ("asr.sh", "path.sh"):
+            shutil.copy(REPO / "egs" / name, root / "egs" / name)
+        (root / "utils").symlink_to(REPO / "utils")
+    return recipe
+
+
+def run(recipe: Path, args: list[str], log) -> None:
+    env = dict(os.environ, PATH=f"{Path(sys.executable).parent}:{os.environ['PATH']}")
+    proc = subprocess.run(["bash", "run.sh", *args], cwd=recipe, env=env, stdout=log, stderr=subprocess.STDOUT)
+    if proc.returncode != 0:
+        raise SystemExit(f"run.sh {' '.join(args)} failed in {recipe} (exit {proc.returncode}): see {log.name}")
+
+
+def cer(recipe: Path, split: str) -> tuple[float, float]:
+    result = json.loads((recipe / "exp" / "ds2" / f"decode_{split}_greedy" / "result.json").read_text())
+    return result["CER"]["rate"], result["WER"]["rate"]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument("--num-train", type=int, default=2400)
+    parser.add_argument("--epochs", type=int, default=3)
+    parser.add_argument("--rows", default=None, help="comma-separated row names (default: all)")
+    args = parser.parse_args()
+    budget = ["--num-train", str(args.num_train)]
+    table = ["| row | what it adds | test %CER (unseen espeak-ng voices) | heldout %CER (festival HTS, never heard) "
+             "| test %WER | heldout %WER | minutes |", "| --- | --- | ---: | ---: | ---: | ---: | ---: |"]
+    wanted = set(args.rows.split(",")) if args.rows else None
+    for name, what, corpus, overrides in row_options():
+        if wanted and name not in wanted:
+            continue
+        recipe = recipe_copy(args.out / name)
+        start = time.perf_counter()
+        with open(args.out / f"{name}.log", "a") as log:
+            train = " ".join([f"train.epochs={args.epochs}", *overrides])
+            run(recipe, ["--stop-stage", "3", *budget, *corpus], log)
+            run(recipe, ["--stage", "6", "--stop-stage", "6", "--avg", "1", "--overrides", train], log)
+            run(recipe, ["--stage", "8", "--stop-stage", "8", "--methods", "greedy"], log)
+        minutes = (time.perf_counter() - start) / 60
+        (test_cer, test_wer), (held_cer, held_wer) = cer(recipe, "test"), cer(recipe, "heldout")
+        table.append(f"| {name} | {what} | {test_cer:.2f} | {held_cer:.2f} | {test_wer:.2f} | {held_wer:.2f} "
+                     f"| {minutes:.1f} |")
+        print(table[-1], flush=True)
+    text = "\n".join(table) + "\n"
+    (args.out / "ablation.md").write_text(text)
+    print(text)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,76 @@
+"""Augmentations of 16 kHz waveforms that make clean synthetic speech less clean: additive noise
+at an SNR, room reverberation, and the band of a telephone line. The synthetic corpora apply
+them to a share of their training utterances (`ds2.corpora.synth.SynthOptions`); each is a
+function of the audio and its parameters, and leaves the audio as it is at strength zero.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy.signal import butter, resample_poly, sosfilt
+
+SAMPLING_RATE = 16000
+
+
+def add_noise(audio: np.ndarray, snr_db: float, rng: np.random.Generator) -> np.ndarray:
+    """Add white or brown-ish noise at `snr_db` relative to the speech power."""
+    noise = rng.standard_normal(len(audio)).astype(np.float32)
+    if rng.random() < 0.5:  # low-frequency noise: a leaky integral of white noise
+        noise = np.cumsum(noise) * 0.02
+        noise -= np.convolve(noise, np.ones(400) / 400, mode="same")
+    speech_power = float(np.mean(audio**2)) + 1e-10
+    noise_power = float(np.mean(noise**2)) + 1e-10
+    noise *= np.sqrt(speech_power / (noise_power * 10 ** (snr_db / 10)))
+    return np.clip(audio + noise, -1.0, 1.0)
+
+
+def random_rir(t60: float, rng: np.random.Generator, sampling_rate: int = SAMPLING_RATE) -> np.ndarray:
+    """A room impulse response with reverberation time `t60` (seconds): the direct path, a few
+    early reflections in the first 50 ms, and a diffuse tail of Gaussian noise decaying by 60 dB
+    in `t60`, its high frequencies faster (walls absorb them more). The direct-to-reverberant
+    ratio follows from the distance drawn: near sources are drier."""
+    n = max(int(t60 * sampling_rate), 2)
+    t = np.arange(n) / sampling_rate
+    rir = np.zeros(n)
+    rir[0] = 1.0
+    for _ in range(rng.integers(3, 9)):  # early reflections
+        k = int(rng.uniform(0.002, 0.05) * sampling_rate)
+        if k < n:
+            rir[k] += rng.uniform(-0.6, 0.6)
+    tail = rng.standard_normal(n) * np.exp(-6.9 * t / t60)
+    tail = np.convolve(tail, [0.5, 0.5], mode="same")  # a gentle low-pass: darker reverberation
+    distance = rng.uniform(0.3, 4.0)  # metres: the tail's energy relative to the direct path grows with it
+    tail *= np.sqrt(distance / max(np.sum(tail**2), 1e-10)) * 0.5
+    tail[: int(0.002 * sampling_rate)] = 0.0
+    return (rir + tail).astype(np.float32)
+
+
+def reverberate(audio: np.ndarray, t60: float, rng: np.random.Generator) -> np.ndarray:
+    """The audio in a random room of reverberation time `t60` (`random_rir`), convolved by Lhotse's
+    `ReverbWithImpulseResponse` (Kaldi's wav-reverberate: the output aligned with the direct path,
+    as long as the input, at the input's power). `t60` 0: the audio itself.
+
+    Lhotse's own random RIR generator needs torchaudio, which has no build for this torch."""
+    if t60 <= 0:
+        return audio
+    from lhotse.augmentation import ReverbWithImpulseResponse
+
+    rir = random_rir(t60, rng)
+    reverb = ReverbWithImpulseResponse(rir_generator=lambda nsource=1: rir[None, :] / ReverbWithImpulseResponse.RIR_SCALING_FACTOR)
+    out = reverb(audio[None, :].astype(np.float32), SAMPLING_RATE)[0]
+    return np.clip(out, -1.0, 1.0).astype(np.float32)
+
+
+_TELEPHONE_BAND = butter(4, (300, 3400), btype="bandpass", fs=8000, output="sos")
+
+
+def telephone(audio: np.ndarray) -> np.ndarray:
+    """The audio as a narrow-band telephone line carries it: down to 8 kHz, 300-3400 Hz,
+    G.711 mu-law at 8 bits, and back to 16 kHz (nothing above 4 kHz)."""
+    narrow = sosfilt(_TELEPHONE_BAND, resample_poly(audio, 1, 2))
+    mu = 255.0
+    peak = max(float(np.max(np.abs(narrow))), 1e-6)
+    x = np.clip(narrow / peak, -1, 1)
+    code = np.round(np.sign(x) * np.log1p(mu * np.abs(x)) / np.log1p(mu) * 127) / 127
+    narrow = np.sign(code) * np.expm1(np.abs(code) * np.log1p(mu)) / mu * peak
+    return np.clip(resample_poly(narrow, 2, 1), -1.0, 1.0).astype(np.float32)
