@@ -3,13 +3,14 @@ and to the synthesiser never heard (heldout): one egs/synth run per row, each ad
 the row above, all on the same reduced budget (`--num-train` utterances, `--epochs` epochs of the
 demo's model), decoded greedily.
 
-    python bench/synth_ablation.py --out /tmp/ablation --num-train 2400 --epochs 3
+    python bench/synth_ablation.py --out /tmp/ablation --num-train 2500 --epochs 2 \
+        --write egs/synth/ABLATION.md
 
 Each row is the real recipe (a copy of egs/synth under OUT/<row>): stages 1-3 with the row's
 corpus options, stage 6 with its training overrides (no averaging), stage 8 with greedy search.
 Dev, test and heldout are the same utterances in every row (the corpus plans them before the
-training set). Prints the table as Markdown and writes it to OUT/ablation.md; a row whose
-result.json files exist is not run again.
+training set). Prints the table as Markdown and writes it to OUT/ablation.md (and --write), with
+the commit, the CPU and the command; a row already decoded is not run again.
 """
 
 from __future__ import annotations
@@ -20,10 +21,13 @@ import os
 import shutil
 import subprocess
 import sys
-import time
+import re
+from datetime import datetime
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+from ds2.report import git_description  # noqa: E402
 
 # (name, what it adds, corpus options of run.sh, training overrides): each row adds to the one above
 NONE = ["--festival-share", "0", "--noise-prob", "0", "--reverb-prob", "0", "--telephone-prob", "0",
@@ -85,6 +89,7 @@ def main() -> None:
     parser.add_argument("--num-train", type=int, default=2400)
     parser.add_argument("--epochs", type=int, default=3)
     parser.add_argument("--rows", default=None, help="comma-separated row names (default: all)")
+    parser.add_argument("--write", type=Path, default=None, help="also write the table here")
     args = parser.parse_args()
     budget = ["--num-train", str(args.num_train)]
     table = ["| row | what it adds | test %CER (unseen espeak-ng voices) | heldout %CER (festival HTS, never heard) "
@@ -94,20 +99,58 @@ def main() -> None:
         if wanted and name not in wanted:
             continue
         recipe = recipe_copy(args.out / name)
-        start = time.perf_counter()
         with open(args.out / f"{name}.log", "a") as log:
             train = " ".join([f"train.epochs={args.epochs}", *overrides])
             run(recipe, ["--stop-stage", "3", *budget, *corpus], log)
             run(recipe, ["--stage", "6", "--stop-stage", "6", "--avg", "1", "--overrides", train], log)
             run(recipe, ["--stage", "8", "--stop-stage", "8", "--methods", "greedy"], log)
-        minutes = (time.perf_counter() - start) / 60
+        minutes = logged_minutes(args.out / f"{name}.log")
         (test_cer, test_wer), (held_cer, held_wer) = cer(recipe, "test"), cer(recipe, "heldout")
         table.append(f"| {name} | {what} | {test_cer:.2f} | {held_cer:.2f} | {test_wer:.2f} | {held_wer:.2f} "
                      f"| {minutes:.1f} |")
         print(table[-1], flush=True)
-    text = "\n".join(table) + "\n"
+    text = "\n".join([
+        "# egs/synth: what each engine and augmentation does",
+        "",
+        f"Each row is one run of egs/synth on the same budget: {args.num_train} training utterances, "
+        f"{args.epochs} epochs of conf/ds2.yaml's model, greedy search; each row adds one thing to the row above. "
+        "test: 300 sentences read by espeak-ng voices held out of training; heldout: 200 of those sentences read by "
+        "festival's cmu_us_slt_arctic_hts (statistical parametric synthesis), an engine and voice never heard "
+        "in training. A row's minutes include synthesis, features, training and decoding.",
+        "",
+        *table,
+        "",
+        f"- git: `{git_description(REPO)}`",
+        f"- CPU: {cpu_name()}, {len(os.sched_getaffinity(0))} cores; torch {torch_version()}",
+        f"- command: `python bench/synth_ablation.py {' '.join(sys.argv[1:])}`",
+        "",
+    ])
     (args.out / "ablation.md").write_text(text)
+    if args.write:
+        args.write.write_text(text)
     print(text)
+
+
+def logged_minutes(log: Path) -> float:
+    """Minutes from the first to the last time stamp of a row's log (its stages; a re-run that
+    skips them adds only seconds)."""
+    stamps = [datetime.strptime(m.group(0), "%Y-%m-%d %H:%M:%S")
+              for m in re.finditer(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d", log.read_text(), re.M)]
+    return (max(stamps) - min(stamps)).total_seconds() / 60
+
+
+def cpu_name() -> str:
+    info = Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").exists() else ""
+    name = next((line.split(":", 1)[1].strip() for line in info.splitlines() if line.startswith("model name")), "unknown CPU")
+    flags = next((line.split(":", 1)[1].split() for line in info.splitlines() if line.startswith("flags")), [])
+    isa = "AVX-512-BF16" if "avx512_bf16" in flags else "AVX-512" if "avx512f" in flags else "AVX2" if "avx2" in flags else "no AVX2"
+    return f"{name} ({isa})"
+
+
+def torch_version() -> str:
+    from importlib.metadata import version
+
+    return version("torch")
 
 
 if __name__ == "__main__":

@@ -151,6 +151,23 @@ def test_the_held_out_voice_is_never_planned_outside_its_set():
         SynthOptions(festival_share=0.3, held_out_voice="festival/kal_diphone")
 
 
+@pytest.mark.parametrize("args, message", [
+    (["--festival-share", "1.5"], "festival_share must be in"),
+    (["--held-out-voice", "festival/nobody"], "festival has no voice nobody"),
+    (["--held-out-voice", "sapi/david"], "unknown engine 'sapi'"),
+    (["--festival-voices", "kal_diphone,rab_diphone", "--festival-share", "0.2"], "festival has no voice rab_diphone"),
+    (["--language", "zh", "--festival-share", "0.2"], "festival's voices speak English only"),
+])
+def test_bad_corpus_options_are_one_line_errors_before_any_work(tmp_path, args, message):
+    from click.testing import CliRunner
+
+    from ds2.cli import main
+
+    result = CliRunner().invoke(main, ["prepare", "synth", str(tmp_path / "m"), *args])
+    assert result.exit_code == 2 and message in result.output, result.output
+    assert not (tmp_path / "m").exists()
+
+
 @pytest.fixture(scope="module")
 def engines_corpus(tmp_path_factory):
     root = tmp_path_factory.mktemp("engines")

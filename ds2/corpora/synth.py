@@ -38,7 +38,7 @@ from pathlib import Path
 
 import numpy as np
 import soundfile as sf
-from ds2.corpora.engines import ENGINES, EngineError, split_voice
+from ds2.corpora.engines import ENGINES, FESTIVAL_VOICES, EngineError, split_voice
 from ds2.data.audio_augment import add_noise, reverberate, telephone
 from ds2.progress import progress
 
@@ -178,8 +178,15 @@ class SynthOptions:
                 raise ValueError(f"{field} must be in [0, 1], not {getattr(self, field)}")
         if self.festival_share > 0 and not self.train_festival_voices:
             raise ValueError("festival_share > 0 needs train_festival_voices")
+        unknown = [v for v in self.train_festival_voices if v not in FESTIVAL_VOICES]
+        if unknown:
+            raise ValueError(f"festival has no voice {', '.join(unknown)}: one of {', '.join(FESTIVAL_VOICES)}")
+        if "festival" in self.engines and self.language != "en":
+            raise ValueError("festival's voices speak English only")
         if self.held_out_voice is not None:
             engine, voice = split_voice(self.held_out_voice)
+            if engine.name == "festival" and voice not in FESTIVAL_VOICES:
+                raise ValueError(f"festival has no voice {voice}: one of {', '.join(FESTIVAL_VOICES)}")
             if engine.name == "festival" and voice in self.train_festival_voices:
                 raise ValueError(f"the held-out voice {self.held_out_voice} is one of the training voices")
 
