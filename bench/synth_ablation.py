@@ -31,7 +31,7 @@ from ds2.report import git_description  # noqa: E402
 
 # (name, what it adds, corpus options of run.sh, training overrides): each row adds to the one above
 NONE = ["--festival-share", "0", "--noise-prob", "0", "--reverb-prob", "0", "--telephone-prob", "0",
-        "--speed", "175 175", "--pitch", "50 50"]
+        "--resample-prob", "0", "--speed", "175 175", "--pitch", "50 50"]
 ROWS = [
     ("plain", "espeak-ng only, every voice at its own rate and pitch, clean", NONE, []),
     ("speed-pitch", "+ speed 140-200 wpm and pitch 25-75", NONE[:-4] + ["--speed", "140 200", "--pitch", "25 75"], []),
@@ -39,12 +39,14 @@ ROWS = [
     ("festival", "+ festival's kal and ked diphone voices for 30 %", None, []),
     ("reverb", "+ reverberation on 20 % (T60 0.2-0.8 s)", None, []),
     ("telephone", "+ telephone channel on 10 %", None, []),
+    ("resample", "+ resampling of 30 % (speed factor 0.85-1.2: tempo, pitch and formants)", None, []),
     ("freq-warp", "+ frequency warping of +-10 % (training)", None, ["train.freq_warp=0.1"]),
     ("spec-augment", "+ SpecAugment (training)", None, ["train.spec_augment=true"]),
 ]
 # the corpus options each row changes, in order (rows with None take the previous row's and this change)
 CHANGES = {"noise": ["--noise-prob", "0.3"], "festival": ["--festival-share", "0.3"],
-           "reverb": ["--reverb-prob", "0.2"], "telephone": ["--telephone-prob", "0.1"]}
+           "reverb": ["--reverb-prob", "0.2"], "telephone": ["--telephone-prob", "0.1"],
+           "resample": ["--resample-prob", "0.3"]}
 
 
 def row_options() -> list[tuple[str, str, list[str], list[str]]]:
@@ -99,11 +101,13 @@ def main() -> None:
         if wanted and name not in wanted:
             continue
         recipe = recipe_copy(args.out / name)
+        decoded = all((recipe / "exp" / "ds2" / f"decode_{s}_greedy" / "result.json").exists() for s in ("test", "heldout"))
         with open(args.out / f"{name}.log", "a") as log:
             train = " ".join([f"train.epochs={args.epochs}", *overrides])
-            run(recipe, ["--stop-stage", "3", *budget, *corpus], log)
-            run(recipe, ["--stage", "6", "--stop-stage", "6", "--avg", "1", "--overrides", train], log)
-            run(recipe, ["--stage", "8", "--stop-stage", "8", "--methods", "greedy"], log)
+            if not decoded:
+                run(recipe, ["--stop-stage", "3", *budget, *corpus], log)
+                run(recipe, ["--stage", "6", "--stop-stage", "6", "--avg", "1", "--overrides", train], log)
+                run(recipe, ["--stage", "8", "--stop-stage", "8", "--methods", "greedy"], log)
         minutes = logged_minutes(args.out / f"{name}.log")
         (test_cer, test_wer), (held_cer, held_wer) = cer(recipe, "test"), cer(recipe, "heldout")
         table.append(f"| {name} | {what} | {test_cer:.2f} | {held_cer:.2f} | {test_wer:.2f} | {held_wer:.2f} "

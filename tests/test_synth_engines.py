@@ -14,7 +14,7 @@ from lhotse import SupervisionSet
 from ds2.corpora.engines import ENGINES, EngineError, split_voice, to_16k
 from ds2.corpora.synth import (HELD_OUT_SET, SynthOptions, Utterance, degrade, list_variants, plan_utterances,
                                prepare_synth, read_sentences)
-from ds2.data.audio_augment import add_noise, reverberate, telephone
+from ds2.data.audio_augment import add_noise, resample, reverberate, telephone
 from ds2.data.augment import FrequencyWarp
 from ds2.data.features import FeatureConfig, make_extractor
 
@@ -98,6 +98,7 @@ def test_each_augmentation_at_strength_zero_leaves_the_features_unchanged():
     clean = fbank(audio)
     assert np.array_equal(fbank(add_noise(audio, float("inf"), rng)), clean)  # noise at no power
     assert np.array_equal(fbank(reverberate(audio, 0.0, rng)), clean)  # a room without reverberation
+    assert np.array_equal(fbank(resample(audio, 1.0)), clean)  # resampled at speed factor 1
     utt = Utterance("u", "train", SENTENCE, "en-us+m3", 175, 50, None, 7)  # no noise, no room, no line
     assert np.array_equal(fbank(degrade(audio, utt)), clean)
     feats = torch.from_numpy(np.stack([clean, clean]))
@@ -106,6 +107,8 @@ def test_each_augmentation_at_strength_zero_leaves_the_features_unchanged():
     assert not np.array_equal(fbank(add_noise(audio, 20.0, rng)), clean)
     assert not np.array_equal(fbank(reverberate(audio, 0.5, rng)), clean)
     assert not np.array_equal(fbank(telephone(audio)), clean)
+    faster = resample(audio, 1.2)
+    assert abs(len(faster) - len(audio) / 1.2) < 2 and f0(faster) > 1.1 * f0(audio)
 
 
 def test_reverberation_and_telephone_do_what_they_say():
@@ -127,11 +130,13 @@ def test_an_augmentations_share_changes_no_other_draw():
     sentences, variants = read_sentences(), list_variants()
     base = SynthOptions(num_train=400, num_dev=20, num_test=20, festival_share=0.3)
     plain = plan_utterances(sentences, variants, base)
-    wet = plan_utterances(sentences, variants, dataclasses.replace(base, train_reverb_prob=0.5, train_telephone_prob=0.5))
-    assert [dataclasses.replace(u, reverb_t60=None, telephone=False) for u in wet] == plain
+    wet = plan_utterances(sentences, variants, dataclasses.replace(base, train_reverb_prob=0.5, train_telephone_prob=0.5,
+                                                                   train_resample_prob=0.5))
+    assert [dataclasses.replace(u, reverb_t60=None, telephone=False, resample=None) for u in wet] == plain
     train = [u for u in wet if u.split == "train"]
     assert 0.4 < np.mean([u.reverb_t60 is not None for u in train]) < 0.6
     assert 0.4 < np.mean([u.telephone for u in train]) < 0.6
+    assert 0.4 < np.mean([u.resample is not None for u in train]) < 0.6
     assert all(u.reverb_t60 is None and not u.telephone for u in wet if u.split != "train")
     # festival takes its share of training and leaves the espeak-ng utterances as they were planned
     espeak_only = plan_utterances(sentences, variants, dataclasses.replace(base, festival_share=0.0))
@@ -172,7 +177,8 @@ def test_bad_corpus_options_are_one_line_errors_before_any_work(tmp_path, args, 
 def engines_corpus(tmp_path_factory):
     root = tmp_path_factory.mktemp("engines")
     opts = SynthOptions(num_train=24, num_dev=4, num_test=6, num_dev_voices=4, num_test_voices=4, seed=5,
-                        festival_share=0.5, train_reverb_prob=0.3, train_telephone_prob=0.3, held_out_voice=HTS,
+                        festival_share=0.5, train_reverb_prob=0.3, train_telephone_prob=0.3, train_resample_prob=0.3,
+                        held_out_voice=HTS,
                         num_held_out=4)
     prepare_synth(root / "manifests", root / "audio", opts, num_jobs=2)
     return root
@@ -189,6 +195,7 @@ def test_the_held_out_engine_never_appears_in_training_manifests(engines_corpus)
     assert speakers(HELD_OUT_SET) == [HTS] * 4
     sups = list(SupervisionSet.from_file(engines_corpus / "manifests" / "synth_supervisions_train.jsonl.gz"))
     assert any(s.custom["reverb_t60"] for s in sups) and any(s.custom["telephone"] for s in sups)
+    assert any(s.custom["resample"] for s in sups)
     for sup in SupervisionSet.from_file(engines_corpus / "manifests" / f"synth_supervisions_{HELD_OUT_SET}.jsonl.gz"):
         info = sf.info(engines_corpus / "audio" / f"{sup.id}.wav")
         assert info.samplerate == 16000 and 0.2 < info.duration / len(sup.text.split()) < 0.7

@@ -32,6 +32,11 @@ def command():
               help="Range of those rooms' reverberation time, seconds.")
 @click.option("--train-telephone-prob", default=0.0, show_default=True,
               help="Share of training utterances through a telephone channel (8 kHz, 300-3400 Hz, mu-law).")
+@click.option("--train-resample-prob", default=0.0, show_default=True,
+              help="Share of training utterances resampled to a speed factor of --resample (Kaldi's speed "
+                   "perturbation: tempo, pitch and formants together).")
+@click.option("--resample", type=(float, float), default=(0.85, 1.2), show_default=True,
+              help="Range of that speed factor (above 1: faster and higher).")
 @click.option("--festival-share", default=0.0, show_default=True,
               help="Share of training utterances spoken by festival's voices (--festival-voices) instead of espeak-ng.")
 @click.option("--festival-voices", default="kal_diphone,ked_diphone", show_default=True,
@@ -54,7 +59,8 @@ def command():
 @click.option("--seed", default=0, help="Everything about the corpus follows from it.")
 @click.option("--num-jobs", "-j", default=2, help="Parallel espeak-ng processes.")
 def synth(output_dir, audio_dir, num_train, num_dev, num_test, num_dev_voices, num_test_voices,
-          train_noise_prob, snr, train_reverb_prob, t60, train_telephone_prob, festival_share, festival_voices,
+          train_noise_prob, snr, train_reverb_prob, t60, train_telephone_prob, train_resample_prob, resample,
+          festival_share, festival_voices,
           held_out_voice, num_held_out, language, min_length, max_length, speed, pitch, seed, num_jobs):
     """Synthesise the offline English or Mandarin corpus into OUTPUT_DIR: espeak-ng, and for a
     share of training (--festival-share) festival's voices.
@@ -63,8 +69,8 @@ def synth(output_dir, audio_dir, num_train, num_dev, num_test, num_dev_voices, n
     and <prefix>_lm_text.txt (LM text without any dev/test sentence), prefix synth (en) or
     synthzh (zh). Dev and test use sentences and voices that training never sees; with
     --held-out-voice also <prefix>_*_heldout.jsonl.gz, test sentences read by a voice (an
-    engine) that no other set has. Training utterances may get noise, reverberation and a
-    telephone channel, each for its share of them.
+    engine) that no other set has. Training utterances may be resampled (faster and higher, or slower
+    and lower) and get noise, reverberation and a telephone channel, each for its share of them.
 
     \b
     Examples:
@@ -79,7 +85,8 @@ def synth(output_dir, audio_dir, num_train, num_dev, num_test, num_dev_voices, n
         opts = SynthOptions(num_train=num_train, num_dev=num_dev, num_test=num_test,
                             num_dev_voices=num_dev_voices, num_test_voices=num_test_voices,
                             train_noise_prob=train_noise_prob, train_snr_db=snr, train_reverb_prob=train_reverb_prob,
-                            train_t60=t60, train_telephone_prob=train_telephone_prob, festival_share=festival_share,
+                            train_t60=t60, train_telephone_prob=train_telephone_prob, train_resample_prob=train_resample_prob,
+                            train_resample=resample, festival_share=festival_share,
                             train_festival_voices=tuple(v.strip() for v in festival_voices.split(",") if v.strip()),
                             held_out_voice=held_out_voice or None, num_held_out=num_held_out, seed=seed,
                             language=language, min_words=min_length, max_words=max_length, speed=speed, pitch=pitch)

@@ -39,7 +39,7 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 from ds2.corpora.engines import ENGINES, FESTIVAL_VOICES, EngineError, split_voice
-from ds2.data.audio_augment import add_noise, reverberate, telephone
+from ds2.data.audio_augment import add_noise, resample, reverberate, telephone
 from ds2.progress import progress
 
 from ds2.text import is_hanzi, normalize_english, normalize_mandarin
@@ -157,6 +157,8 @@ class SynthOptions:
     train_reverb_prob: float = 0.0  # share of training utterances in a random room (reverberation)
     train_t60: tuple[float, float] = (0.2, 0.8)  # reverberation time of those rooms, seconds, uniform
     train_telephone_prob: float = 0.0  # share of training utterances through a telephone channel (300-3400 Hz)
+    train_resample_prob: float = 0.0  # share of training utterances resampled (speed, pitch and formants together)
+    train_resample: tuple[float, float] = (0.85, 1.2)  # their speed factor, uniform (>1: faster, higher)
     festival_share: float = 0.0  # share of training utterances spoken by festival (train_festival_voices)
     train_festival_voices: tuple[str, ...] = ("kal_diphone", "ked_diphone")
     held_out_voice: str | None = None  # `engine/voice` never in train, dev or test; it reads test sentences as set `heldout`
@@ -173,7 +175,8 @@ class SynthOptions:
         for field, value in defaults.items():
             if getattr(self, field) is None:
                 object.__setattr__(self, field, value)
-        for field in ("train_noise_prob", "train_reverb_prob", "train_telephone_prob", "festival_share"):
+        for field in ("train_noise_prob", "train_reverb_prob", "train_telephone_prob", "train_resample_prob",
+                      "festival_share"):
             if not 0.0 <= getattr(self, field) <= 1.0:
                 raise ValueError(f"{field} must be in [0, 1], not {getattr(self, field)}")
         if self.festival_share > 0 and not self.train_festival_voices:
@@ -275,6 +278,7 @@ class Utterance:
     seed: int
     reverb_t60: float | None = None  # None: dry
     telephone: bool = False
+    resample: float | None = None  # speed factor of resampling; None: as spoken
 
     @property
     def speaker(self) -> str:
@@ -289,7 +293,9 @@ def _degradations(utt: Utterance, opts: SynthOptions) -> Utterance:
     room = random.Random(f"{utt.seed}-reverb")
     t60 = round(room.uniform(*opts.train_t60), 2) if room.random() < opts.train_reverb_prob else None
     phone = random.Random(f"{utt.seed}-telephone").random() < opts.train_telephone_prob
-    return dataclasses.replace(utt, reverb_t60=t60, telephone=phone)
+    warp = random.Random(f"{utt.seed}-resample")
+    factor = round(warp.uniform(*opts.train_resample), 2) if warp.random() < opts.train_resample_prob else None
+    return dataclasses.replace(utt, reverb_t60=t60, telephone=phone, resample=factor)
 
 
 def plan_utterances(sentences: list[str], variants: list[str], opts: SynthOptions) -> list[Utterance]:
@@ -350,8 +356,10 @@ def _synthesise(jobs: list[tuple[Utterance, str]]) -> list[tuple[str, int]]:
 
 
 def degrade(audio: np.ndarray, utt: Utterance) -> np.ndarray:
-    """The utterance's reverberation, noise and telephone channel, in this order (a room, its
-    noise, then the line), each seeded by the utterance."""
+    """The utterance's resampling, reverberation, noise and telephone channel, in this order (the
+    voice, a room, its noise, then the line), each seeded by the utterance."""
+    if utt.resample is not None:
+        audio = resample(audio, utt.resample)
     if utt.reverb_t60 is not None:
         audio = reverberate(audio, utt.reverb_t60, np.random.default_rng([utt.seed, 1]))
     if utt.snr_db is not None:
@@ -426,7 +434,7 @@ def prepare_synth(output_dir: str | Path, audio_dir: str | Path, opts: SynthOpti
                 id=utt.id, recording_id=utt.id, start=0.0, duration=n / SAMPLING_RATE, channel=0,
                 text=utt.text, language=lang.name, speaker=utt.speaker,
                 custom={"speed": utt.speed, "pitch": utt.pitch, "snr_db": utt.snr_db, "reverb_t60": utt.reverb_t60,
-                        "telephone": utt.telephone}))
+                        "telephone": utt.telephone, "resample": utt.resample}))
         for kind, items in (("recordings", RecordingSet.from_recordings(recs)),
                             ("supervisions", SupervisionSet.from_segments(sups))):
             path = output_dir / f"{lang.prefix}_{kind}_{split}.jsonl.gz"

@@ -1,5 +1,6 @@
-"""Augmentations of 16 kHz waveforms that make clean synthetic speech less clean: additive noise
-at an SNR, room reverberation, and the band of a telephone line. The synthetic corpora apply
+"""Augmentations of 16 kHz waveforms that make clean synthetic speech less clean and its voices
+more varied: resampling (Kaldi's speed perturbation: tempo, pitch and formants together),
+additive noise at an SNR, room reverberation, and the band of a telephone line. The synthetic corpora apply
 them to a share of their training utterances (`ds2.corpora.synth.SynthOptions`); each is a
 function of the audio and its parameters, and leaves the audio as it is at strength zero.
 """
@@ -10,6 +11,16 @@ import numpy as np
 from scipy.signal import butter, resample_poly, sosfilt
 
 SAMPLING_RATE = 16000
+
+
+def resample(audio: np.ndarray, factor: float) -> np.ndarray:
+    """The audio played `factor` times as fast (resampled by 1/factor, rounded to hundredths): faster,
+    higher and with formants moved up as by a shorter vocal tract. `factor` 1: the audio itself."""
+    down = round(100 * factor)
+    if down == 100:
+        return audio
+    g = np.gcd(100, down)
+    return np.clip(resample_poly(audio, 100 // g, down // g), -1.0, 1.0).astype(np.float32)
 
 
 def add_noise(audio: np.ndarray, snr_db: float, rng: np.random.Generator) -> np.ndarray:

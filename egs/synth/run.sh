@@ -2,8 +2,8 @@
 # Deep Speech 2 on an offline synthetic English corpus: espeak-ng reads fortune sentences with
 # many voices, festival's two diphone voices a share of them; dev and test use sentences and
 # espeak-ng voices that training never sees, and the set heldout has test sentences read by a
-# synthesiser never heard (festival's HTS voice). Training audio gets noise, reverberation and a
-# telephone channel, each for a share of it.
+# synthesiser never heard (festival's HTS voice). Training audio is resampled and gets noise,
+# reverberation and a telephone channel, each for a share of it.
 #
 # Usage: ./run.sh [--stage N] [--stop-stage N] [--num-train N] [--overrides "train.epochs=2"] ...
 # Stage 1 synthesises the corpus; stages 2-9 are the shared ones of egs/asr.sh (features, tokens,
@@ -22,6 +22,7 @@ festival_share=0.3      # share of training utterances spoken by festival's kal_
 noise_prob=0.3          # share of training utterances with white or brown noise (15-35 dB SNR)
 reverb_prob=0.2         # share of training utterances in a random room (T60 0.2-0.8 s)
 telephone_prob=0.1      # share of training utterances through a telephone channel (8 kHz, 300-3400 Hz)
+resample_prob=0.3       # share of training utterances resampled (speed factor 0.85-1.2: tempo, pitch, formants)
 speed="140 200"         # speaking rate range, words a minute (175: a voice's normal rate)
 pitch="25 75"           # pitch range on espeak-ng's 0-99 scale (50: a voice's own)
 held_out_voice=festival/cmu_us_slt_arctic_hts  # never in training, dev or test: it reads test sentences
@@ -40,7 +41,7 @@ stage1_prepare() {
     ds2 prepare synth data/manifests --audio-dir data/audio --num-train "$num_train" \
       --num-dev "$num_dev" --num-test "$num_test" --seed "$seed" --num-jobs "$num_jobs" \
       --festival-share "$festival_share" --train-noise-prob "$noise_prob" --train-reverb-prob "$reverb_prob" \
-      --train-telephone-prob "$telephone_prob" --speed $speed --pitch $pitch \
+      --train-telephone-prob "$telephone_prob" --train-resample-prob "$resample_prob" --speed $speed --pitch $pitch \
       --held-out-voice "$held_out_voice" --num-held-out "$num_held_out"
 }
 
