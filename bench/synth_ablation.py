@@ -95,7 +95,7 @@ def main() -> None:
     args = parser.parse_args()
     budget = ["--num-train", str(args.num_train)]
     table = ["| row | what it adds | test %CER (unseen espeak-ng voices) | heldout %CER (festival HTS, never heard) "
-             "| test %WER | heldout %WER | minutes |", "| --- | --- | ---: | ---: | ---: | ---: | ---: |"]
+             "| test %WER | heldout %WER | minutes | git |", "| --- | --- | ---: | ---: | ---: | ---: | ---: | --- |"]
     wanted = set(args.rows.split(",")) if args.rows else None
     for name, what, corpus, overrides in row_options():
         if wanted and name not in wanted:
@@ -105,13 +105,15 @@ def main() -> None:
         with open(args.out / f"{name}.log", "a") as log:
             train = " ".join([f"train.epochs={args.epochs}", *overrides])
             if not decoded:
+                (args.out / name / "commit").write_text(git_description(REPO) + "\n")
                 run(recipe, ["--stop-stage", "3", *budget, *corpus], log)
                 run(recipe, ["--stage", "6", "--stop-stage", "6", "--avg", "1", "--overrides", train], log)
                 run(recipe, ["--stage", "8", "--stop-stage", "8", "--methods", "greedy"], log)
         minutes = logged_minutes(args.out / f"{name}.log")
         (test_cer, test_wer), (held_cer, held_wer) = cer(recipe, "test"), cer(recipe, "heldout")
+        commit = (args.out / name / "commit").read_text().strip() if (args.out / name / "commit").exists() else "?"
         table.append(f"| {name} | {what} | {test_cer:.2f} | {held_cer:.2f} | {test_wer:.2f} | {held_wer:.2f} "
-                     f"| {minutes:.1f} |")
+                     f"| {minutes:.1f} | `{commit}` |")
         print(table[-1], flush=True)
     text = "\n".join([
         "# egs/synth: what each engine and augmentation does",
@@ -124,7 +126,7 @@ def main() -> None:
         "",
         *table,
         "",
-        f"- git: `{git_description(REPO)}`",
+        f"- git of this table: `{git_description(REPO)}`; each row's in its last column",
         f"- CPU: {cpu_name()}, {len(os.sched_getaffinity(0))} cores; torch {torch_version()}",
         f"- command: `python bench/synth_ablation.py {' '.join(sys.argv[1:])}`",
         "",

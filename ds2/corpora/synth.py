@@ -286,8 +286,9 @@ class Utterance:
 
 
 def _degradations(utt: Utterance, opts: SynthOptions) -> Utterance:
-    """`utt` with its reverberation and telephone channel drawn, each from a generator of its own
-    seeded by the utterance's seed: an augmentation's share changes no other draw."""
+    """`utt` with its resampling, reverberation and telephone channel drawn, each from a generator
+    of its own seeded by the utterance's seed: an augmentation's share changes no other draw. (The
+    noise is drawn with the voice, speed and pitch, as the corpus always drew it.)"""
     if utt.split != "train":
         return utt
     room = random.Random(f"{utt.seed}-reverb")
