@@ -370,6 +370,12 @@ def degrade(audio: np.ndarray, utt: Utterance) -> np.ndarray:
     return audio
 
 
+def _one_torch_thread() -> None:
+    import torch
+
+    torch.set_num_threads(1)
+
+
 def _chunks(jobs: list[tuple[Utterance, str]], size: int) -> list[list[tuple[Utterance, str]]]:
     """Jobs in chunks of one engine and at most `size` utterances (festival speaks a chunk in one process)."""
     by_engine: dict[str, list] = {}
@@ -412,9 +418,11 @@ def prepare_synth(output_dir: str | Path, audio_dir: str | Path, opts: SynthOpti
     jobs = [(u, str(audio_dir / f"{u.id}.wav")) for u in utts]
     num_samples = {}
     chunks = _chunks(jobs, 24)
-    # spawned, not forked: the reverberation convolves with torch, whose thread pool hangs in a fork
-    # of a process that has used it (a test, a notebook)
-    with ProcessPoolExecutor(max_workers=max(1, num_jobs), mp_context=get_context("spawn")) as pool, \
+    # one torch thread per worker: the reverberation convolves with torch, whose thread pool hangs in
+    # a fork of a process that has used it (a test, a notebook); forked, not spawned, so that a
+    # script without a __main__ guard can call this
+    with ProcessPoolExecutor(max_workers=max(1, num_jobs), mp_context=get_context("fork"),
+                             initializer=_one_torch_thread) as pool, \
             progress(total=len(jobs), desc="+".join(opts.engines), unit="utt") as bar:
         for done in pool.map(_synthesise, chunks):
             num_samples.update(done)
