@@ -29,36 +29,31 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 from ds2.report import git_description  # noqa: E402
 
-# (name, what it adds, corpus options of run.sh, training overrides): each row adds to the one above
-NONE = ["--festival-share", "0", "--noise-prob", "0", "--reverb-prob", "0", "--telephone-prob", "0",
-        "--resample-prob", "0", "--speed", "175 175", "--pitch", "50 50"]
+# The corpus options of run.sh of the first row: no festival, no augmentation, every voice as it speaks
+PLAIN = {"--festival-share": "0", "--noise-prob": "0", "--reverb-prob": "0", "--telephone-prob": "0",
+         "--resample-prob": "0", "--speed": "175 175", "--pitch": "50 50"}
+# (name, what it adds, corpus options it changes, training overrides it adds): each row adds to the one above
 ROWS = [
-    ("plain", "espeak-ng only, every voice at its own rate and pitch, clean", NONE, []),
-    ("speed-pitch", "+ speed 140-200 wpm and pitch 25-75", NONE[:-4] + ["--speed", "140 200", "--pitch", "25 75"], []),
-    ("noise", "+ noise on 30 % (15-35 dB SNR)", None, []),
-    ("festival", "+ festival's kal and ked diphone voices for 30 %", None, []),
-    ("reverb", "+ reverberation on 20 % (T60 0.2-0.8 s)", None, []),
-    ("telephone", "+ telephone channel on 10 %", None, []),
-    ("resample", "+ resampling of 30 % (speed factor 0.85-1.2: tempo, pitch and formants)", None, []),
-    ("freq-warp", "+ frequency warping of +-10 % (training)", None, ["train.freq_warp=0.1"]),
-    ("spec-augment", "+ SpecAugment (training)", None, ["train.spec_augment=true"]),
+    ("plain", "espeak-ng only, every voice at its own rate and pitch, clean", {}, []),
+    ("speed-pitch", "+ speed 140-200 wpm and pitch 25-75", {"--speed": "140 200", "--pitch": "25 75"}, []),
+    ("noise", "+ noise on 30 % (15-35 dB SNR)", {"--noise-prob": "0.3"}, []),
+    ("festival", "+ festival's kal and ked diphone voices for 30 %", {"--festival-share": "0.3"}, []),
+    ("reverb", "+ reverberation on 20 % (T60 0.2-0.8 s)", {"--reverb-prob": "0.2"}, []),
+    ("telephone", "+ telephone channel on 10 %", {"--telephone-prob": "0.1"}, []),
+    ("resample", "+ resampling of 30 % (speed factor 0.85-1.2: tempo, pitch and formants)", {"--resample-prob": "0.3"}, []),
+    ("freq-warp", "+ frequency warping of +-10 % (training)", {}, ["train.freq_warp=0.1"]),
+    ("spec-augment", "+ SpecAugment (training)", {}, ["train.spec_augment=true"]),
 ]
-# the corpus options each row changes, in order (rows with None take the previous row's and this change)
-CHANGES = {"noise": ["--noise-prob", "0.3"], "festival": ["--festival-share", "0.3"],
-           "reverb": ["--reverb-prob", "0.2"], "telephone": ["--telephone-prob", "0.1"],
-           "resample": ["--resample-prob", "0.3"]}
 
 
 def row_options() -> list[tuple[str, str, list[str], list[str]]]:
-    rows, corpus, overrides = [], [], []
-    for name, what, opts, extra in ROWS:
-        if opts is not None:
-            corpus = list(opts)
-        for i in range(0, len(CHANGES.get(name, [])), 2):
-            flag, value = CHANGES[name][i:i + 2]
-            corpus[corpus.index(flag) + 1] = value
+    """(name, what, run.sh's corpus options, training overrides) of each row, the changes of the rows
+    above included."""
+    rows, corpus, overrides = [], dict(PLAIN), []
+    for name, what, changes, extra in ROWS:
+        corpus = {**corpus, **changes}
         overrides = overrides + extra
-        rows.append((name, what, list(corpus), list(overrides)))
+        rows.append((name, what, [x for flag, value in corpus.items() for x in (flag, value)], list(overrides)))
     return rows
 
 

@@ -47,13 +47,15 @@ class EngineError(RuntimeError):
 
 
 class Engine:
-    """A speech synthesiser. Subclasses set `name` and `install` and implement `synthesise`."""
+    """A speech synthesiser. Subclasses set `name` (its program) and `install` and implement `synthesise`."""
 
     name = ""
     install = ""  # the command that installs it
 
     def check(self) -> None:
         """Raise EngineError with the install command when the engine cannot run here."""
+        if shutil.which(self.name) is None:
+            raise EngineError(f"{self.name} is not installed; install it with: {self.install}")
 
     def synthesise(self, text: str, voice: str, rate: float = 1.0, pitch: float = 1.0) -> np.ndarray:
         raise NotImplementedError
@@ -66,10 +68,6 @@ class Engine:
 class Espeak(Engine):
     name = "espeak-ng"
     install = "apt-get install -y espeak-ng"
-
-    def check(self) -> None:
-        if shutil.which("espeak-ng") is None:
-            raise EngineError(f"espeak-ng is not installed; install it with: {self.install}")
 
     def synthesise(self, text: str, voice: str, rate: float = 1.0, pitch: float = 1.0) -> np.ndarray:
         cmd = ["espeak-ng", "-v", voice, "-s", str(round(175 * rate)), "-p", str(round(50 * pitch)), "--stdout", text]
@@ -92,8 +90,7 @@ class Festival(Engine):
     install = "apt-get install -y festival festvox-kallpc16k festvox-kdlpc16k festvox-us-slt-hts"
 
     def check(self) -> None:
-        if shutil.which("festival") is None:
-            raise EngineError(f"festival is not installed; install it with: {self.install}")
+        super().check()
         missing = [v for v in FESTIVAL_VOICES if not list(Path("/usr/share/festival/voices").glob(f"*/{v}"))]
         if missing:
             raise EngineError(f"festival has no voice {', '.join(missing)}; install them with: {self.install}")
