@@ -12,8 +12,8 @@ import torch
 from lhotse import SupervisionSet
 
 from ds2.corpora.engines import ENGINES, EngineError, split_voice, to_16k
-from ds2.corpora.synth import (HELD_OUT_SET, SynthOptions, Utterance, degrade, list_variants, plan_utterances,
-                               prepare_synth, read_sentences)
+from ds2.corpora.synth import (HELD_OUT_SET, SynthOptions, Utterance, _synthesise, degrade, list_variants,
+                               plan_utterances, prepare_synth, read_sentences)
 from ds2.data.audio_augment import add_noise, resample, reverberate, telephone
 from ds2.data.augment import FrequencyWarp
 from ds2.data.features import FeatureConfig, make_extractor
@@ -109,6 +109,22 @@ def test_each_augmentation_at_strength_zero_leaves_the_features_unchanged():
     assert not np.array_equal(fbank(telephone(audio)), clean)
     faster = resample(audio, 1.2)
     assert abs(len(faster) - len(audio) / 1.2) < 2 and f0(faster) > 1.1 * f0(audio)
+
+
+@pytest.mark.parametrize("voice", ["en-us+m3", "festival/kal_diphone"])
+def test_a_resampled_utterance_keeps_its_tempo_and_moves_its_pitch(voice, tmp_path):
+    def spoken(factor):
+        utt = Utterance(f"u{factor}", "train", SENTENCE, voice, 175, 50, None, 7, resample=factor)
+        path = tmp_path / f"{utt.id}.wav"
+        (_, samples), = _synthesise([(utt, str(path))])
+        audio, rate = sf.read(path, dtype="float32")
+        assert rate == 16000 and len(audio) == samples
+        return audio
+
+    plain, higher, lower = spoken(None), spoken(1.25), spoken(0.85)
+    # the voice spoke 1/f as fast before the resampling by f: the duration is the drawn speed's
+    assert abs(len(higher) / len(plain) - 1) < 0.1 and abs(len(lower) / len(plain) - 1) < 0.1
+    assert f0(higher) > 1.15 * f0(plain) and f0(lower) < 0.92 * f0(plain)
 
 
 def test_reverberation_and_telephone_do_what_they_say():

@@ -33,10 +33,11 @@ def command():
 @click.option("--train-telephone-prob", default=0.0, show_default=True,
               help="Share of training utterances through a telephone channel (8 kHz, 300-3400 Hz, mu-law).")
 @click.option("--train-resample-prob", default=0.0, show_default=True,
-              help="Share of training utterances resampled to a speed factor of --resample (Kaldi's speed "
-                   "perturbation: tempo, pitch and formants together).")
+              help="Share of training utterances resampled by a factor of --resample, their voice first "
+                   "speaking that much slower: pitch and formants move together, as with a shorter or longer "
+                   "vocal tract, and the tempo stays the drawn --speed.")
 @click.option("--resample", type=(float, float), default=(0.85, 1.2), show_default=True,
-              help="Range of that speed factor (above 1: faster and higher).")
+              help="Range of that factor (above 1: higher pitch and formants).")
 @click.option("--festival-share", default=0.0, show_default=True,
               help="Share of training utterances spoken by festival's voices (--festival-voices) instead of espeak-ng.")
 @click.option("--festival-voices", default="kal_diphone,ked_diphone", show_default=True,
@@ -69,8 +70,8 @@ def synth(output_dir, audio_dir, num_train, num_dev, num_test, num_dev_voices, n
     and <prefix>_lm_text.txt (LM text without any dev/test sentence), prefix synth (en) or
     synthzh (zh). Dev and test use sentences and voices that training never sees; with
     --held-out-voice also <prefix>_*_heldout.jsonl.gz, test sentences read by a voice (an
-    engine) that no other set has. Training utterances may be resampled (faster and higher, or slower
-    and lower) and get noise, reverberation and a telephone channel, each for its share of them.
+    engine) that no other set has. Training utterances may be resampled (higher or lower pitch and
+    formants, the tempo kept) and get noise, reverberation and a telephone channel, each for its share of them.
 
     \b
     Examples:

@@ -156,8 +156,8 @@ class SynthOptions:
     train_reverb_prob: float = 0.0  # share of training utterances in a random room (reverberation)
     train_t60: tuple[float, float] = (0.2, 0.8)  # reverberation time of those rooms, seconds, uniform
     train_telephone_prob: float = 0.0  # share of training utterances through a telephone channel (300-3400 Hz)
-    train_resample_prob: float = 0.0  # share of training utterances resampled (speed, pitch and formants together)
-    train_resample: tuple[float, float] = (0.85, 1.2)  # their speed factor, uniform (>1: faster, higher)
+    train_resample_prob: float = 0.0  # share of training utterances resampled (pitch and formants; tempo kept)
+    train_resample: tuple[float, float] = (0.85, 1.2)  # their factor, uniform (>1: higher, as a shorter vocal tract)
     festival_share: float = 0.0  # share of training utterances spoken by festival (train_festival_voices)
     train_festival_voices: tuple[str, ...] = ("kal_diphone", "ked_diphone")
     held_out_voice: str | None = None  # `engine/voice` never in train, dev or test; it reads test sentences as set `heldout`
@@ -275,7 +275,7 @@ class Utterance:
     seed: int
     reverb_t60: float | None = None  # None: dry
     telephone: bool = False
-    resample: float | None = None  # speed factor of resampling; None: as spoken
+    resample: float | None = None  # factor of pitch and formants by resampling (tempo kept); None: as spoken
 
 
 def _degradations(utt: Utterance, opts: SynthOptions) -> Utterance:
@@ -340,7 +340,9 @@ def plan_utterances(sentences: list[str], variants: list[str], opts: SynthOption
 def _synthesise(jobs: list[tuple[Utterance, str]]) -> list[tuple[str, int]]:
     """Speak, degrade and write a chunk of utterances of one engine; their sample counts."""
     engine = split_voice(jobs[0][0].voice)[0]
-    requests = [(u.text, split_voice(u.voice)[1], u.speed / 175, u.pitch / 50) for u, _ in jobs]
+    # a voice to be resampled by f speaks 1/f as fast first: its tempo stays the drawn speed, and the
+    # resampling moves only its pitch and formants (a shorter or longer vocal tract)
+    requests = [(u.text, split_voice(u.voice)[1], u.speed / 175 / (u.resample or 1.0), u.pitch / 50) for u, _ in jobs]
     done = []
     for (utt, path), audio in zip(jobs, engine.synthesise_many(requests)):
         audio = degrade(audio, utt)

@@ -22,7 +22,8 @@ festival_share=0.3      # share of training utterances spoken by festival's kal_
 noise_prob=0.3          # share of training utterances with white or brown noise (15-35 dB SNR)
 reverb_prob=0.2         # share of training utterances in a random room (T60 0.2-0.8 s)
 telephone_prob=0.1      # share of training utterances through a telephone channel (8 kHz, 300-3400 Hz)
-resample_prob=0.3       # share of training utterances resampled (speed factor 0.85-1.2: tempo, pitch, formants)
+resample_prob=0.3       # share of training utterances resampled: pitch and formants (tempo kept) by --resample
+resample="0.85 1.2"     # range of that factor (above 1: higher, as a shorter vocal tract)
 speed="140 200"         # speaking rate range, words a minute (175: a voice's normal rate)
 pitch="25 75"           # pitch range on espeak-ng's 0-99 scale (50: a voice's own)
 held_out_voice=festival/cmu_us_slt_arctic_hts  # never in training, dev or test: it reads test sentences
@@ -41,7 +42,7 @@ stage1_prepare() {
     ds2 prepare synth data/manifests --audio-dir data/audio --num-train "$num_train" \
       --num-dev "$num_dev" --num-test "$num_test" --seed "$seed" --num-jobs "$num_jobs" \
       --festival-share "$festival_share" --train-noise-prob "$noise_prob" --train-reverb-prob "$reverb_prob" \
-      --train-telephone-prob "$telephone_prob" --train-resample-prob "$resample_prob" --speed $speed --pitch $pitch \
+      --train-telephone-prob "$telephone_prob" --train-resample-prob "$resample_prob" --resample $resample --speed $speed --pitch $pitch \
       --held-out-voice "$held_out_voice" --num-held-out "$num_held_out"
 }
 
