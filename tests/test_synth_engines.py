@@ -127,6 +127,20 @@ def test_a_resampled_utterance_keeps_its_tempo_and_moves_its_pitch(voice, tmp_pa
     assert f0(higher) > 1.15 * f0(plain) and f0(lower) < 0.92 * f0(plain)
 
 
+def test_every_training_voice_speaks_a_speed_at_one_tempo(tmp_path):
+    sentences = read_sentences()[:6]
+    words = sum(len(t.split()) for t in sentences)
+
+    def words_a_minute(voice):
+        jobs = [(Utterance(f"{voice[-6:]}{i}", "train", t, voice, 175, 50, None, 1), str(tmp_path / f"{voice[-6:]}{i}.wav"))
+                for i, t in enumerate(sentences)]
+        return 60 * words / (sum(n for _, n in _synthesise(jobs)) / 16000)
+
+    espeak = np.mean([words_a_minute(v) for v in ("en-us+m3", "en-gb-x-rp+f2")])
+    for voice in ("festival/kal_diphone", "festival/ked_diphone"):  # 1.18x slower without TEMPO
+        assert abs(words_a_minute(voice) / espeak - 1) < 0.08, voice
+
+
 def test_reverberation_and_telephone_do_what_they_say():
     audio = speak("en-us+m3")
     wet = reverberate(audio, 0.8, np.random.default_rng(1))

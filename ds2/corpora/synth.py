@@ -68,6 +68,10 @@ EXCLUDED_VARIANTS = {"whisper", "whisperf", "Alicia", "RicishayMax", "RicishayMa
 SAMPLING_RATE = 16000
 ESPEAK_INSTALL = "apt-get install -y espeak-ng fortunes-min fortunes fortunes-zh"
 HELD_OUT_SET = "heldout"  # the set of the held-out voice (test sentences again)
+# festival's diphone voices speak slower than espeak-ng at the same rate factor: over egs/synth's
+# training corpus (speeds 140-200) 162 and 164 words a minute against espeak-ng's 193, pauses included.
+# Their rate is scaled by the ratio, so that an utterance's speed is one tempo whichever voice speaks it.
+TEMPO = {"festival/kal_diphone": 193.3 / 162.3, "festival/ked_diphone": 193.3 / 164.1}
 # ANSI colour codes (chinese.u8 colours its attribution lines)
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
 
@@ -269,7 +273,7 @@ class Utterance:
     split: str
     text: str
     voice: str  # `engine/voice`, or espeak-ng's `<accent>+<variant>`
-    speed: int  # words a minute on espeak-ng's scale (175: the voice's normal rate)
+    speed: int  # words a minute on espeak-ng's scale (175: its normal rate; festival's voices at the same tempo, TEMPO)
     pitch: int  # 0-99 on espeak-ng's scale (50: the voice's normal pitch)
     snr_db: float | None  # None: clean
     seed: int
@@ -342,7 +346,8 @@ def _synthesise(jobs: list[tuple[Utterance, str]]) -> list[tuple[str, int]]:
     engine = split_voice(jobs[0][0].voice)[0]
     # a voice to be resampled by f speaks 1/f as fast first: its tempo stays the drawn speed, and the
     # resampling moves only its pitch and formants (a shorter or longer vocal tract)
-    requests = [(u.text, split_voice(u.voice)[1], u.speed / 175 / (u.resample or 1.0), u.pitch / 50) for u, _ in jobs]
+    requests = [(u.text, split_voice(u.voice)[1], u.speed / 175 * TEMPO.get(u.voice, 1.0) / (u.resample or 1.0),
+                 u.pitch / 50) for u, _ in jobs]
     done = []
     for (utt, path), audio in zip(jobs, engine.synthesise_many(requests)):
         audio = degrade(audio, utt)
