@@ -2,8 +2,9 @@
 # Deep Speech 2 on an offline synthetic English corpus: espeak-ng reads fortune sentences with
 # many voices, festival's two diphone voices a share of them; dev and test use sentences and
 # espeak-ng voices that training never sees, and the set heldout has test sentences read by a
-# synthesiser never heard (festival's HTS voice). Training audio is resampled and gets noise,
-# reverberation and a telephone channel, each for a share of it.
+# synthesiser never heard (festival's HTS voice). Half of the training audio is resampled to higher
+# (or a little lower) pitch and formants, and 30 % gets noise; reverberation and a telephone channel
+# are options (egs/synth/ABLATION.md: what each did).
 #
 # Usage: ./run.sh [--stage N] [--stop-stage N] [--num-train N] [--overrides "train.epochs=2"] ...
 # Stage 1 synthesises the corpus; stages 2-9 are the shared ones of egs/asr.sh (features, tokens,
@@ -18,12 +19,12 @@ num_train=14000         # training utterances to synthesise
 num_dev=200             # dev utterances (held-out sentences and voices)
 num_test=300            # test utterances (held-out sentences and voices)
 seed=0                  # seed of the corpus (texts, voices, speeds, pitches, noise)
-festival_share=0.3      # share of training utterances spoken by festival's kal_diphone and ked_diphone
+festival_share=0.2      # share of training utterances spoken by festival's kal_diphone and ked_diphone
 noise_prob=0.3          # share of training utterances with white or brown noise (15-35 dB SNR)
-reverb_prob=0.2         # share of training utterances in a random room (T60 0.2-0.8 s)
-telephone_prob=0.1      # share of training utterances through a telephone channel (8 kHz, 300-3400 Hz)
-resample_prob=0.3       # share of training utterances resampled: pitch and formants (tempo kept) by --resample
-resample="0.85 1.2"     # range of that factor (above 1: higher, as a shorter vocal tract)
+reverb_prob=0           # share of training utterances in a random room (T60 0.2-0.8 s)
+telephone_prob=0        # share of training utterances through a telephone channel (8 kHz, 300-3400 Hz)
+resample_prob=0.5       # share of training utterances resampled: pitch and formants (tempo kept) by --resample
+resample="0.95 1.3"     # range of that factor (above 1: higher, as a shorter vocal tract; the held-out voice is female)
 speed="140 200"         # speaking rate range, words a minute (175: a voice's normal rate)
 pitch="25 75"           # pitch range on espeak-ng's 0-99 scale (50: a voice's own)
 held_out_voice=festival/cmu_us_slt_arctic_hts  # never in training, dev or test: it reads test sentences
