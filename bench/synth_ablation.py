@@ -31,7 +31,7 @@ from ds2.report import git_description  # noqa: E402
 
 # The corpus options of run.sh of the first row: no festival, no augmentation, every voice as it speaks
 PLAIN = {"--festival-share": "0", "--noise-prob": "0", "--reverb-prob": "0", "--telephone-prob": "0",
-         "--resample-prob": "0", "--speed": "175 175", "--pitch": "50 50"}
+         "--resample-prob": "0", "--resample": "0.85 1.2", "--speed": "175 175", "--pitch": "50 50"}
 # (name, what it adds, corpus options it changes, training overrides it adds): each row adds to the one above
 ROWS = [
     ("plain", "espeak-ng only, every voice at its own rate and pitch, clean", {}, []),
@@ -40,7 +40,7 @@ ROWS = [
     ("festival", "+ festival's kal and ked diphone voices for 30 %", {"--festival-share": "0.3"}, []),
     ("reverb", "+ reverberation on 20 % (T60 0.2-0.8 s)", {"--reverb-prob": "0.2"}, []),
     ("telephone", "+ telephone channel on 10 %", {"--telephone-prob": "0.1"}, []),
-    ("resample", "+ resampling of 30 % (speed factor 0.85-1.2: tempo, pitch and formants)", {"--resample-prob": "0.3"}, []),
+    ("resample", "+ resampling of 30 % by 0.85-1.2 (pitch and formants; tempo kept)", {"--resample-prob": "0.3"}, []),
     ("freq-warp", "+ frequency warping of +-10 % (training)", {}, ["train.freq_warp=0.1"]),
     ("spec-augment", "+ SpecAugment (training)", {}, ["train.spec_augment=true"]),
 ]
@@ -53,7 +53,7 @@ MIXES = [
      LEAN, []),
     ("higher", "lean, resampling of 50 % by 0.95-1.3 (the training voices are mostly male, the held-out one female)",
      {**LEAN, "--resample-prob": "0.5", "--resample": "0.95 1.3"}, []),
-    ("higher-festival-20", "higher, festival 20 %",
+    ("demo", "higher, festival 20 %: egs/synth's mix",
      {**LEAN, "--resample-prob": "0.5", "--resample": "0.95 1.3", "--festival-share": "0.2"}, []),
 ]
 

@@ -14,9 +14,11 @@ generalisation to unseen speakers as well as unseen sentences. A share of the tr
 utterances is spoken by festival's voices instead (`festival_share`, `train_festival_voices`);
 one more voice (`held_out_voice`, e.g. festival's HTS voice) never speaks in training, dev or
 test: it reads test sentences again as the set `heldout`, which measures generalisation to a
-synthesiser never heard. Training utterances may be degraded (`ds2.data.audio_augment`):
-noise, reverberation, a telephone channel, each for a share of them, each utterance's
-parameters drawn from its own seed, so that one augmentation's share leaves the others' as they are.
+synthesiser never heard. festival's diphone voices speak a speed at espeak-ng's tempo (`TEMPO`).
+Training utterances may be changed (`ds2.data.audio_augment`): resampled to another pitch and
+formants (the voice first speaking as much slower, so that the tempo stays), noise, reverberation,
+a telephone channel, each for a share of them, each utterance's parameters drawn from its own
+seed, so that one augmentation's share leaves the others' as they are.
 
 Entry point: `ds2 prepare synth data/manifests` (see `ds2 prepare synth --help`),
 `ds2 prepare synth --language zh data/manifests` for Mandarin.
