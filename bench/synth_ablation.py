@@ -31,7 +31,7 @@ from ds2.report import git_description  # noqa: E402
 
 # The corpus options of run.sh of the first row: no festival, no augmentation, every voice as it speaks
 PLAIN = {"--festival-share": "0", "--noise-prob": "0", "--reverb-prob": "0", "--telephone-prob": "0",
-         "--resample-prob": "0", "--resample": "0.85 1.2", "--speed": "175 175", "--pitch": "50 50"}
+         "--resample-prob": "0", "--resample": "0.85 1.2", "--vocode-prob": "0", "--speed": "175 175", "--pitch": "50 50"}
 # (name, what it adds, corpus options it changes, training overrides it adds): each row adds to the one above
 ROWS = [
     ("plain", "espeak-ng only, every voice at its own rate and pitch, clean", {}, []),
@@ -55,6 +55,8 @@ MIXES = [
      {**LEAN, "--resample-prob": "0.5", "--resample": "0.95 1.3"}, []),
     ("demo", "higher, festival 20 %: egs/synth's mix",
      {**LEAN, "--resample-prob": "0.5", "--resample": "0.95 1.3", "--festival-share": "0.2"}, []),
+    ("vocoder", "demo, a third re-synthesised by a pulse/noise vocoder (as parametric synthesis sounds)",
+     {**LEAN, "--resample-prob": "0.5", "--resample": "0.95 1.3", "--festival-share": "0.2", "--vocode-prob": "0.3"}, []),
 ]
 
 

@@ -14,7 +14,7 @@ from lhotse import SupervisionSet
 from ds2.corpora.engines import ENGINES, EngineError, split_voice, to_16k
 from ds2.corpora.synth import (HELD_OUT_SET, SynthOptions, Utterance, _synthesise, degrade, list_variants,
                                plan_utterances, prepare_synth, read_sentences)
-from ds2.data.audio_augment import add_noise, resample, reverberate, telephone
+from ds2.data.audio_augment import add_noise, resample, reverberate, telephone, vocode
 from ds2.data.augment import FrequencyWarp
 from ds2.data.features import FeatureConfig, make_extractor
 
@@ -156,17 +156,36 @@ def test_reverberation_and_telephone_do_what_they_say():
     assert spectrum[freqs < 200].sum() < 0.02 * spectrum.sum()
 
 
+@pytest.mark.parametrize("voice", ["en-us+m3", "festival/kal_diphone"])
+def test_the_vocoder_keeps_timing_pitch_and_formants_and_replaces_the_excitation(voice):
+    audio = speak(voice)
+    out = vocode(audio, np.random.default_rng(0))
+    assert out.dtype == np.float32 and len(out) == len(audio)
+    assert abs(np.mean(out**2) / np.mean(audio**2) - 1) < 0.05
+    assert abs(f0(out) / f0(audio) - 1) < 0.08  # the pulses at the voice's F0
+    # frame energies (the timing) and each loud frame's mel spectrum (the formants) follow the input's
+    # (the frames 37 later, another sound, as far as chance takes them: about 0.2) ...
+    a, b = fbank(audio), fbank(out)
+    assert np.corrcoef(a.mean(axis=1), b.mean(axis=1))[0, 1] > 0.9
+    loud = a.mean(axis=1) > np.median(a.mean(axis=1))
+    assert np.mean([np.corrcoef(x, y)[0, 1] for x, y in zip(a[loud], b[loud])]) > 0.85
+    assert np.mean([np.corrcoef(x, y)[0, 1] for x, y in zip(a[loud], np.roll(b, 37, axis=0)[loud])]) < 0.5
+    # ... but the waveform is another one: the voice's own excitation is gone
+    assert abs(np.corrcoef(audio, out)[0, 1]) < 0.3
+
+
 def test_an_augmentations_share_changes_no_other_draw():
     sentences, variants = read_sentences(), list_variants()
     base = SynthOptions(num_train=400, num_dev=20, num_test=20, festival_share=0.3)
     plain = plan_utterances(sentences, variants, base)
     wet = plan_utterances(sentences, variants, dataclasses.replace(base, train_reverb_prob=0.5, train_telephone_prob=0.5,
-                                                                   train_resample_prob=0.5))
-    assert [dataclasses.replace(u, reverb_t60=None, telephone=False, resample=None) for u in wet] == plain
+                                                                   train_resample_prob=0.5, train_vocode_prob=0.5))
+    assert [dataclasses.replace(u, reverb_t60=None, telephone=False, resample=None, vocoded=False) for u in wet] == plain
     train = [u for u in wet if u.split == "train"]
     assert 0.4 < np.mean([u.reverb_t60 is not None for u in train]) < 0.6
     assert 0.4 < np.mean([u.telephone for u in train]) < 0.6
     assert 0.4 < np.mean([u.resample is not None for u in train]) < 0.6
+    assert 0.4 < np.mean([u.vocoded for u in train]) < 0.6
     assert all(u.reverb_t60 is None and not u.telephone for u in wet if u.split != "train")
     # festival takes its share of training and leaves the espeak-ng utterances as they were planned
     espeak_only = plan_utterances(sentences, variants, dataclasses.replace(base, festival_share=0.0))

@@ -38,6 +38,9 @@ def command():
                    "vocal tract, and the tempo stays the drawn --speed.")
 @click.option("--resample", type=(float, float), default=(0.85, 1.2), show_default=True,
               help="Range of that factor (above 1: higher pitch and formants).")
+@click.option("--train-vocode-prob", default=0.0, show_default=True,
+              help="Share of training utterances re-synthesised by a pulse/noise source-filter vocoder (the "
+                   "buzzy, smooth speech of statistical parametric synthesis such as festival's HTS voices).")
 @click.option("--festival-share", default=0.0, show_default=True,
               help="Share of training utterances spoken by festival's voices (--festival-voices) instead of espeak-ng.")
 @click.option("--festival-voices", default="kal_diphone,ked_diphone", show_default=True,
@@ -61,7 +64,7 @@ def command():
 @click.option("--num-jobs", "-j", default=2, help="Parallel espeak-ng processes.")
 def synth(output_dir, audio_dir, num_train, num_dev, num_test, num_dev_voices, num_test_voices,
           train_noise_prob, snr, train_reverb_prob, t60, train_telephone_prob, train_resample_prob, resample,
-          festival_share, festival_voices,
+          train_vocode_prob, festival_share, festival_voices,
           held_out_voice, num_held_out, language, min_length, max_length, speed, pitch, seed, num_jobs):
     """Synthesise the offline English or Mandarin corpus into OUTPUT_DIR: espeak-ng, and for a
     share of training (--festival-share) festival's voices.
@@ -71,7 +74,7 @@ def synth(output_dir, audio_dir, num_train, num_dev, num_test, num_dev_voices, n
     synthzh (zh). Dev and test use sentences and voices that training never sees; with
     --held-out-voice also <prefix>_*_heldout.jsonl.gz, test sentences read by a voice (an
     engine) that no other set has. Training utterances may be resampled (higher or lower pitch and
-    formants, the tempo kept) and get noise, reverberation and a telephone channel, each for its share of them.
+    formants, the tempo kept), re-synthesised by a vocoder and get noise, reverberation and a telephone channel, each for its share of them.
 
     \b
     Examples:
@@ -87,7 +90,7 @@ def synth(output_dir, audio_dir, num_train, num_dev, num_test, num_dev_voices, n
                             num_dev_voices=num_dev_voices, num_test_voices=num_test_voices,
                             train_noise_prob=train_noise_prob, train_snr_db=snr, train_reverb_prob=train_reverb_prob,
                             train_t60=t60, train_telephone_prob=train_telephone_prob, train_resample_prob=train_resample_prob,
-                            train_resample=resample, festival_share=festival_share,
+                            train_resample=resample, train_vocode_prob=train_vocode_prob, festival_share=festival_share,
                             train_festival_voices=tuple(v.strip() for v in festival_voices.split(",") if v.strip()),
                             held_out_voice=held_out_voice or None, num_held_out=num_held_out, seed=seed,
                             language=language, min_words=min_length, max_words=max_length, speed=speed, pitch=pitch)

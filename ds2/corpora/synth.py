@@ -16,7 +16,8 @@ one more voice (`held_out_voice`, e.g. festival's HTS voice) never speaks in tra
 test: it reads test sentences again as the set `heldout`, which measures generalisation to a
 synthesiser never heard. festival's diphone voices speak a speed at espeak-ng's tempo (`TEMPO`).
 Training utterances may be changed (`ds2.data.audio_augment`): resampled to another pitch and
-formants (the voice first speaking as much slower, so that the tempo stays), noise, reverberation,
+formants (the voice first speaking as much slower, so that the tempo stays), re-synthesised by a
+vocoder as parametric synthesis would speak them, noise, reverberation,
 a telephone channel, each for a share of them, each utterance's parameters drawn from its own
 seed, so that one augmentation's share leaves the others' as they are.
 
@@ -40,7 +41,7 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 from ds2.corpora.engines import ENGINES, FESTIVAL_VOICES, split_voice
-from ds2.data.audio_augment import add_noise, resample, reverberate, telephone
+from ds2.data.audio_augment import add_noise, resample, reverberate, telephone, vocode
 from ds2.progress import progress
 
 from ds2.text import is_hanzi, normalize_english, normalize_mandarin
@@ -164,6 +165,7 @@ class SynthOptions:
     train_telephone_prob: float = 0.0  # share of training utterances through a telephone channel (300-3400 Hz)
     train_resample_prob: float = 0.0  # share of training utterances resampled (pitch and formants; tempo kept)
     train_resample: tuple[float, float] = (0.85, 1.2)  # their factor, uniform (>1: higher, as a shorter vocal tract)
+    train_vocode_prob: float = 0.0  # share of training utterances re-synthesised by a pulse/noise vocoder
     festival_share: float = 0.0  # share of training utterances spoken by festival (train_festival_voices)
     train_festival_voices: tuple[str, ...] = ("kal_diphone", "ked_diphone")
     held_out_voice: str | None = None  # `engine/voice` never in train, dev or test; it reads test sentences as set `heldout`
@@ -181,7 +183,7 @@ class SynthOptions:
             if getattr(self, field) is None:
                 object.__setattr__(self, field, value)
         for field in ("train_noise_prob", "train_reverb_prob", "train_telephone_prob", "train_resample_prob",
-                      "festival_share"):
+                      "train_vocode_prob", "festival_share"):
             if not 0.0 <= getattr(self, field) <= 1.0:
                 raise ValueError(f"{field} must be in [0, 1], not {getattr(self, field)}")
         if self.festival_share > 0 and not self.train_festival_voices:
@@ -282,6 +284,7 @@ class Utterance:
     reverb_t60: float | None = None  # None: dry
     telephone: bool = False
     resample: float | None = None  # factor of pitch and formants by resampling (tempo kept); None: as spoken
+    vocoded: bool = False  # re-synthesised by a source-filter vocoder (`vocode`)
 
 
 def _degradations(utt: Utterance, opts: SynthOptions) -> Utterance:
@@ -295,7 +298,8 @@ def _degradations(utt: Utterance, opts: SynthOptions) -> Utterance:
     phone = random.Random(f"{utt.seed}-telephone").random() < opts.train_telephone_prob
     warp = random.Random(f"{utt.seed}-resample")
     factor = round(warp.uniform(*opts.train_resample), 2) if warp.random() < opts.train_resample_prob else None
-    return dataclasses.replace(utt, reverb_t60=t60, telephone=phone, resample=factor)
+    vocoded = random.Random(f"{utt.seed}-vocode").random() < opts.train_vocode_prob
+    return dataclasses.replace(utt, reverb_t60=t60, telephone=phone, resample=factor, vocoded=vocoded)
 
 
 def plan_utterances(sentences: list[str], variants: list[str], opts: SynthOptions) -> list[Utterance]:
@@ -359,10 +363,12 @@ def _synthesise(jobs: list[tuple[Utterance, str]]) -> list[tuple[str, int]]:
 
 
 def degrade(audio: np.ndarray, utt: Utterance) -> np.ndarray:
-    """The utterance's resampling, reverberation, noise and telephone channel, in this order (the
-    voice, a room, its noise, then the line), each seeded by the utterance."""
+    """The utterance's resampling, vocoder, reverberation, noise and telephone channel, in this order
+    (the voice, a room, its noise, then the line), each seeded by the utterance."""
     if utt.resample is not None:
         audio = resample(audio, utt.resample)
+    if utt.vocoded:
+        audio = vocode(audio, np.random.default_rng([utt.seed, 2]))
     if utt.reverb_t60 is not None:
         audio = reverberate(audio, utt.reverb_t60, np.random.default_rng([utt.seed, 1]))
     if utt.snr_db is not None:
@@ -442,7 +448,7 @@ def prepare_synth(output_dir: str | Path, audio_dir: str | Path, opts: SynthOpti
                 id=utt.id, recording_id=utt.id, start=0.0, duration=n / SAMPLING_RATE, channel=0,
                 text=utt.text, language=lang.name, speaker=utt.voice,
                 custom={"speed": utt.speed, "pitch": utt.pitch, "snr_db": utt.snr_db, "reverb_t60": utt.reverb_t60,
-                        "telephone": utt.telephone, "resample": utt.resample}))
+                        "telephone": utt.telephone, "resample": utt.resample, "vocoded": utt.vocoded}))
         for kind, items in (("recordings", RecordingSet.from_recordings(recs)),
                             ("supervisions", SupervisionSet.from_segments(sups))):
             path = output_dir / f"{lang.prefix}_{kind}_{split}.jsonl.gz"

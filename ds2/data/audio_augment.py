@@ -1,6 +1,7 @@
 """Augmentations of 16 kHz waveforms that make clean synthetic speech less clean and its voices
-more varied: resampling (Kaldi's speed perturbation: tempo, pitch and formants together),
-additive noise at an SNR, room reverberation, and the band of a telephone line. The synthetic corpora apply
+more varied: resampling (Kaldi's speed perturbation: tempo, pitch and formants together), a
+source-filter vocoder (the sound of statistical parametric synthesis), additive noise at an SNR,
+room reverberation, and the band of a telephone line. The synthetic corpora apply
 them to a share of their training utterances (`ds2.corpora.synth.SynthOptions`); each is a
 function of the audio and its parameters, and leaves the audio as it is at strength zero.
 """
@@ -8,7 +9,7 @@ function of the audio and its parameters, and leaves the audio as it is at stren
 from __future__ import annotations
 
 import numpy as np
-from scipy.signal import butter, resample_poly, sosfilt
+from scipy.signal import butter, istft, resample_poly, sosfilt, stft
 
 SAMPLING_RATE = 16000
 
@@ -85,3 +86,46 @@ def telephone(audio: np.ndarray) -> np.ndarray:
     code = np.round(np.sign(x) * np.log1p(mu * np.abs(x)) / np.log1p(mu) * 127) / 127
     narrow = np.sign(code) * np.expm1(np.abs(code) * np.log1p(mu)) / mu * peak
     return np.clip(resample_poly(narrow, 2, 1), -1.0, 1.0).astype(np.float32)
+
+
+def vocode(audio: np.ndarray, rng: np.random.Generator, order: int = 30) -> np.ndarray:
+    """The audio re-synthesised by a plain source-filter vocoder, as statistical parametric synthesis
+    (festival's HTS voices) makes speech: each 5 ms frame's spectral envelope (its first `order`
+    cepstral coefficients) excites a pulse train at the frame's F0 where it is voiced, white noise
+    where it is not. Timing, pitch and formants stay; the voice's own excitation, its breath and
+    the fine structure between the harmonics go: buzzy and smooth. As long as the input, at its power."""
+    if len(audio) < 400:
+        return audio
+    frame, hop, nfft = 400, 80, 512  # 25 ms windows every 5 ms
+    _, _, spec = stft(audio, SAMPLING_RATE, nperseg=frame, noverlap=frame - hop, nfft=nfft)
+    power = np.abs(spec) ** 2
+    # the envelope: the log spectrum's low quefrencies
+    cepstrum = np.fft.irfft(np.log(power + 1e-10) / 2, n=nfft, axis=0)
+    cepstrum[order:nfft - order + 1] = 0.0
+    envelope = np.exp(np.fft.rfft(cepstrum, axis=0).real)
+    # F0 and voicing of each frame: the autocorrelation's peak at lags of 80-400 Hz
+    _, _, wide = stft(audio, SAMPLING_RATE, nperseg=frame, noverlap=frame - hop, nfft=2 * nfft)
+    autocorr = np.fft.irfft(np.abs(wide) ** 2, axis=0)
+    window = np.fft.irfft(np.abs(np.fft.rfft(np.hanning(frame), 2 * nfft)) ** 2)  # the window's own decay
+    autocorr /= np.maximum(window / window[0], 0.05)[:, None]
+    lo, hi = SAMPLING_RATE // 400, SAMPLING_RATE // 80
+    lag = lo + np.argmax(autocorr[lo:hi], axis=0)
+    strength = autocorr[lag, np.arange(autocorr.shape[1])] / (autocorr[0] + 1e-10)
+    loud = autocorr[0] > 1e-3 * autocorr[0].max()
+    f0 = np.where((strength > 0.35) & loud, SAMPLING_RATE / lag, 0.0)
+    # the excitation: unit-power pulses at F0 (phase accumulated sample by sample), noise between
+    centres = np.arange(len(f0)) * hop
+    f0_samples = np.interp(np.arange(len(audio)), centres, f0)
+    f0_samples[np.interp(np.arange(len(audio)), centres, (f0 > 0).astype(float)) < 0.5] = 0.0
+    cycles = np.floor(np.cumsum(f0_samples / SAMPLING_RATE))
+    pulses = np.diff(cycles, prepend=cycles[0]) > 0
+    voiced = f0_samples > 0
+    excitation = np.where(voiced, 0.0, rng.standard_normal(len(audio)))
+    excitation[pulses] = np.sqrt(SAMPLING_RATE / f0_samples[pulses])
+    excitation += voiced * 0.05 * rng.standard_normal(len(audio))  # a little aspiration
+    _, _, source = stft(excitation, SAMPLING_RATE, nperseg=frame, noverlap=frame - hop, nfft=nfft)
+    _, out = istft(source * envelope, SAMPLING_RATE, nperseg=frame, noverlap=frame - hop, nfft=nfft)
+    out = out[:len(audio)]
+    out = np.pad(out, (0, len(audio) - len(out)))
+    out *= np.sqrt((np.mean(audio**2) + 1e-10) / (np.mean(out**2) + 1e-10))
+    return np.clip(out, -1.0, 1.0).astype(np.float32)

@@ -25,6 +25,7 @@ reverb_prob=0           # share of training utterances in a random room (T60 0.2
 telephone_prob=0        # share of training utterances through a telephone channel (8 kHz, 300-3400 Hz)
 resample_prob=0.5       # share of training utterances resampled: pitch and formants (tempo kept) by --resample
 resample="0.95 1.3"     # range of that factor (above 1: higher, as a shorter vocal tract; the held-out voice is female)
+vocode_prob=0           # share of training utterances re-synthesised by a pulse/noise vocoder (as HTS voices sound)
 speed="140 200"         # speaking rate range, words a minute (175: a voice's normal rate)
 pitch="25 75"           # pitch range on espeak-ng's 0-99 scale (50: a voice's own)
 held_out_voice=festival/cmu_us_slt_arctic_hts  # never in training, dev or test: it reads test sentences
@@ -43,7 +44,7 @@ stage1_prepare() {
     ds2 prepare synth data/manifests --audio-dir data/audio --num-train "$num_train" \
       --num-dev "$num_dev" --num-test "$num_test" --seed "$seed" --num-jobs "$num_jobs" \
       --festival-share "$festival_share" --train-noise-prob "$noise_prob" --train-reverb-prob "$reverb_prob" \
-      --train-telephone-prob "$telephone_prob" --train-resample-prob "$resample_prob" --resample $resample --speed $speed --pitch $pitch \
+      --train-telephone-prob "$telephone_prob" --train-resample-prob "$resample_prob" --resample $resample --train-vocode-prob "$vocode_prob" --speed $speed --pitch $pitch \
       --held-out-voice "$held_out_voice" --num-held-out "$num_held_out"
 }
 
