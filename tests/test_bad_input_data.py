@@ -203,6 +203,12 @@ def test_run_sh_rejects_bad_stage_stray_arguments_and_bad_tag_and_its_help_examp
     for args, message in cases.items():
         out = run_sh(*args)
         assert out.returncode == 1 and message in out.stderr and "integer expression" not in out.stderr, (args, out)
+    # every share of run.sh takes a fraction (a share defaulting to `0` was an integer option)
+    shares = re.findall(r"^(\w+_prob|\w+_share)=", (recipe / "run.sh").read_text(), re.M)
+    assert {"festival_share", "reverb_prob", "telephone_prob", "vocode_prob"} <= set(shares)
+    for name in shares:
+        out = run_sh("--stop-stage", "0", f"--{name.replace('_', '-')}", "0.25")
+        assert out.returncode == 0, (name, out.stderr)
     assert not (recipe / "data").exists() and not (recipe / "exp").exists()
 
     out = run_sh("--help")
