@@ -41,13 +41,13 @@ def main() -> None:
     ds2 = str(Path(sys.executable).parent / "ds2")
     print(f"{len(sups)} utterances of {args.supervisions.name}, model {args.model}")
     print("| speed factor | %CER | %WER |\n| ---: | ---: | ---: |")
+    audio = {s.id: recordings[s.recording_id].load_audio()[0] for s in sups}  # read once, played at each factor
     with tempfile.TemporaryDirectory() as tmp:
         for factor in (float(f) for f in args.factors.split(",")):
             files = []
-            for sup in sups:
-                audio = recordings[sup.recording_id].load_audio()[0]
-                files.append(f"{tmp}/{sup.id}.wav")
-                sf.write(files[-1], resample(audio, factor), 16000)
+            for uid, samples in audio.items():
+                files.append(f"{tmp}/{uid}.wav")
+                sf.write(files[-1], resample(samples, factor), 16000)
             out = subprocess.run([ds2, "transcribe", args.model, "--format", "json", *files],
                                  capture_output=True, text=True, check=True)
             hyps = {Path(r["id"]).stem: r["text"] for r in map(json.loads, out.stdout.splitlines())}

@@ -48,15 +48,16 @@ ROWS = [
 # kept (festival, resampling, noise for a microphone's sake), without what did nothing for heldout
 LEAN = {"--speed": "140 200", "--pitch": "25 75", "--noise-prob": "0.3", "--festival-share": "0.3",
         "--resample-prob": "0.3"}
+HIGHER = {**LEAN, "--resample-prob": "0.5", "--resample": "0.95 1.3"}
+DEMO = {**HIGHER, "--festival-share": "0.2"}
 MIXES = [
     ("lean", "speed-pitch, noise, festival 30 %, resampling of 30 % (0.85-1.2); no reverberation or telephone",
      LEAN, []),
     ("higher", "lean, resampling of 50 % by 0.95-1.3 (the training voices are mostly male, the held-out one female)",
-     {**LEAN, "--resample-prob": "0.5", "--resample": "0.95 1.3"}, []),
-    ("demo", "higher, festival 20 %: egs/synth's mix",
-     {**LEAN, "--resample-prob": "0.5", "--resample": "0.95 1.3", "--festival-share": "0.2"}, []),
+     HIGHER, []),
+    ("demo", "higher, festival 20 %: egs/synth's mix", DEMO, []),
     ("vocoder", "demo, a third re-synthesised by a pulse/noise vocoder (as parametric synthesis sounds)",
-     {**LEAN, "--resample-prob": "0.5", "--resample": "0.95 1.3", "--festival-share": "0.2", "--vocode-prob": "0.3"}, []),
+     {**DEMO, "--vocode-prob": "0.3"}, []),
 ]
 
 

@@ -97,14 +97,14 @@ def vocode(audio: np.ndarray, rng: np.random.Generator, order: int = 30) -> np.n
     if len(audio) < 400:
         return audio
     frame, hop, nfft = 400, 80, 512  # 25 ms windows every 5 ms
-    _, _, spec = stft(audio, SAMPLING_RATE, nperseg=frame, noverlap=frame - hop, nfft=nfft)
-    power = np.abs(spec) ** 2
+    # one transform, zero-padded to twice nfft for the autocorrelation; every other bin is the nfft-point one
+    _, _, wide = stft(audio, SAMPLING_RATE, nperseg=frame, noverlap=frame - hop, nfft=2 * nfft)
+    power = np.abs(wide[::2]) ** 2
     # the envelope: the log spectrum's low quefrencies
     cepstrum = np.fft.irfft(np.log(power + 1e-10) / 2, n=nfft, axis=0)
     cepstrum[order:nfft - order + 1] = 0.0
     envelope = np.exp(np.fft.rfft(cepstrum, axis=0).real)
     # F0 and voicing of each frame: the autocorrelation's peak at lags of 80-400 Hz
-    _, _, wide = stft(audio, SAMPLING_RATE, nperseg=frame, noverlap=frame - hop, nfft=2 * nfft)
     autocorr = np.fft.irfft(np.abs(wide) ** 2, axis=0)
     window = np.fft.irfft(np.abs(np.fft.rfft(np.hanning(frame), 2 * nfft)) ** 2)  # the window's own decay
     autocorr /= np.maximum(window / window[0], 0.05)[:, None]
