@@ -64,10 +64,12 @@ def test_torchrun_two_processes_train_like_one_process_with_the_global_batch(tin
     train = tmp_path / "train32.jsonl.gz"
     cuts.to_file(train)
     ddp, one = tmp_path / "ddp", tmp_path / "one"
-    run_ds2(train_args(tiny_corpus, lang, ddp, write_config(tmp_path / "ddp.yaml", max_cuts=2), train),
-            launcher=[TORCHRUN, "--standalone", "--nproc-per-node", "2", DS2])
-    run_ds2(train_args(tiny_corpus, lang, one, write_config(tmp_path / "one.yaml", max_cuts=4, max_duration=2000),
-                       train))
+    # float32 on every CPU: `dtype: auto` trains in bfloat16 where the CPU has it natively, and there
+    # two batches of 2 round otherwise than one of 4 (step losses ~1e-4 apart on an AVX-512-BF16 EPYC)
+    run_ds2(train_args(tiny_corpus, lang, ddp, write_config(tmp_path / "ddp.yaml", max_cuts=2, dtype="float32"),
+                       train), launcher=[TORCHRUN, "--standalone", "--nproc-per-node", "2", DS2])
+    run_ds2(train_args(tiny_corpus, lang, one, write_config(tmp_path / "one.yaml", max_cuts=4, max_duration=2000,
+                                                            dtype="float32"), train))
     losses_ddp, losses_one = step_losses(ddp), step_losses(one)
     assert len(losses_ddp) == len(losses_one) == 8
     assert np.allclose(losses_ddp, losses_one, rtol=1e-4), (losses_ddp, losses_one)
