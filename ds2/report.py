@@ -55,7 +55,9 @@ def collect(exp_root: Path) -> list[dict]:
                         "RESULTS.md; decode that set again", folder, RESULT_FILE)
             continue
         r = read_result(result)
-        rows.append({"tag": folder.parent.name, "set": r["set"], "method": r["method"], "rtf": r["rtf"],
+        # a decoding named otherwise (`ds2 decode --name hlg-word`) is a row of its own under its name
+        rows.append({"tag": folder.parent.name, "set": r["set"], "method": r.get("name") or r["method"],
+                     "rtf": r["rtf"],
                      "settings": r["settings"], "cuts": r["cuts"], "checkpoint": r["checkpoint"],
                      "WER": r["WER"], "CER": r["CER"], "primary": r.get("primary", "WER"),
                      "homophones": r.get("homophones")})

@@ -13,6 +13,9 @@
 #                imported instead of trained on lm_text (e.g. LibriSpeech's official LMs); their words are
 #                lower-cased when the tokens spell them so.
 #   lm_prune     lmplz's count thresholds of the LMs trained on lm_text, e.g. "0 1 1" (a large lm_text)
+#   word_lm_text (char-zh) word-segmented text, words between spaces, with no dev or test sentence: a word
+#                n-gram of order lm_order (data/lm_word) and its graphs (data/lang_word: each word spelled by
+#                its characters, the output joined without spaces), decoded as the method hlg-word
 # its own options, and stage1_prepare: stage 1 (download and prepare), a run_stage call. What follows from
 # the options (a test set only when --test is given, the LM files of --lm-source) a recipe sets in a
 # function options_parsed, called once they are parsed, before anything reads them.
@@ -30,7 +33,8 @@
 : "${overrides:=}"                # extra config overrides, e.g. "model.rnn_hidden=64 train.spec_augment=true"
 : "${lm_order:=3}"                # n-gram order of the LM of beam search and HLG
 : "${rescore_lm_order:=4}"        # n-gram order of the larger LM of nbest-rescore
-: "${methods:=greedy ctc-graph beam hlg nbest-rescore}"   # decoding methods of stages 7 and 8
+: "${methods:=greedy ctc-graph beam hlg nbest-rescore}"   # decoding methods of stages 7 and 8 (and hlg-word,
+                                                          # added when the recipe sets word_lm_text)
 : "${decode_jobs:=2}"             # processes that run the searches
 : "${world_size:=1}"              # training processes on this machine (torchrun --nproc-per-node; DDP)
 : "${torchrun_args:=--standalone}"  # several machines: "--nnodes 2 --node-rank R --rdzv-endpoint HOST:29500"
@@ -60,6 +64,19 @@ decode_sets=()  # NAME=PATH of dev and the test sets
 for s in $dev_set $test_sets; do decode_sets+=(--cuts "$s=$(cuts "$s")"); done
 # every method takes the LMs and graphs it needs from these and ignores the others
 resources=(--lm "$lm.bin" --rescore-lm "$rescore_lm.bin" --lang-dir "$lang")
+word_lm=data/lm_word/lm_${lm_order}gram
+word_lang=data/lang_word
+if [ -n "${word_lm_text:-}" ] && [[ " $methods " == *" hlg "* ]] && [[ " $methods " != *" hlg-word "* ]]; then
+  methods="$methods hlg-word"
+fi
+# method_args NAME: the ds2 decode/tune options of a method of $methods: hlg-word is hlg over the word LM's graph
+method_args() {
+  if [ "$1" = hlg-word ]; then
+    echo --method hlg --name hlg-word --lm "$lm.bin" --rescore-lm "$rescore_lm.bin" --lang-dir "$word_lang"
+  else
+    echo --method "$1" "${resources[@]}"
+  fi
+}
 
 if stage_selected 1; then
   log "Stage 1: download and prepare the corpus into data/manifests"
@@ -112,11 +129,19 @@ if stage_selected 4; then
         ds2 lm train "$lm_text" data/lm --order "$order" --unit "$lm_unit" --dev-text "$(sups "$dev_set")" "${prune[@]}"
     fi
   done
+  if [ -n "${word_lm_text:-}" ]; then
+    run_stage data/.done/stage4.lm_word.${lm_order}gram \
+      ds2 lm train "$word_lm_text" data/lm_word --order "$lm_order" --unit word "${prune[@]}"
+  fi
 fi
 
 if stage_selected 5; then
   log "Stage 5: H, L, G and HLG graphs into $lang"
   run_stage data/.done/stage5.graph.$token_type.${lm_order}gram ds2 lm graph "$lang" "$lm.arpa"
+  if [ -n "${word_lm_text:-}" ]; then
+    run_stage data/.done/stage5.graph_word.$token_type.${lm_order}gram \
+      ds2 lm graph "$lang" "$word_lm.arpa" --out-dir "$word_lang"
+  fi
 fi
 
 if stage_selected 6; then
@@ -141,7 +166,8 @@ fi
 if stage_selected 7; then
   log "Stage 7: tune the LM weights of $methods on $dev_set (methods without weights have nothing to tune)"
   for method in $methods; do
-    run_stage exp/.done/stage7.tune.$tag.$method ds2 tune "$exp" --method "$method" "${resources[@]}" \
+    # shellcheck disable=SC2046  # method_args' words hold no spaces
+    run_stage exp/.done/stage7.tune.$tag.$method ds2 tune "$exp" $(method_args "$method") \
       --cuts "$dev_set=$(cuts "$dev_set")" --num-jobs "$decode_jobs"
   done
 fi
@@ -149,7 +175,8 @@ fi
 if stage_selected 8; then
   log "Stage 8: decode $dev_set $test_sets with: $methods"
   for method in $methods; do
-    run_stage exp/.done/stage8.decode.$tag.$method ds2 decode "$exp" --method "$method" "${resources[@]}" \
+    # shellcheck disable=SC2046
+    run_stage exp/.done/stage8.decode.$tag.$method ds2 decode "$exp" $(method_args "$method") \
       "${decode_sets[@]}" --num-jobs "$decode_jobs"
   done
 fi

@@ -112,7 +112,7 @@ def test_mandarin_lines_of_a_fortune_are_joined_and_split_at_sentence_ends():
 
     fortune = ("要有礼貌\n\n请接受这一事\n实并保持礼貌。你好吗？\n我很好\n\n"
                "\x1b[33m    -- Debian \x1b[32m《行为准则》\x1b[m第一条\x1b[m")
-    pieces = [normalize_mandarin(p) for p in LANGUAGES["zh"].pieces(fortune)]
+    pieces = [normalize_mandarin(p) for p in LANGUAGES["zh"].texts["fortunes"].pieces(fortune)]
     assert [p for p in pieces if p] == ["要有礼貌", "请接受这一事实并保持礼貌", "你好吗", "我很好"]
 
 
@@ -129,10 +129,13 @@ def test_mandarin_corpus(tiny_zh):
     for a, b in (("train", "dev"), ("train", "test"), ("dev", "test")):
         assert not texts[a] & texts[b], f"{a} and {b} share sentences"
         assert not voices[a] & voices[b], f"{a} and {b} share voices"
-    lm = set((tiny_zh / "manifests" / "synthzh_lm_text.txt").read_text(encoding="utf-8").splitlines())
+    # the People's Daily LM lines keep the corpus's word boundaries (the word LM's text): as sentences, no space
+    lines = (tiny_zh / "manifests" / "synthzh_lm_text.txt").read_text(encoding="utf-8").splitlines()
+    lm = {line.replace(" ", "") for line in lines}
     assert texts["train"] <= lm
     assert not (texts["dev"] | texts["test"]) & lm
     assert all(all(is_hanzi(c) for c in line) for line in lm)
+    assert sum(" " in line for line in lines) > len(lines) / 2
 
 
 def test_mandarin_audio_is_16k_and_matches_the_manifest(tiny_zh):

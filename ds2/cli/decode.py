@@ -75,6 +75,10 @@ def decoding_options(f):
         click.option("--cuts", "cut_sets", multiple=True, required=True, metavar="NAME=PATH",
                      help="A set to decode, e.g. --cuts test=data/fbank/synth_cuts_test.jsonl.gz (repeatable)."),
         click.option("--method", default="greedy", type=click.Choice(METHODS), help="Decoding method (listed below)."),
+        click.option("--name", default=None, help="Name of this decoding [default: the method]: its folder "
+                     "EXP_DIR/decode_<set>_<name>, its tuned weights EXP_DIR/tuned/<name>.json and its row in "
+                     "RESULTS.md. For one method decoded with other resources, e.g. --method hlg --lang-dir "
+                     "data/lang_word --name hlg-word beside the character LM's hlg."),
         *_method_options(),
         click.option("--params", "params_file", type=click.Path(exists=True, dir_okay=False), default=None,
                      help="JSON of tuned weights written by `ds2 tune`, used instead of those found in "
@@ -90,7 +94,8 @@ def decoding_options(f):
     return click.argument("exp_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))(f)
 
 
-def _options(exp_dir: Path, params_file, search: dict, own: bool = True) -> tuple[DecodeOptions, list[Path]]:
+def _options(exp_dir: Path, params_file, search: dict, own: bool = True,
+             name: str | None = None) -> tuple[DecodeOptions, list[Path]]:
     """DecodeOptions in three layers: the defaults, then the tuned weights (`tuned_weights`:
     --params, or EXP_DIR/tuned/), then the options given on the command line; and the files
     the tuned weights came from."""
@@ -102,7 +107,7 @@ def _options(exp_dir: Path, params_file, search: dict, own: bool = True) -> tupl
              if ctx.get_parameter_source(k) not in (ParameterSource.DEFAULT, ParameterSource.DEFAULT_MAP)}
     method = search["method"]
     try:
-        weights, files = tuned_weights(exp_dir, method, params_file, own=own)
+        weights, files = tuned_weights(exp_dir, method, params_file, own=own, name=name)
     except ValueError as e:
         raise click.UsageError(str(e)) from None
     overridden = sorted(set(weights) & set(given))
@@ -141,6 +146,15 @@ def _errors_in_one_line():
     return DecoderError, ValueError, FileNotFoundError
 
 
+def _name(name: str | None) -> str | None:
+    """--name as a folder and file name takes it: a UsageError for one that is not a plain name."""
+    import re
+
+    if name is not None and not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*", name):
+        raise click.UsageError(f"--name {name!r} must be letters, digits, '.', '_' and '-' (it names a folder)")
+    return name
+
+
 def _sets(cut_sets):
     for spec in cut_sets:
         if "=" not in spec:
@@ -153,8 +167,8 @@ def _sets(cut_sets):
 
 @click.command("decode", epilog=methods_epilog())
 @decoding_options
-def command(exp_dir, cut_sets, params_file, checkpoint, max_duration, num_jobs, **search):
-    """Decode each --cuts set with EXP_DIR's model; write EXP_DIR/decode_NAME_METHOD/.
+def command(exp_dir, cut_sets, name, params_file, checkpoint, max_duration, num_jobs, **search):
+    """Decode each --cuts set with EXP_DIR's model; write EXP_DIR/decode_<set>_<method>/ (or _<name>/ with --name).
 
     Each decoding folder holds recogs.txt (ref/hyp per utterance), errs.txt (alignments
     and error tables), wer.txt (%WER and %CER with ins/del/sub counts, the search's
@@ -179,11 +193,13 @@ def command(exp_dir, cut_sets, params_file, checkpoint, max_duration, num_jobs, 
     """
     from ds2.decode.runner import decode_cuts
 
-    opts, files = _options(exp_dir, params_file, search)
+    name = _name(name)
+    opts, files = _options(exp_dir, params_file, search, name=name)
     checkpoint = _checkpoint(exp_dir, checkpoint)
-    for name, path in _sets(cut_sets):
+    for set_name, path in _sets(cut_sets):
         try:
-            wer, cer, out_dir = decode_cuts(exp_dir, path, name, opts, checkpoint, max_duration, num_jobs, files)
+            wer, cer, out_dir = decode_cuts(exp_dir, path, set_name, opts, checkpoint, max_duration, num_jobs, files,
+                                            name)
         except _errors_in_one_line() as e:
             raise click.ClickException(str(e)) from None
         click.echo(f"{out_dir}: {wer.line('WER')}  {cer.line('CER')}")
@@ -194,7 +210,7 @@ def command(exp_dir, cut_sets, params_file, checkpoint, max_duration, num_jobs, 
 @click.option("--output", type=click.Path(dir_okay=False, path_type=Path), default=None,
               show_default=False, help="JSON file for the chosen weights and the whole grid "
               "[default: EXP_DIR/tuned/METHOD.json, which `ds2 decode EXP_DIR --method METHOD` takes by itself].")
-def tune_command(exp_dir, cut_sets, params_file, checkpoint, max_duration, num_jobs, output, **search):
+def tune_command(exp_dir, cut_sets, name, params_file, checkpoint, max_duration, num_jobs, output, **search):
     """Choose METHOD's LM weights on one --cuts set (dev) by a grid search over WER.
 
     beam tunes alpha (LM weight) and beta (word bonus), hlg its lm-scale, nbest-rescore the
@@ -229,7 +245,7 @@ def tune_command(exp_dir, cut_sets, params_file, checkpoint, max_duration, num_j
     if method.first_pass:  # its file also carries the first pass's weights it was tuned with
         first = REGISTRY[method.first_pass]
         params = {**{k: getattr(opts, k) for k in first.grid or {}}, **params}
-    output = output or tuned_file(exp_dir, method.name)
+    output = output or tuned_file(exp_dir, _name(name) or method.name)
     write_params(output, method.name, params, table, name)
     best = best_point(table)
     rates = f"%CER {best['cer']:.2f}, %WER {best['wer']:.2f}" if best.get("primary") == "CER" else \

@@ -56,24 +56,42 @@ def train(text, lm_dir, order, prune, dev_text, unit):
 @command.command("graph")
 @click.argument("lang_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
 @click.argument("arpa", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-def graph(lang_dir, arpa):
+@click.option("--out-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Write the graphs (and a copy of LANG_DIR's tokens) into this folder instead of LANG_DIR: "
+                   "a second lang folder for another LM, e.g. data/lang_word for a Mandarin word LM beside "
+                   "data/lang_char's character LM.")
+def graph(lang_dir, arpa, out_dir):
     """Build H.fst, L.fst, G.fst and HLG.fst in LANG_DIR (which holds tokens.txt) from ARPA.
 
     L spells every word of the ARPA's vocabulary with LANG_DIR's tokens; G is the ARPA as
     an FST (kaldilm); HLG is composed, determinised and minimised with kaldifst. Also
-    writes words.txt and lexicon.txt. Refuses an ARPA without a word the tokens can spell.
+    writes words.txt, lexicon.txt and unspelled.txt (the words the tokens cannot spell, left out of
+    L and counted). Refuses an ARPA without a word the tokens can spell.
 
-    Example: ds2 lm graph data/lang_char data/lm/lm_3gram.arpa
+    With a word LM of Mandarin (words between spaces, `ds2 lm train --unit word`) and char-zh
+    tokens, L spells each word with its characters and HLG's output is joined without spaces.
+
+    \b
+    Examples:
+      ds2 lm graph data/lang_char data/lm/lm_3gram.arpa
+      ds2 lm graph data/lang_char data/lm_word/lm_3gram.arpa --out-dir data/lang_word
     """
     from ds2.lm.graph import build_graphs
     from ds2.text import load_tokenizer
 
     try:
-        paths = build_graphs(lang_dir, arpa, load_tokenizer(lang_dir))
+        tokenizer = load_tokenizer(lang_dir)
+        if out_dir is not None:
+            tokenizer.save(out_dir)
+        paths = build_graphs(out_dir or lang_dir, arpa, tokenizer)
     except (FileNotFoundError, ValueError) as e:
         raise click.ClickException(str(e)) from None
     for p in paths.values():
         click.echo(f"{p} ({p.stat().st_size / 1e6:.1f} MB)")
+    unspelled = (out_dir or lang_dir) / "unspelled.txt"
+    count = len(unspelled.read_text(encoding="utf-8").splitlines())
+    if count:
+        click.echo(f"{unspelled}: {count} words of {arpa} the tokens cannot spell, left out of L")
 
 
 @command.command("import")

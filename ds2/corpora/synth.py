@@ -107,38 +107,109 @@ def _is_pure_hanzi(text: str) -> bool:
 
 
 @dataclass(frozen=True)
-class Language:
-    """What the corpus of one language takes: its texts, normaliser, voices and defaults."""
+class FortuneText:
+    """Sentences of fortune files: the spoken ones from `files`, the LM's from `lm_files`."""
 
-    name: str  # Lhotse's `language` of the supervisions
-    prefix: str  # manifest names <prefix>_{recordings,supervisions}_<split>.jsonl.gz, utterance ids
     files: tuple[str, ...]  # fortune files of the spoken sentences
     lm_files: tuple[str, ...]  # fortune files of the LM text (any sentence length)
     pieces: Callable[[str], list[str]]  # one fortune -> sentence candidates
     normalize: Callable[[str], str | None]  # None: the sentence cannot be spoken as written
     length: Callable[[str], int]  # sentence length in the unit of the limits (words, characters)
+    keep: Callable[[str], bool] | None = None  # sentences of the right script (dropped ones are counted)
+    install: str = ESPEAK_INSTALL
+
+    def check(self) -> None:
+        if not all((FORTUNES_DIR / name).exists() for name in self.files + self.lm_files):
+            raise RuntimeError(f"the fortunes texts are not installed; install them with: {self.install}")
+
+    def sentences(self, min_len: int, max_len: int, files: tuple[str, ...] | None = None) -> list[str]:
+        """Normalised, de-duplicated sentences of `min_len`-`max_len` units, in file order."""
+        files = self.files if files is None else files
+        seen, sentences, other_script = set(), [], 0
+        for name in files:
+            raw = (FORTUNES_DIR / name).read_text(encoding="utf-8", errors="replace")
+            for fortune in raw.split("\n%\n"):
+                for piece in self.pieces(fortune):
+                    text = self.normalize(piece)
+                    if text is None or text in seen:
+                        continue
+                    if self.keep is not None and not self.keep(text):
+                        other_script += 1
+                        continue
+                    if min_len <= self.length(text) <= max_len:
+                        seen.add(text)
+                        sentences.append(text)
+        if other_script:
+            log.info("%s: %d sentences left out for letters of another script", "+".join(files), other_script)
+        return sentences
+
+    def lm_lines(self) -> list[tuple[str, str]]:
+        """(sentence, LM line) of every sentence of the LM's files, any length; the line is the sentence."""
+        return [(s, s) for s in self.sentences(1, 10**6, self.lm_files)]
+
+
+@dataclass(frozen=True)
+class PeoplesDailyText:
+    """Modern Mandarin: the word-segmented People's Daily of January 1998 (`ds2.corpora.peoples_daily`),
+    pieces of at most 25 characters; the LM lines keep the corpus's word boundaries (spaces), which a
+    character LM ignores and a word LM reads."""
+
+    max_chars: int = 25
+
+    def check(self) -> None:
+        from ds2.corpora.peoples_daily import corpus_file
+
+        corpus_file()
+
+    def _pieces(self) -> tuple[tuple[str, ...], ...]:
+        from ds2.corpora.peoples_daily import pieces
+
+        return pieces(self.max_chars)[0]
+
+    def sentences(self, min_len: int, max_len: int) -> list[str]:
+        if max_len > self.max_chars:
+            raise ValueError(f"the People's Daily pieces are at most {self.max_chars} characters: "
+                             f"--max-length {max_len} is more")
+        texts = ("".join(p) for p in self._pieces())
+        return [t for t in texts if min_len <= len(t) <= max_len]
+
+    def lm_lines(self) -> list[tuple[str, str]]:
+        return [("".join(p), " ".join(p)) for p in self._pieces()]
+
+
+@dataclass(frozen=True)
+class Language:
+    """What the corpus of one language takes: its texts, voices and defaults."""
+
+    name: str  # Lhotse's `language` of the supervisions
+    prefix: str  # manifest names <prefix>_{recordings,supervisions}_<split>.jsonl.gz, utterance ids
+    texts: dict  # name -> text source (FortuneText, PeoplesDailyText); the first is the default
     accents: tuple[str, ...]  # espeak-ng voices, each combined with every variant
-    min_len: int  # default sentence length limits, in `length` units
+    min_len: int  # default sentence length limits, in words (English) or characters (Mandarin)
     max_len: int
     speed: tuple[int, int]  # default espeak-ng speed range (-s), uniform
     num_dev_voices: int  # default held-out (accent, variant) voices of dev / test
     num_test_voices: int
-    keep: Callable[[str], bool] | None = None  # sentences of the right script (dropped ones are counted)
 
 
 LANGUAGES = {
     "en": Language(
-        name="English", prefix="synth", files=FORTUNE_FILES, lm_files=LM_FORTUNE_FILES,
-        pieces=_english_pieces, normalize=normalize_english, length=_english_length, accents=ACCENTS,
-        min_len=4, max_len=20, speed=(140, 200), num_dev_voices=40, num_test_voices=60),
-    # Mandarin: chinese.u8 of fortunes-zh (5,264 fortunes: modern prose and classical poems; the
-    # Tang/Song poem files are left out). The `cmn` voice reads many characters as English words
-    # of their pinyin ("jing one"): `cmn-latn-pinyin` says them all in Mandarin. One accent: the
-    # voice variants are the speakers (dev and test each hold out 12 of about 95).
+        name="English", prefix="synth", texts={"fortunes": FortuneText(
+            files=FORTUNE_FILES, lm_files=LM_FORTUNE_FILES, pieces=_english_pieces, normalize=normalize_english,
+            length=_english_length)},
+        accents=ACCENTS, min_len=4, max_len=20, speed=(140, 200), num_dev_voices=40, num_test_voices=60),
+    # Mandarin: modern prose by default, the People's Daily of January 1998 (word-segmented: the word
+    # LM's text), or chinese.u8 of fortunes-zh (5,264 fortunes, much of it classical poetry and proverbs;
+    # the Tang/Song poem files are left out). The `cmn` voice reads many characters as English words of
+    # their pinyin ("jing one"): `cmn-latn-pinyin` says them all in Mandarin. One accent: the voice
+    # variants are the speakers (dev and test each hold out 12 of about 95).
     "zh": Language(
-        name="Chinese", prefix="synthzh", files=("chinese",), lm_files=("chinese",),
-        pieces=_mandarin_pieces, normalize=normalize_mandarin, length=len, accents=("cmn-latn-pinyin",),
-        min_len=4, max_len=25, speed=(150, 210), num_dev_voices=12, num_test_voices=12, keep=_is_pure_hanzi),
+        name="Chinese", prefix="synthzh", texts={
+            "peoples-daily": PeoplesDailyText(),
+            "fortunes": FortuneText(files=("chinese",), lm_files=("chinese",), pieces=_mandarin_pieces,
+                                    normalize=normalize_mandarin, length=len, keep=_is_pure_hanzi)},
+        accents=("cmn-latn-pinyin",), min_len=4, max_len=25, speed=(150, 210), num_dev_voices=12,
+        num_test_voices=12),
 }
 
 
@@ -172,13 +243,17 @@ class SynthOptions:
     num_held_out: int = 200  # utterances of the held-out voice (the first test sentences)
     seed: int = 0
     language: str = "en"  # a key of LANGUAGES: "en" (egs/synth) or "zh" (egs/synth_zh)
+    text: str | None = None  # the language's text source (a key of its `texts`; None: the first)
 
     def __post_init__(self):
         if self.language not in LANGUAGES:
             raise ValueError(f"unknown language {self.language!r}: one of {', '.join(LANGUAGES)}")
         lang = LANGUAGES[self.language]
+        if self.text is not None and self.text not in lang.texts:
+            raise ValueError(f"{lang.name} has no text {self.text!r}: one of {', '.join(lang.texts)}")
         defaults = {"num_dev_voices": lang.num_dev_voices, "num_test_voices": lang.num_test_voices,
-                    "min_words": lang.min_len, "max_words": lang.max_len, "speed": lang.speed}
+                    "min_words": lang.min_len, "max_words": lang.max_len, "speed": lang.speed,
+                    "text": next(iter(lang.texts))}
         for field, value in defaults.items():
             if getattr(self, field) is None:
                 object.__setattr__(self, field, value)
@@ -212,13 +287,19 @@ class SynthOptions:
     def lang(self) -> Language:
         return LANGUAGES[self.language]
 
+    @property
+    def text_source(self):
+        """The text source the sentences and the LM text come from."""
+        return self.lang.texts[self.text]
 
-def check_tools(language: str = "en", engines: tuple[str, ...] = ("espeak-ng",)) -> None:
-    """Fail with the install command when an engine or the fortunes files are missing."""
+
+def check_tools(language: str = "en", engines: tuple[str, ...] = ("espeak-ng",), text: str | None = None) -> None:
+    """Fail with the install command when an engine or the text source (`text`, default the
+    language's first) is missing."""
     for name in engines:
         ENGINES[name].check()
-    if not all((FORTUNES_DIR / name).exists() for name in LANGUAGES[language].files):
-        raise RuntimeError(f"the fortunes texts are not installed; install them with: {ESPEAK_INSTALL}")
+    texts = LANGUAGES[language].texts
+    texts[text or next(iter(texts))].check()
 
 
 def list_variants() -> list[str]:
@@ -232,33 +313,17 @@ def list_variants() -> list[str]:
     return sorted(set(variants) - EXCLUDED_VARIANTS)
 
 
-def read_sentences(files=None, min_words=None, max_words=None, language="en") -> list[str]:
-    """Normalised, de-duplicated sentences of `min_words`-`max_words` words, in file order.
+def read_sentences(min_words=None, max_words=None, language="en", text=None) -> list[str]:
+    """Normalised, de-duplicated sentences of `min_words`-`max_words` words of the language's text
+    source `text` (default its first), in the source's order.
 
-    The language (LANGUAGES) gives the defaults: its spoken files and length limits; for
-    Mandarin the limits count characters. Sentences of another script are dropped and counted.
+    The language (LANGUAGES) gives the defaults: its length limits; for Mandarin the limits count
+    characters. Sentences of another script are dropped and counted.
     """
     lang = LANGUAGES[language]
-    files = lang.files if files is None else files
     min_words = lang.min_len if min_words is None else min_words
     max_words = lang.max_len if max_words is None else max_words
-    seen, sentences, other_script = set(), [], 0
-    for name in files:
-        raw = (FORTUNES_DIR / name).read_text(encoding="utf-8", errors="replace")
-        for fortune in raw.split("\n%\n"):
-            for piece in lang.pieces(fortune):
-                text = lang.normalize(piece)
-                if text is None or text in seen:
-                    continue
-                if lang.keep is not None and not lang.keep(text):
-                    other_script += 1
-                    continue
-                if min_words <= lang.length(text) <= max_words:
-                    seen.add(text)
-                    sentences.append(text)
-    if other_script:
-        log.info("%s: %d sentences left out for letters of another script", "+".join(files), other_script)
-    return sentences
+    return lang.texts[text or next(iter(lang.texts))].sentences(min_words, max_words)
 
 
 def split_voices(variants: list[str], opts: SynthOptions) -> dict[str, list[tuple[str, str]]]:
@@ -404,12 +469,15 @@ def prepare_synth(output_dir: str | Path, audio_dir: str | Path, opts: SynthOpti
     from lhotse import AudioSource, Recording, RecordingSet, SupervisionSegment, SupervisionSet
 
     lang = opts.lang
-    check_tools(opts.language, tuple(opts.engines))  # EngineError is a RuntimeError
+    check_tools(opts.language, tuple(opts.engines), opts.text)  # EngineError is a RuntimeError
     output_dir, audio_dir = Path(output_dir), Path(audio_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
     audio_dir.mkdir(parents=True, exist_ok=True)
 
-    sentences = read_sentences(min_words=opts.min_words, max_words=opts.max_words, language=opts.language)
+    try:
+        sentences = read_sentences(opts.min_words, opts.max_words, opts.language, opts.text)
+    except ValueError as e:  # limits the source cannot meet
+        raise RuntimeError(str(e)) from None
     variants = list_variants()
     utts = plan_utterances(sentences, variants, opts)
     log.info("%d sentences, %d voice variants x %d accents, %d utterances to synthesise",
@@ -456,8 +524,11 @@ def prepare_synth(output_dir: str | Path, audio_dir: str | Path, opts: SynthOpti
             written[f"{kind}_{split}"] = path
 
     held_out = {u.text for u in utts if u.split in ("dev", "test")}
-    lm_sentences = read_sentences(lang.lm_files, min_words=1, max_words=10**6, language=opts.language)
+    lm_lines = opts.text_source.lm_lines()
     lm_text = output_dir / f"{lang.prefix}_lm_text.txt"
-    lm_text.write_text("".join(s + "\n" for s in lm_sentences if s not in held_out), encoding="utf-8")
+    kept = [line for text, line in lm_lines if text not in held_out]
+    lm_text.write_text("".join(line + "\n" for line in kept), encoding="utf-8")
+    log.info("LM text: %d sentences of %s (%d dev and test sentences left out)", len(kept), opts.text,
+             len(lm_lines) - len(kept))
     written["lm_text"] = lm_text
     return written

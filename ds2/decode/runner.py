@@ -207,38 +207,43 @@ def decode_log_probs(lp: LogProbs, opts: DecodeOptions, num_jobs: int = 1) -> tu
 def decode_cuts(exp_dir: str | Path, cuts_path: str | Path, set_name: str,
                 opts: DecodeOptions = DecodeOptions(), checkpoint: str | Path | None = None,
                 max_duration: float = 300.0, num_jobs: int = 1,
-                weights_from: list[str | Path] = ()) -> tuple[ErrorRate, ErrorRate, Path]:
+                weights_from: list[str | Path] = (), name: str | None = None) -> tuple[ErrorRate, ErrorRate, Path]:
     """Decode `cuts_path` with the experiment's checkpoint (or `checkpoint`) and `opts.method`.
 
-    Writes `exp_dir/decode_<set_name>_<method>/{recogs,errs,wer}.txt` and `result.json`
+    Writes `exp_dir/decode_<set_name>_<name>/{recogs,errs,wer}.txt` and `result.json`
     (`weights_from`: the tuned-weight files the options came from, recorded there) and returns
-    (%WER, %CER, that folder).
+    (%WER, %CER, that folder). `name` (default: the method) tells apart decodings of one method
+    with other resources, e.g. hlg over a word LM's graph as hlg-word.
     """
+    name = name or opts.method
     exp_dir = Path(exp_dir)
     lp = compute_log_probs(exp_dir, cuts_path, set_name, checkpoint, max_duration)
     start = time.time()
     hyps, rtf = decode_log_probs(lp, opts, num_jobs)
     log.info("%s %s: searched %d utterances in %.1f s (RTF %.4f per core)",
-             set_name, opts.method, len(hyps), time.time() - start, rtf)
-    out_dir = decode_dir(exp_dir, set_name, opts.method)
-    wer, cer = write_result(out_dir, set_name, lp, hyps, opts, rtf, weights_from)
-    log.info("%s %s: %s, %s", set_name, opts.method, *((cer.line("CER"), wer.line("WER"))
+             set_name, name, len(hyps), time.time() - start, rtf)
+    out_dir = decode_dir(exp_dir, set_name, name)
+    wer, cer = write_result(out_dir, set_name, lp, hyps, opts, rtf, weights_from, name)
+    log.info("%s %s: %s, %s", set_name, name, *((cer.line("CER"), wer.line("WER"))
              if primary_rate(lm_unit(lp.tokenizer)) == "CER" else (wer.line("WER"), cer.line("CER"))))
     return wer, cer, out_dir
 
 
-def decode_dir(exp_dir: str | Path, set_name: str, method_name: str) -> Path:
-    """The folder of one decoding: EXP/decode_<set>_<method> (read back by its result.json)."""
-    return Path(exp_dir) / f"decode_{set_name}_{method_name}"
+def decode_dir(exp_dir: str | Path, set_name: str, name: str) -> Path:
+    """The folder of one decoding: EXP/decode_<set>_<name> (the method's name unless named otherwise;
+    read back by its result.json)."""
+    return Path(exp_dir) / f"decode_{set_name}_{name}"
 
 
 def write_result(out_dir: str | Path, set_name: str, lp: LogProbs, hyps: dict[str, str], opts: DecodeOptions,
-                 rtf: float, weights_from: list[str | Path] = ()) -> tuple[ErrorRate, ErrorRate]:
+                 rtf: float, weights_from: list[str | Path] = (), name: str | None = None
+                 ) -> tuple[ErrorRate, ErrorRate]:
     """Score `hyps` against `lp`'s references into `out_dir`: recogs.txt, errs.txt, wer.txt (its
-    header: set, method, checkpoint, utterances, RTF, the method's settings, and the `# cuts:`
+    header: set, name, checkpoint, utterances, RTF, the method's settings, and the `# cuts:`
     summary) and result.json (the same as data). Returns (%WER, %CER)."""
     out_dir = Path(out_dir)
-    header = (f"# {set_name} {opts.method} checkpoint={Path(lp.checkpoint).name} utterances={len(hyps)} "
+    name = name or opts.method
+    header = (f"# {set_name} {name} checkpoint={Path(lp.checkpoint).name} utterances={len(hyps)} "
               f"RTF={rtf:.4f} {describe(opts)}").rstrip()
     unit = lm_unit(lp.tokenizer)
     homophones = homophone_counts(lp.refs, hyps) if unit == "char" else None  # what limits a Mandarin model
@@ -248,6 +253,7 @@ def write_result(out_dir: str | Path, set_name: str, lp: LogProbs, hyps: dict[st
     record = {
         "set": set_name,
         "method": opts.method,
+        "name": name,  # the decoding's name: the method's, or one given (`ds2 decode --name`)
         "primary": primary_rate(unit),  # the rate that ranks decodings: CER for text without spaces
         "checkpoint": str(lp.checkpoint),
         "utterances": len(hyps),

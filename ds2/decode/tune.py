@@ -88,8 +88,9 @@ def read_params(path: str | Path) -> dict:
 
 
 def tuned_weights(exp_dir: str | Path, method_name: str, params_file: str | Path | None = None,
-                  own: bool = True) -> tuple[dict, list[Path]]:
+                  own: bool = True, name: str | None = None) -> tuple[dict, list[Path]]:
     """The tuned weights decoding with `method_name` takes, and the files they came from.
+    `name` (default: the method) names the method's own file, `EXP/tuned/<name>.json`.
 
     With `params_file` (`--params`), that file alone: it must have been tuned for the method or
     for the method its first pass is (nbest-rescore: beam). Without it: the first pass's
@@ -100,6 +101,7 @@ def tuned_weights(exp_dir: str | Path, method_name: str, params_file: str | Path
     Raises ValueError for a file tuned for another method.
     """
     m = method(method_name)
+    own_file = tuned_file(exp_dir, name or method_name)
     accepted = {method_name} | ({m.first_pass} if m.first_pass else set())
     if params_file is not None:
         files = [Path(params_file)]
@@ -114,11 +116,11 @@ def tuned_weights(exp_dir: str | Path, method_name: str, params_file: str | Path
                             "(the defaults, unless given); run `ds2 tune %s --method %s` first",
                             first, method_name, m.first_pass, exp_dir, m.first_pass)
         if own and m.grid:
-            if tuned_file(exp_dir, method_name).is_file():
-                files.append(tuned_file(exp_dir, method_name))
+            if own_file.is_file():
+                files.append(own_file)
             else:
                 log.info("%s does not exist (`ds2 tune` writes it): %s decodes with the weights given",
-                         tuned_file(exp_dir, method_name), method_name)
+                         own_file, name or method_name)
     weights = {}
     for path in files:
         tuned = read_params(path)

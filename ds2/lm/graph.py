@@ -44,19 +44,21 @@ def read_words(path: str | Path) -> dict[int, str]:
     return out
 
 
-def spell(words: list[str], tokenizer: Tokenizer) -> dict[str, tuple[int, ...]]:
-    """word -> its token ids; words the tokenizer cannot write are left out (and counted)."""
-    lexicon, skipped = {}, 0
+def spell(words: list[str], tokenizer: Tokenizer) -> tuple[dict[str, tuple[int, ...]], list[str]]:
+    """(word -> its token ids, the words left out): a word the tokenizer cannot write (a character
+    the tokens lack, e.g. one training never saw) is left out, and counted in a warning."""
+    lexicon, skipped = {}, []
     for w in words:
         if tokenizer.can_encode(w):
             ids = tuple(tokenizer.encode(w))
             if ids:
                 lexicon[w] = ids
                 continue
-        skipped += 1
+        skipped.append(w)
     if skipped:
-        log.warning("%d LM words cannot be spelled with the tokens and are left out of L", skipped)
-    return lexicon
+        log.warning("%d of %d LM words cannot be spelled with the tokens and are left out of L (e.g. %s)",
+                    len(skipped), len(words), " ".join(skipped[:5]))
+    return lexicon, skipped
 
 
 def add_disambig(lexicon: dict[str, tuple[int, ...]]) -> tuple[dict[str, tuple[int, ...]], int]:
@@ -201,7 +203,8 @@ def _erase_input_labels(fst, first: int, last: int) -> None:
 
 def build_graphs(lang_dir: str | Path, arpa: str | Path, tokenizer: Tokenizer,
                  compact_h: bool | None = None) -> dict[str, Path]:
-    """Write words.txt, lexicon.txt, H.fst, L.fst, G.fst and HLG.fst into `lang_dir`; ValueError
+    """Write words.txt, lexicon.txt, H.fst, L.fst, G.fst and HLG.fst into `lang_dir`, and
+    unspelled.txt: the LM's words the tokens cannot spell, left out of L (one a line). ValueError
     (before writing anything) when the ARPA has no word the tokens can spell."""
     lang_dir = Path(lang_dir)
     lang_dir.mkdir(parents=True, exist_ok=True)
@@ -213,11 +216,12 @@ def build_graphs(lang_dir: str | Path, arpa: str | Path, tokenizer: Tokenizer,
     if not vocabulary:
         raise ValueError(f"{arpa} has no words besides <s>, </s> and <unk> (is it an ARPA file of a "
                          f"non-empty text?): a graph of it would decode nothing")
-    lexicon = spell(vocabulary, tokenizer)
+    lexicon, unspelled = spell(vocabulary, tokenizer)
     if not lexicon:
         raise ValueError(f"none of the {len(vocabulary)} words of {arpa} can be spelled with the tokens of "
                          f"{lang_dir} (e.g. {vocabulary[0]!r})")
     word_ids = write_words(lang_dir / "words.txt", vocabulary)
+    write_text_atomic(lang_dir / "unspelled.txt", "".join(w + "\n" for w in unspelled))
     write_text_atomic(lang_dir / "lexicon.txt", "".join(
         f"{w} {' '.join(tokenizer.symbols[t] for t in p)}\n" for w, p in lexicon.items()))
     lexicon, max_disambig = add_disambig(lexicon)

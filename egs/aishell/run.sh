@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Deep Speech 2 on AISHELL-1 (OpenSLR 33): 178 hours of Mandarin read speech, 400 speakers; output
-# characters (char-zh), character n-gram LMs of the training transcripts, results as CER.
+# characters (char-zh), character n-gram LMs and a word 3-gram (hlg-word) of the training transcripts,
+# results as CER.
 #
 # Usage: ./run.sh [--stage N] [--stop-stage N] [--world-size GPUS] [--corpus-dir DIR] [--overrides "..."] ...
 # Stage 1 downloads AISHELL-1 into --download-dir (about 50 GB with the untarred WAVs), or takes a copy
@@ -23,6 +24,8 @@ dev_set=dev             # validation, averaging and LM-weight tuning
 test_sets=test          # decoded and scored besides dev_set
 token_type=char-zh      # Mandarin characters (and <unk>); the LMs are character n-grams
 lm_text=data/manifests/aishell_supervisions_train.jsonl.gz  # training transcripts (as Kaldi's, WeNet's recipes)
+word_lm_text=data/manifests/aishell_words_train.txt  # the same with AISHELL-1's word segmentation: the word
+                        # 3-gram and its HLG (data/lang_word, decoded as hlg-word), as Kaldi's and icefall's recipes
 # Shared options with AISHELL-1's defaults: 141,600 utterances of features, 14,326 dev utterances to tune on
 : "${num_jobs:=8}"
 : "${decode_jobs:=8}"
