@@ -34,7 +34,7 @@ setup:
 $(STAMP): pyproject.toml setup.py ds2/decode/_prefix_beam.cpp | $(KENLM_SRC)
 	@test -x $(VENV)/bin/python || { echo "run 'make setup'" >&2; exit 1; }
 	$(VENV)/bin/pip install -q --disable-pip-version-check $(TORCH)
-	$(VENV)/bin/pip install -q --disable-pip-version-check -e '.[dev]'
+	$(VENV)/bin/pip install -q --disable-pip-version-check -e '.[dev,zh]'
 	@touch $(STAMP)
 
 # KenLM's lmplz and build_binary, built from the source distribution on PyPI (about a minute);

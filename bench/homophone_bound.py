@@ -85,8 +85,15 @@ def main():
             ctx[context(r, i)][c] += 1
             seen[c] += 1
     lm = kenlm.Model(str(args.recipe / "data" / "lm" / f"lm_{args.lm_order}gram.bin"))
-    print(f"{len(train)} training sentences, {sum(seen.values())} characters, {len(seen)} distinct, "
-          f"{len(uni)} readings (syllable + tone)")
+    print("## What perfect acoustics would score\n")
+    print("espeak-ng reads every character by its pinyin syllable and tone, so characters of one reading sound "
+          "alike (在/再 zài). Given the true reading of every character (pypinyin), choosing the characters from "
+          f"the training text ({len(train)} sentences, {sum(seen.values())} characters, {len(seen)} distinct, "
+          f"{len(uni)} readings) still scores these CERs: the most frequent character of each reading "
+          "(context-free), of the reading between its neighbours' readings (reading context), and a beam search "
+          f"over the characters of each reading with the {args.lm_order}-gram character LM (`bench/homophone_bound.py`). "
+          "Greedy decoding tells homophones apart only by the context the model learned from the training text; the "
+          "LM methods also have the LM's.\n")
     print(f"| set | characters | unseen in train % | context-free CER % | reading-context CER % | "
           f"{args.lm_order}-gram LM CER % |")
     print("| --- | ---: | ---: | ---: | ---: | ---: |")

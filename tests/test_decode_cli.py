@@ -11,6 +11,8 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -189,3 +191,64 @@ def test_params_replaces_the_tuned_file_and_options_given_win(tmp_path, resource
     hlg.write_text(json.dumps({"method": "hlg", "params": {"lm_scale": 1.0}}))
     out = ds2("decode", exp, "--method", "beam", *resources, "--params", hlg, "--cuts", test)
     assert out.exit_code == 2 and "was tuned for hlg, not beam" in out.output
+
+
+# -- --name: one method decoded with other resources beside its plain decoding -------------------
+def test_name_keeps_a_method_with_other_resources_apart(tmp_path, resources):
+    exp, cuts = make_experiment(tmp_path)
+    dev, test = f"dev_clean={cuts['dev_clean']}", f"test_clean={cuts['test_clean']}"
+    tuned = exp / "tuned"
+    # a second lang dir: the graph of a 2-gram (as the recipe's data/lang_word beside data/lang_char)
+    other = tmp_path / "other"
+    (other / "text.txt").parent.mkdir()
+    (other / "text.txt").write_text("\n".join(LM_TEXT) + "\n")
+    arpa2, _ = train_ngram(other / "text.txt", other / "lm", order=2)
+    TOK.save(other / "lang")
+    build_graphs(other / "lang", arpa2, TOK)
+    named = [*resources[:4], "--lang-dir", other / "lang", "--method", "hlg", "--name", "hlg-x"]
+
+    out = ds2("tune", exp, *named, "--cuts", dev, "--num-jobs", 1)
+    assert out.exit_code == 0, out.output
+    assert out.output.startswith(f"{tuned / 'hlg-x.json'}: ")
+    tuned_x = json.loads((tuned / "hlg-x.json").read_text())
+    assert tuned_x["method"] == "hlg" and tuned_x["tuned_on"] == "dev_clean" and "lm_scale" in tuned_x["params"]
+    assert sorted(p.name for p in tuned.iterdir()) == ["hlg-x.json"]  # neither hlg.json nor dev_clean.json
+    out = ds2("tune", exp, "--method", "hlg", *resources, "--cuts", dev, "--num-jobs", 1)
+    assert out.exit_code == 0 and out.output.startswith(f"{tuned / 'hlg'}.json: "), out.output
+    # weights each decoding must take from its own file: set apart by hand
+    for name, scale in (("hlg", 0.7), ("hlg-x", 1.3)):
+        record = json.loads((tuned / f"{name}.json").read_text())
+        record["params"]["lm_scale"] = scale
+        (tuned / f"{name}.json").write_text(json.dumps(record))
+
+    for args in (named, ["--method", "hlg", *resources]):
+        out = ds2("decode", exp, *args, "--num-jobs", 1, "--cuts", dev, "--cuts", test)
+        assert out.exit_code == 0, out.output
+    for s in ("dev_clean", "test_clean"):
+        x, plain = (read_result(exp / f"decode_{s}_{n}" / "result.json") for n in ("hlg-x", "hlg"))
+        assert (x["name"], x["method"], plain["name"], plain["method"]) == ("hlg-x", "hlg", "hlg", "hlg")
+        assert x["weights_from"] == [str(tuned / "hlg-x.json")] and x["settings"]["lm_scale"] == 1.3
+        assert x["settings"]["lang_dir"] == str(other / "lang")
+        assert plain["weights_from"] == [str(tuned / "hlg.json")] and plain["settings"]["lm_scale"] == 0.7
+        assert (exp / f"decode_{s}_hlg-x" / "wer.txt").read_text().startswith(f"# {s} hlg-x ")
+    assert sorted(p.name for p in exp.glob("decode_*")) == [
+        "decode_dev_clean_hlg", "decode_dev_clean_hlg-x", "decode_test_clean_hlg", "decode_test_clean_hlg-x"]
+
+    out = ds2("results", tmp_path)
+    assert out.exit_code == 0, out.output
+    rows = [line for line in (tmp_path / "RESULTS.md").read_text().splitlines() if line.startswith("| ds2 | hlg")]
+    assert [r.split("|")[2].strip() for r in rows[:2]] == ["hlg", "hlg-x"]  # a row of its own, beside hlg
+    assert any(r.startswith("| ds2 | hlg-x | test_clean | ") and "lm_scale=1.3" in r for r in rows)
+
+
+@pytest.mark.parametrize("verb", ["decode", "tune"])
+@pytest.mark.parametrize("name", ["../x", "a/b", "-x", ".hidden", "x y", ""])
+def test_a_name_that_is_no_plain_file_name_is_a_one_line_usage_error(tmp_path, resources, verb, name):
+    exp, cuts = make_experiment(tmp_path, {"dev_clean": ["bad1"]})
+    proc = subprocess.run([str(Path(sys.executable).with_name("ds2")), verb, str(exp), "--method", "hlg", *resources,
+                           f"--name={name}", "--cuts", f"dev_clean={cuts['dev_clean']}"],
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr
+    errors = [line for line in proc.stderr.splitlines() if line.startswith("Error")]
+    assert errors == [f"Error: --name {name!r} must be letters, digits, '.', '_' and '-' (it names a folder)"]
+    assert not list(exp.glob("decode_*")) and not (exp / "tuned").exists() and not (exp.parent / "x").exists()

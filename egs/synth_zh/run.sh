@@ -40,3 +40,9 @@ stage1_prepare() {
 
 . ../path.sh
 . ../asr.sh
+
+if stage_selected 9; then
+  log "Stage 9: the CERs perfect acoustics would score on this text, after the results"
+  { echo; python ../../bench/homophone_bound.py . --prefix "$prefix" --sets "$(csv $dev_set $test_sets)" \
+      --lm-order "$lm_order"; } >> RESULTS.md
+fi
