@@ -31,6 +31,7 @@ class TrainConfig:
     warmup_steps: int = 300  # linear warm-up to the peak
     final_lr_ratio: float = 0.02  # cosine decay ends at lr * final_lr_ratio after the last epoch
     weight_decay: float = 1e-2  # AdamW decoupled weight decay
+    aux_weight: float = 0.5  # weight of the auxiliary CTC loss (a model with model.aux_units)
     grad_clip: float = 5.0  # maximum global gradient norm
     sortagrad: bool = True  # epoch 0 in order of increasing duration (DS2 section 3.1)
     num_buckets: int = 10  # duration buckets of the shuffling sampler after epoch 0 (fewer if there are few cuts)
@@ -81,6 +82,7 @@ class TrainConfig:
         check("warmup_steps", self.warmup_steps >= 0, ">= 0")
         check("final_lr_ratio", 0 <= self.final_lr_ratio <= 1, "between 0 and 1")
         check("weight_decay", self.weight_decay >= 0, ">= 0")
+        check("aux_weight", self.aux_weight >= 0, ">= 0")
         check("grad_clip", self.grad_clip > 0, "> 0")
         check("num_buckets", self.num_buckets >= 1, "at least 1")
         for name in ("freq_masks", "freq_mask_size", "time_masks", "time_mask_size", "time_warp"):
@@ -108,6 +110,9 @@ class ExperimentConfig:
     def validate(self) -> None:
         self.model.__post_init__()
         self.train.validate()
+        if self.model.aux_units and not self.train.aux_weight:
+            raise ValueError(f"model.aux_units {self.model.aux_units} needs train.aux_weight > 0 (its head would "
+                             f"never be trained)")
 
 
 def _apply(obj, values, where: str):

@@ -27,6 +27,7 @@
 : "${stop_stage:=9}"              # last stage to run
 : "${num_jobs:=2}"                # parallel processes for features (and the corpus's stage 1)
 : "${feature_kind:=fbank}"        # fbank (80 log-mel bins) or spectrogram (DS2's 161-bin log spectrogram)
+: "${pitch_features:=false}"      # true: fbank with two pitch features (Mandarin's tones), into data/fbank_pitch
 : "${vocab_size:=500}"            # BPE units, blank included (token_type bpe)
 : "${config:=conf/ds2.yaml}"      # model and training options
 : "${tag:=ds2}"                   # experiment name: exp/<tag>
@@ -49,7 +50,9 @@ _egs="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 . "$_egs/../utils/parse_options.sh"
 if [ "$(type -t options_parsed)" = function ]; then options_parsed; fi
 
-feats=data/$feature_kind
+feature_name=$feature_kind; [ "$pitch_features" = true ] && feature_name=${feature_kind}_pitch
+feature_args=(--kind "$feature_kind"); [ "$pitch_features" = true ] && feature_args+=(--pitch)
+feats=data/$feature_name
 lang=data/lang_char; [ "$token_type" = bpe ] && lang=data/lang_bpe_$vocab_size
 lm_unit=word; [ "$token_type" = char-zh ] && lm_unit=char  # text without spaces: character n-grams
 lm=data/lm/lm_${lm_order}gram
@@ -84,27 +87,27 @@ if stage_selected 1; then
 fi
 
 if stage_selected 2; then
-  log "Stage 2: compute $feature_kind features of $train_sets $dev_set $test_sets into $feats"
+  log "Stage 2: compute $feature_name features of $train_sets $dev_set $test_sets into $feats"
   sp=""; [ -n "$speed_perturb" ] && sp=".sp$(echo $speed_perturb | tr -s ' ,' ',')"
   # the cut sets hold one speed_perturb setting's features: redoing them makes another setting's markers stale
-  [ -f data/.done/stage2.features.$feature_kind$sp ] || rm -f data/.done/stage2.{features,combine}.$feature_kind{,.sp*}
-  run_stage data/.done/stage2.features.$feature_kind$sp \
-    ds2 features data/manifests "$feats" --prefix "$prefix" --kind "$feature_kind" --num-jobs "$num_jobs" \
+  [ -f data/.done/stage2.features.$feature_name$sp ] || rm -f data/.done/stage2.{features,combine}.$feature_name{,.sp*}
+  run_stage data/.done/stage2.features.$feature_name$sp \
+    ds2 features data/manifests "$feats" --prefix "$prefix" "${feature_args[@]}" --num-jobs "$num_jobs" \
       --splits "$(csv $train_sets $dev_set $test_sets)" --stats-from "$(csv "${train_list[@]}")" \
       --speed-perturb "$speed_perturb"
   if [ "${#train_list[@]}" -gt 1 ]; then
     # shellcheck disable=SC2046
-    run_stage data/.done/stage2.combine.$feature_kind$sp \
+    run_stage data/.done/stage2.combine.$feature_name$sp \
       lhotse combine $(for s in "${train_list[@]}"; do cuts "$s"; done) "$(cuts "$train_name")"
   fi
   if [ -n "$noise" ]; then
-    log "Stage 2: MUSAN ${noise//,/ }: recordings and their $feature_kind features, the noise of training batches"
+    log "Stage 2: MUSAN ${noise//,/ }: recordings and their $feature_name features, the noise of training batches"
     musan=(--download-dir "${download_dir:-data/download}" --base-url "$musan_base_url")
     [ -n "$musan_dir" ] && musan=(--corpus-dir "$musan_dir")
     for part in ${noise//,/ }; do
       run_stage data/.done/stage2.musan.$part ds2 prepare musan data/manifests --parts "$part" "${musan[@]}"
-      run_stage data/.done/stage2.musan.$part.$feature_kind ds2 features data/manifests "$feats" --prefix musan \
-        --kind "$feature_kind" --num-jobs "$num_jobs" --splits "$part" --recordings-only
+      run_stage data/.done/stage2.musan.$part.$feature_name ds2 features data/manifests "$feats" --prefix musan \
+        "${feature_args[@]}" --num-jobs "$num_jobs" --splits "$part" --recordings-only
     done
   fi
 fi

@@ -1,4 +1,5 @@
-"""Shared fixtures: a tiny real corpus (espeak-ng audio, Lhotse manifests, fbank features)."""
+"""Shared fixtures: a tiny real corpus (espeak-ng audio, Lhotse manifests, fbank features), and a
+tiny Mandarin one."""
 
 from __future__ import annotations
 
@@ -49,3 +50,42 @@ def http_root(tmp_path):
     root.mkdir()
     with serving(root) as url:
         yield root, url
+
+
+@pytest.fixture(scope="session")
+def tiny_zh_corpus(tmp_path_factory) -> Path:
+    """data/ of a tiny Mandarin corpus laid out as `tiny_corpus` (manifests/ and fbank/ with the
+    synth_ names, train stats) and lang/ (char-zh tokens of the training text): espeak-ng's Mandarin
+    voices read the AISHELL fixture's sentences (tests/aishell_fixture.py), Hanzi only, without the
+    word spaces; 40 training utterances, 8 dev."""
+    import re
+
+    import soundfile as sf
+    from aishell_fixture import DEV_SENTENCES, SPEAKERS, TRAIN_SENTENCES, Utterance, speak
+    from lhotse import Recording, RecordingSet, SupervisionSegment, SupervisionSet
+
+    root = tmp_path_factory.mktemp("tiny_zh")
+    (root / "audio").mkdir()
+    (root / "manifests").mkdir()
+    hanzi = [s for s in TRAIN_SENTENCES if re.fullmatch(r"[\u4e00-\u9fff ]+", s)]
+    speakers = {split: [s for s, v in SPEAKERS.items() if v[0] == split] for split in ("train", "dev")}
+    texts = {}
+    for split, sentences in (("train", hanzi[:40]), ("dev", DEV_SENTENCES[:8])):
+        recs, sups = [], []
+        for i, words in enumerate(sentences):
+            spk = speakers[split][i % len(speakers[split])]
+            utt = Utterance(f"zh-{split}-{i:03d}", split, spk, words)
+            path = root / "audio" / f"{utt.id}.wav"
+            path.write_bytes(speak(utt))
+            rec = Recording.from_file(path, recording_id=utt.id)
+            recs.append(rec)
+            sups.append(SupervisionSegment(id=utt.id, recording_id=utt.id, start=0.0, duration=rec.duration,
+                                           text=words.replace(" ", ""), language="Chinese", speaker=spk))
+        RecordingSet.from_recordings(recs).to_file(root / "manifests" / f"synth_recordings_{split}.jsonl.gz")
+        SupervisionSet.from_segments(sups).to_file(root / "manifests" / f"synth_supervisions_{split}.jsonl.gz")
+        texts[split] = [s.text for s in sups]
+        assert all(sf.info(str(root / "audio" / f"{s.id}.wav")).samplerate == 16000 for s in sups)
+    compute_features(root / "manifests", root / "fbank", "synth", ["train", "dev"], FeatureConfig(kind="fbank"),
+                     num_jobs=1)
+    CharTokenizer.from_texts(texts["train"], unk=True).save(root / "lang")
+    return root

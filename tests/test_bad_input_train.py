@@ -191,7 +191,14 @@ def test_an_existing_run_is_left_untouched_when_refused(tiny_corpus, lang, base_
     (None, ["train.dtype=float64"], "train.dtype must be one of auto, float32, bfloat16, float16, not 'float64'"),
     (None, ["train.max_duration=0"], "train.max_duration must be > 0"),
     (None, ["train.lr=nan"], "train.lr must be finite and > 0, not nan"),
-], ids=["malformed-yaml", "yaml-list", "nested-key", "list-field-scalar", "dtype", "max-duration", "lr-nan"])
+    (None, ["model.aux_units=phones"], "model.aux_units must be '' (none) or pinyin, not 'phones'"),
+    (None, ["model.aux_units=pinyin", "model.aux_layer=0"], "model.aux_layer must be a recurrent layer, 1 to 2, not 0"),
+    (None, ["model.aux_units=pinyin", "model.aux_layer=3"], "model.aux_layer must be a recurrent layer, 1 to 2, not 3"),
+    (None, ["model.aux_units=pinyin", "train.aux_weight=0"], "model.aux_units pinyin needs train.aux_weight > 0"),
+    ("model:\n  aux_units: pinyin\ntrain:\n  aux_weight: 0.0\n", [],
+     "model.aux_units pinyin needs train.aux_weight > 0"),
+], ids=["malformed-yaml", "yaml-list", "nested-key", "list-field-scalar", "dtype", "max-duration", "lr-nan",
+        "aux-units", "aux-layer-0", "aux-layer-above", "aux-weight-0", "aux-weight-0-in-file"])
 def test_bad_config_is_a_one_line_usage_error_before_anything_loads(tiny_corpus, lang, tmp_path, config_text,
                                                                     overrides, message):
     config = write_config(tmp_path / "conf.yaml")

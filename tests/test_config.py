@@ -35,10 +35,15 @@ def test_three_layers_defaults_file_overrides(tmp_path):
     ("model.rnn_hidden=0", "model.rnn_hidden must be at least 1"),
     ("model.dropout=1.5", "model.dropout must be >= 0 and < 1"),
     ("train.lr=[", "the value is not valid YAML"),
+    ("model.aux_units=phones", r"model.aux_units must be '' \(none\) or pinyin, not 'phones'"),
+    (["model.aux_units=pinyin", "model.aux_layer=0"], "model.aux_layer must be a recurrent layer, 1 to 5, not 0"),
+    (["model.aux_units=pinyin", "model.rnn_layers=1"], "model.aux_layer must be a recurrent layer, 1 to 1, not 2"),
+    (["model.aux_units=pinyin", "train.aux_weight=0"], "model.aux_units pinyin needs train.aux_weight > 0"),
+    ("train.aux_weight=-0.5", "train.aux_weight must be >= 0"),
 ])
 def test_bad_options_are_reported(override, message):
     with pytest.raises(ValueError, match=message):
-        resolve_config(None, [override])
+        resolve_config(None, override if isinstance(override, list) else [override])
 
 
 def test_dtype_defaults_to_auto_and_a_config_file_must_be_a_mapping(tmp_path):

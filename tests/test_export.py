@@ -43,8 +43,10 @@ MODELS = {  # name: ModelConfig overrides
     "bilstm": dict(SMALL, rnn_type="lstm", conv_channels=[8], conv_kernels=[[5, 11]], conv_strides=[[2, 2]]),
     "stream_rnn": dict(SMALL, **STREAMING, rnn_type="rnn", lookahead=2, conv_channels=[8, 8],
                        conv_kernels=[[5, 11], [3, 11]], conv_strides=[[2, 2], [2, 1]]),
+    # an auxiliary pinyin CTC head (training only) on the first recurrent layer: not in the export
+    "stream_gru_aux": dict(SMALL, **STREAMING, lookahead=3, aux_units="pinyin", aux_layer=1),
 }
-STREAMING_MODELS = ["stream_gru", "stream_rnn"]
+STREAMING_MODELS = ["stream_gru", "stream_rnn", "stream_gru_aux"]
 SENTENCES = ["yes", "hello world", "the quick brown fox jumps over the lazy dog"]
 
 
@@ -283,3 +285,30 @@ def test_export_cli_errors_are_one_line(tmp_path):
         export_model(tmp_path / "old.pt", tmp_path / "out")
     with pytest.raises(CheckpointError):
         export_model(tmp_path / "bad.pt", tmp_path / "out")
+
+
+def test_a_model_with_an_aux_head_exports_and_decodes_without_it(exported, wavs, tmp_path):
+    """`ds2 export` of a checkpoint with an auxiliary CTC head: the graph has the one log-probs
+    output (the head is for training), equal to PyTorch's forward, which the loaded checkpoint
+    (head included) gives for decoding."""
+    import onnx
+
+    ckpt, _, _ = exported("stream_gru_aux")
+    out = CliRunner().invoke(main, ["export", str(ckpt), "--format", "onnx", "--output-dir", str(tmp_path / "o")])
+    assert out.exit_code == 0, out.output
+    ref_model = TorchAcousticModel(ckpt)
+    assert ref_model.model.aux_head is not None and ref_model.model_config["aux_units"] == "pinyin"
+    graph = onnx.load(str(tmp_path / "o" / "model.onnx")).graph
+    assert len(graph.output) == 2  # log-probs and their lengths
+    assert not any("aux_head" in init.name for init in graph.initializer)
+    ort_model = OnnxAcousticModel(tmp_path / "o")
+    feats = features_of(ref_model, wavs)
+    want = ref_model.log_probs(feats)
+    assert all(w.shape[1] == 29 for w in want)
+    assert max_diff(ort_model.log_probs(feats), want) < TOL
+    batch, lengths = pad_batch(feats)
+    with torch.no_grad():
+        plain, plain_lens = ref_model.model(torch.from_numpy(batch), torch.from_numpy(lengths))
+        main_lp, _, aux = ref_model.model(torch.from_numpy(batch), torch.from_numpy(lengths), aux=True)
+    assert torch.equal(main_lp, plain) and aux.shape[-1] == 220
+    assert max_diff(want, [plain[i, :n].numpy() for i, n in enumerate(plain_lens.tolist())]) == 0.0

@@ -186,3 +186,65 @@ def test_packed_gru_bfloat16_gradients_close_to_float32():
         grads[dtype] = torch.autograd.grad(out.float().square().sum(), list(gru.parameters()))
     for a, b in zip(grads[torch.float32], grads[torch.bfloat16]):
         assert torch.linalg.norm(a - b) <= 0.03 * torch.linalg.norm(a)
+
+
+AUX_CONFIGS = [  # an auxiliary pinyin head on each recurrent layer in turn, bidirectional and forward-only
+    ModelConfig(conv_channels=[4], conv_kernels=[[5, 7]], conv_strides=[[2, 2]], rnn_layers=1, rnn_hidden=8,
+                aux_units="pinyin", aux_layer=1),
+    ModelConfig(conv_channels=[4], conv_kernels=[[5, 7]], conv_strides=[[2, 2]], rnn_layers=3, rnn_hidden=8,
+                rnn_type="lstm", aux_units="pinyin", aux_layer=2),
+    ModelConfig(conv_channels=[2], conv_kernels=[[3, 3]], conv_strides=[[2, 1]], rnn_layers=2, rnn_hidden=8,
+                rnn_type="rnn", bidirectional=False, lookahead=3, fc_dims=[16], aux_units="pinyin", aux_layer=2),
+    ModelConfig(conv_channels=[2], conv_kernels=[[3, 3]], conv_strides=[[2, 1]], rnn_layers=3, rnn_hidden=8,
+                bidirectional=False, lookahead=2, aux_units="pinyin", aux_layer=1),
+]
+
+
+@pytest.mark.parametrize("cfg", AUX_CONFIGS, ids=lambda c: f"{c.rnn_type}{c.rnn_layers}-aux{c.aux_layer}")
+def test_aux_head_reads_its_recurrent_layer_and_leaves_the_main_output_as_it_is(cfg):
+    """forward(aux=True) gives the same main log-probs as forward() (bit for bit), and the auxiliary
+    head's (B, T', len(UNITS)) log-probs, normalised at every frame, from recurrent layer aux_layer:
+    changing the layers after it changes the main output only, changing that layer changes both."""
+    from ds2.text.pinyin import UNITS
+
+    torch.manual_seed(0)
+    model = DeepSpeech2(cfg, num_features=20, vocab_size=29).eval()
+    lengths = torch.tensor([40, 23, 9])
+    feats = torch.randn(3, 40, 20)
+    with torch.no_grad():
+        plain, plain_lens = model(feats, lengths)
+        main, out_lens, aux = model(feats, lengths, aux=True)
+    assert torch.equal(main, plain) and torch.equal(out_lens, plain_lens)
+    assert aux.shape == (3, main.shape[1], len(UNITS)) and aux.dtype == torch.float32
+    for i, n in enumerate(out_lens.tolist()):
+        assert torch.allclose(aux[i, :n].exp().sum(-1), torch.ones(n), atol=1e-5)
+    assert not torch.allclose(aux[0, :5], aux[0, 5:10])  # not a constant: it depends on the input
+
+    def perturbed(layers):
+        with torch.no_grad():
+            saved = {k: v.clone() for k, v in model.state_dict().items()}
+            for rnn in layers:
+                for p in rnn.parameters():
+                    p.add_(0.5 * torch.randn_like(p))
+            out = model(feats, lengths, aux=True)
+            model.load_state_dict(saved)
+        return out
+
+    k = cfg.aux_layer
+    if k < cfg.rnn_layers:  # the layers above the auxiliary head's
+        main2, _, aux2 = perturbed(model.rnns[k:])
+        assert not torch.allclose(main2, main, atol=1e-3)
+        assert torch.equal(aux2, aux)
+    main3, _, aux3 = perturbed(model.rnns[k - 1:k])
+    for i, n in enumerate(out_lens.tolist()):
+        assert not torch.allclose(aux3[i, :n], aux[i, :n], atol=1e-3)
+
+
+def test_aux_forward_of_a_model_without_an_aux_head_is_a_clear_error():
+    model = DeepSpeech2(CONFIGS[1], num_features=20, vocab_size=29).eval()  # two recurrent layers, no head
+    assert model.aux_head is None
+    with pytest.raises(ValueError, match=r"no auxiliary head \(model.aux_units\)"):
+        model(torch.randn(1, 30, 20), torch.tensor([30]), aux=True)
+    with_head = DeepSpeech2(AUX_CONFIGS[1], num_features=20, vocab_size=29)
+    assert {k for k in with_head.state_dict() if k.startswith("aux_head.")} == {"aux_head.weight", "aux_head.bias"}
+    assert not any(k.startswith("aux_head.") for k in model.state_dict())

@@ -20,7 +20,7 @@ import yaml
 from lhotse import CutSet, Recording, RecordingSet, SupervisionSegment, SupervisionSet
 
 from ds2.train.average import average_checkpoints
-from ds2.checkpoint import find_checkpoint, load_checkpoint
+from ds2.checkpoint import find_checkpoint, load_checkpoint, model_from_checkpoint
 
 DS2 = str(Path(sys.executable).with_name("ds2"))
 TORCHRUN = str(Path(sys.executable).with_name("torchrun"))
@@ -57,28 +57,58 @@ def step_losses(exp: Path) -> list[float]:
     return [s["loss"] for s in history["steps"]]
 
 
-def test_torchrun_two_processes_train_like_one_process_with_the_global_batch(tiny_corpus, lang, tmp_path):
+AUX = {"aux_units": "pinyin", "aux_layer": 1}  # the auxiliary pinyin CTC head on the first recurrent layer
+
+
+@pytest.mark.parametrize("aux", [False, True], ids=["plain", "aux-pinyin-zh"])
+def test_torchrun_two_processes_train_like_one_process_with_the_global_batch(tiny_corpus, lang, request, tmp_path,
+                                                                             aux):
+    """Also with the auxiliary pinyin head (model.aux_units: pinyin) on real Mandarin speech (the
+    AISHELL fixture's sentences read by espeak-ng, char-zh tokens: `tiny_zh_corpus`): the head's
+    CTC loss is in the gradient each rank reduces, and the two runs end with the same head too."""
+    data = request.getfixturevalue("tiny_zh_corpus") if aux else tiny_corpus
+    lang = data / "lang" if aux else lang
+    model = AUX if aux else None
     # 32 cuts in SortaGrad order: each step, rank 0 takes 2 cuts and rank 1 the next 2; one
     # process with batches of 4 sees the same global batches.
-    cuts = CutSet.from_file(tiny_corpus / "fbank/synth_cuts_train.jsonl.gz").sort_by_duration().subset(first=32)
+    cuts = CutSet.from_file(data / "fbank/synth_cuts_train.jsonl.gz").sort_by_duration().subset(first=32)
     train = tmp_path / "train32.jsonl.gz"
     cuts.to_file(train)
     ddp, one = tmp_path / "ddp", tmp_path / "one"
     # float32 on every CPU: `dtype: auto` trains in bfloat16 where the CPU has it natively, and there
     # two batches of 2 round otherwise than one of 4 (step losses ~1e-4 apart on an AVX-512-BF16 EPYC)
-    run_ds2(train_args(tiny_corpus, lang, ddp, write_config(tmp_path / "ddp.yaml", max_cuts=2, dtype="float32"),
+    run_ds2(train_args(data, lang, ddp, write_config(tmp_path / "ddp.yaml", model, max_cuts=2, dtype="float32"),
                        train), launcher=[TORCHRUN, "--standalone", "--nproc-per-node", "2", DS2])
-    run_ds2(train_args(tiny_corpus, lang, one, write_config(tmp_path / "one.yaml", max_cuts=4, max_duration=2000,
-                                                            dtype="float32"), train))
+    one_config = write_config(tmp_path / "one.yaml", model, max_cuts=4, max_duration=2000, dtype="float32")
+    run_ds2(train_args(data, lang, one, one_config, train))
     losses_ddp, losses_one = step_losses(ddp), step_losses(one)
     assert len(losses_ddp) == len(losses_one) == 8
     assert np.allclose(losses_ddp, losses_one, rtol=1e-4), (losses_ddp, losses_one)
-    assert losses_one[-1] < losses_one[0]
+    # (Mandarin has ~12 frames a character: the per-token loss of SortaGrad's ever longer batches
+    # grows with their frames per character more than 8 steps lower it)
+    assert aux or losses_one[-1] < losses_one[0]
     a, b = model_params(ddp / "checkpoints/last.pt"), model_params(one / "checkpoints/last.pt")
+    assert a.keys() == b.keys() and ("aux_head.weight" in a) == aux
     diffs = torch.cat([(a[n].float() - b[n].float()).abs().flatten() for n in a])
     # Float sums in another order differ in the last bits; Adam turns a gradient that is ~0 (so
     # all rounding) into a step of up to lr, so a few parameters may differ by up to lr.
     assert diffs.max() < 3e-3 and diffs.median() < 1e-7, (diffs.max(), diffs.median())
+    if aux:
+        # The logged loss is the tokens' CTC alone: before the first update it is that of the same
+        # model without the head (built last, it leaves the other weights' initialisation as it
+        # is); after it, the head's loss has moved the shared layers.
+        plain = tmp_path / "plain"
+        run_ds2(train_args(data, lang, plain, write_config(tmp_path / "plain.yaml", max_cuts=4, max_duration=2000,
+                                                           dtype="float32"), train))
+        losses_plain = step_losses(plain)
+        assert losses_plain[0] == pytest.approx(losses_one[0], rel=1e-6), (losses_plain, losses_one)
+        assert all(abs(p - o) > 1e-4 * abs(o) for p, o in zip(losses_plain[1:], losses_one[1:])), (losses_plain,
+                                                                                                  losses_one)
+        c = model_params(plain / "checkpoints/last.pt")
+        assert not torch.allclose(c["rnns.0.rnn.weight_ih_l0"], b["rnns.0.rnn.weight_ih_l0"], atol=1e-4)
+        # the checkpoint loads for decoding, head and all
+        net, tokenizer, cfg = model_from_checkpoint(load_checkpoint(find_checkpoint(one)))
+        assert cfg.model.aux_units == "pinyin" and net.aux_head is not None and tokenizer.vocab_size > 100
 
 
 @pytest.fixture(scope="module")
@@ -92,9 +122,24 @@ def uninterrupted(tiny_corpus, lang, tmp_path_factory) -> tuple[Path, Path]:
     return d / "full", config
 
 
-def test_sigkill_mid_epoch_then_resume_ends_with_the_uninterrupted_parameters(tiny_corpus, lang, uninterrupted,
-                                                                               tmp_path):
-    full, config = uninterrupted
+@pytest.fixture(scope="module")
+def uninterrupted_aux(tiny_zh_corpus, tmp_path_factory) -> tuple[Path, Path]:
+    """`uninterrupted` with the auxiliary pinyin head, on the tiny Mandarin corpus."""
+    d = tmp_path_factory.mktemp("resume_aux")
+    config = write_config(d / "conf.yaml", model={"dropout": 0.2, **AUX}, epochs=3, max_cuts=2, num_workers=1,
+                          save_every_steps=3, keep_last_steps=2)
+    run_ds2(train_args(tiny_zh_corpus, tiny_zh_corpus / "lang", d / "full", config))
+    return d / "full", config
+
+
+@pytest.mark.parametrize("run", ["uninterrupted", "uninterrupted_aux"], ids=["plain", "aux-pinyin-zh"])
+def test_sigkill_mid_epoch_then_resume_ends_with_the_uninterrupted_parameters(tiny_corpus, lang, request, tmp_path,
+                                                                               run):
+    full, config = request.getfixturevalue(run)
+    if run == "uninterrupted_aux":  # with the auxiliary head, on the Mandarin corpus
+        tiny_corpus = request.getfixturevalue("tiny_zh_corpus")
+        lang = tiny_corpus / "lang"
+        assert "aux_head.weight" in model_params(full / "checkpoints/last.pt")
     exp = tmp_path / "killed"
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     proc = subprocess.Popen([DS2, *train_args(tiny_corpus, lang, exp, config)], stdout=subprocess.DEVNULL,

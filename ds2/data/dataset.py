@@ -23,18 +23,23 @@ class AsrDataset(torch.utils.data.Dataset):
     text: the batch has no targets, "unspellable" lists the ids whose text the tokenizer
     cannot write (or that have none), and only cuts whose features cannot be loaded are
     "skipped".
+
+    `aux_encode` (text -> unit ids, e.g. `ds2.text.pinyin.encode_pinyin`) adds the targets of an
+    auxiliary CTC head: "aux_targets" and "aux_target_lens".
     """
 
-    def __init__(self, tokenizer: Tokenizer, augment=None, targets: bool = True, cut_transforms=()):
+    def __init__(self, tokenizer: Tokenizer, augment=None, targets: bool = True, cut_transforms=(),
+                 aux_encode=None):
         self.tokenizer = tokenizer
         self.augment = augment
         self.targets = targets
         self.cut_transforms = list(cut_transforms)
+        self.aux_encode = aux_encode
 
     def __getitem__(self, cuts: CutSet) -> dict:
         for transform in self.cut_transforms:
             cuts = transform(cuts)
-        feats, targets, ids, texts, skipped, unspellable = [], [], [], [], [], []
+        feats, targets, aux, ids, texts, skipped, unspellable = [], [], [], [], [], [], []
         for cut in cuts:
             text = " ".join(s.text for s in cut.supervisions if s.text)
             try:
@@ -55,6 +60,8 @@ class AsrDataset(torch.utils.data.Dataset):
             feats.append(x)
             if self.targets:
                 targets.append(torch.tensor(tokens, dtype=torch.int32))
+                if self.aux_encode is not None:
+                    aux.append(torch.tensor(self.aux_encode(text.replace(" ", "")), dtype=torch.int32))
             ids.append(cut.id)
             texts.append(text)
         if not feats:
@@ -74,4 +81,7 @@ class AsrDataset(torch.utils.data.Dataset):
         if self.targets:
             batch["targets"] = torch.cat(targets)
             batch["target_lens"] = torch.tensor([len(t) for t in targets], dtype=torch.int64)
+            if self.aux_encode is not None:
+                batch["aux_targets"] = torch.cat(aux)
+                batch["aux_target_lens"] = torch.tensor([len(t) for t in aux], dtype=torch.int64)
         return batch

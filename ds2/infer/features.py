@@ -8,7 +8,8 @@ onnxruntime` runs without torch; a test holds it to Lhotse's extractors.
 
 Streaming gives exactly the frames of the whole utterance: a frame is computed once all its
 samples are in, and the reflected samples Kaldi pads at both ends are taken from the first
-samples, and (at `finish`) the last ones.
+samples, and (at `finish`) the last ones. With pitch features (`ds2.data.pitch`, the same code as
+training's), a frame waits until its longer pitch window is in too.
 """
 
 from __future__ import annotations
@@ -16,6 +17,8 @@ from __future__ import annotations
 import math
 
 import numpy as np
+
+from ds2.data.pitch import NUM_PITCH_FEATURES, PitchTracker
 
 FBANK_EPS = float(np.finfo(np.float32).eps)  # Lhotse's floor of the mel energies
 SPECTROGRAM_FLOOR = 1e-10  # ds2.data.features.LogSpectrogram's floor of the power
@@ -55,7 +58,8 @@ def pad_batch(feats: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
 
 class FeatureFrontEnd:
     """Features of 1-D float audio at `sampling_rate`, as set in a checkpoint's `features`
-    (`ds2.data.features.feature_settings`): kind, num_mel_bins, frame_shift, window, sampling_rate."""
+    (`ds2.data.features.feature_settings`): kind, num_mel_bins, frame_shift, window, sampling_rate,
+    and pitch (absent in checkpoints made before pitch features: none)."""
 
     def __init__(self, settings: dict):
         self.kind = settings["kind"]
@@ -70,8 +74,12 @@ class FeatureFrontEnd:
         self.window = (np.hanning(self.length) ** 0.85).astype(np.float64)  # Povey's window
         self.banks = (mel_banks(settings["num_mel_bins"], self.fft_length, self.sampling_rate)
                       if self.kind == "fbank" else None)
-        self.num_features = settings["num_mel_bins"] if self.kind == "fbank" else self.fft_length // 2 + 1
+        self.num_bins = settings["num_mel_bins"] if self.kind == "fbank" else self.fft_length // 2 + 1
+        self.num_features = self.num_bins
         self.pad_left = (self.length - self.shift) // 2  # reflected samples before the first frame
+        self.pitch = PitchTracker(self.sampling_rate, self.shift, self.length) if settings.get("pitch") else None
+        if self.pitch is not None:
+            self.num_features += NUM_PITCH_FEATURES
 
     def num_frames(self, num_samples: int) -> int:
         """Frames of `num_samples` samples (Kaldi without snip_edges: one per shift, rounded)."""
@@ -82,7 +90,7 @@ class FeatureFrontEnd:
         return self.length
 
     def frames(self, windows: np.ndarray) -> np.ndarray:
-        """Features (N, num_features) float32 of N windows (N, length) of samples."""
+        """Filterbank or spectrogram features (N, bins) float32 of N windows (N, length) of samples."""
         x = windows.astype(np.float64)
         x = x - x.mean(axis=1, keepdims=True)
         x = np.concatenate([x[:, :1] - PREEMPHASIS * x[:, :1], x[:, 1:] - PREEMPHASIS * x[:, :-1]], axis=1)
@@ -106,7 +114,10 @@ class FeatureFrontEnd:
         pad_right = (n - 1) * self.shift + self.length - len(samples) - self.pad_left
         padded = np.concatenate([samples[: self.pad_left][::-1], samples,
                                  samples[len(samples) - max(pad_right, 0):][::-1]])
-        return self.frames(self._windows(padded, 0, n))
+        feats = self.frames(self._windows(padded, 0, n))
+        if self.pitch is None:
+            return feats
+        return np.concatenate([feats, self.pitch(samples, n)], axis=1)
 
     def stream(self) -> "StreamingFeatures":
         return StreamingFeatures(self)
@@ -119,18 +130,54 @@ class StreamingFeatures:
     def __init__(self, front_end: FeatureFrontEnd):
         self.fe = front_end
         self.received = 0  # samples so far
-        self.emitted = 0  # frames so far
+        self.emitted = 0  # filterbank (or spectrogram) frames so far
         self.head = np.zeros(0, np.float32)  # the first samples, until pad_left of them are in
         self.buffer = np.zeros(0, np.float32)  # padded signal from the next frame's first sample
         self.started = False
+        # with pitch: frames whose bins are computed but whose pitch window is not all in yet, the
+        # samples from the next such frame's pitch window on (from sample raw_base), frames out
+        self.pending = np.zeros((0, front_end.num_bins), np.float32)
+        self.raw = np.zeros(0, np.float32)
+        self.raw_base = 0
+        self.out = 0
 
     def accept(self, samples: np.ndarray) -> np.ndarray:
         samples = np.asarray(samples, dtype=np.float32).reshape(-1)
+        if self.fe.pitch is not None:
+            self.raw = np.concatenate([self.raw, samples])
+        return self._with_pitch(self._accept_bins(samples), final=False)
+
+    def finish(self) -> np.ndarray:
+        """The frames left at the end of the audio (the last ones see reflected samples)."""
+        if not self.started:  # shorter than the left padding: the whole-utterance path decides
+            return self.fe(self.head) if self.head is not None and len(self.head) else self._with_pitch(
+                self._emit(0), final=True)
+        return self._with_pitch(self._finish_bins(), final=True)
+
+    def _with_pitch(self, bins: np.ndarray, final: bool) -> np.ndarray:
+        """`bins` (the frames completed now) with their pitch features, as far as their pitch windows
+        are in (all of them at the end of the audio, zeros beyond it); the others wait."""
+        pitch = self.fe.pitch
+        if pitch is None:
+            return bins
+        self.pending = np.concatenate([self.pending, bins])
+        ready = len(self.pending)
+        if not final:  # frame t's pitch window ends at t * shift + offset + length
+            complete = (self.received - pitch.offset - pitch.length) // pitch.shift + 1
+            ready = int(np.clip(complete - self.out, 0, len(self.pending)))
+        feats = pitch.features(pitch.windows(self.raw, self.out, ready, base=self.raw_base))
+        out, self.pending = np.concatenate([self.pending[:ready], feats], axis=1), self.pending[ready:]
+        self.out += ready
+        drop = max(0, min(self.out * pitch.shift + pitch.offset - self.raw_base, len(self.raw)))
+        self.raw, self.raw_base = self.raw[drop:], self.raw_base + drop
+        return out
+
+    def _accept_bins(self, samples: np.ndarray) -> np.ndarray:
         self.received += len(samples)
         if not self.started:
             self.head = np.concatenate([self.head, samples])
             if len(self.head) < max(self.fe.pad_left, 1):
-                return np.zeros((0, self.fe.num_features), np.float32)
+                return np.zeros((0, self.fe.num_bins), np.float32)
             samples, self.head = np.concatenate([self.head[: self.fe.pad_left][::-1], self.head]), None
             self.started = True
         self.buffer = np.concatenate([self.buffer, samples])
@@ -139,16 +186,13 @@ class StreamingFeatures:
 
     def _emit(self, count: int) -> np.ndarray:
         if count <= 0:
-            return np.zeros((0, self.fe.num_features), np.float32)
+            return np.zeros((0, self.fe.num_bins), np.float32)
         out = self.fe.frames(self.fe._windows(self.buffer, 0, count))
         self.buffer = self.buffer[count * self.fe.shift:]
         self.emitted += count
         return out
 
-    def finish(self) -> np.ndarray:
-        """The frames left at the end of the audio (the last ones see reflected samples)."""
-        if not self.started:  # shorter than the left padding: the whole-utterance path decides
-            return self.fe(self.head) if self.head is not None and len(self.head) else self._emit(0)
+    def _finish_bins(self) -> np.ndarray:
         total = self.fe.num_frames(self.received)
         # the padded signal ends (total - 1) * shift + length samples in; reflect the last samples
         end = (total - 1) * self.fe.shift + self.fe.length

@@ -27,6 +27,11 @@ class ModelConfig:
     fc_dims: list[int] = field(default_factory=list)  # hidden sizes; [] goes straight to the softmax
     dropout: float = 0.0  # dropout on the input of every recurrent layer but the first, and of the FC layers
     relu_clip: float = 20.0  # the clipped ReLU min(max(x, 0), clip) of the paper
+    # An auxiliary CTC head for training only (decoding never reads it): "pinyin" predicts the
+    # pinyin units of Mandarin transcripts (ds2/text/pinyin.py: initials and toned finals) from the
+    # output of recurrent layer `aux_layer` (1 is the first), weighted by train.aux_weight; "" none.
+    aux_units: str = ""
+    aux_layer: int = 2
 
     def __post_init__(self):
         """Raise ValueError naming the first option out of its range (also run after overrides)."""
@@ -55,6 +60,10 @@ class ModelConfig:
             raise ValueError(f"model.dropout must be >= 0 and < 1, not {self.dropout}")
         if not 0 < self.relu_clip < float("inf"):
             raise ValueError(f"model.relu_clip must be finite and > 0, not {self.relu_clip}")
+        if self.aux_units not in ("", "pinyin"):
+            raise ValueError(f"model.aux_units must be '' (none) or pinyin, not {self.aux_units!r}")
+        if self.aux_units and not 1 <= self.aux_layer <= self.rnn_layers:
+            raise ValueError(f"model.aux_layer must be a recurrent layer, 1 to {self.rnn_layers}, not {self.aux_layer}")
 
     @property
     def time_stride(self) -> int:

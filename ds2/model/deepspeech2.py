@@ -38,6 +38,11 @@ class DeepSpeech2(nn.Module):
             dim = hidden
         fc.append(nn.Linear(dim, vocab_size))
         self.fc = nn.Sequential(*fc)
+        self.aux_head = None  # training only: the auxiliary CTC head (ModelConfig.aux_units)
+        if cfg.aux_units == "pinyin":
+            from ds2.text.pinyin import UNITS
+
+            self.aux_head = nn.Linear(cfg.rnn_hidden, len(UNITS))
 
     def set_normalization(self, mean: torch.Tensor, std: torch.Tensor) -> None:
         self.feat_mean.copy_(mean)
@@ -57,15 +62,26 @@ class DeepSpeech2(nn.Module):
             return (feats - mean) / (var + 1e-5).sqrt() * mask
         return (feats - self.feat_mean) / self.feat_std * mask
 
-    def forward(self, feats: torch.Tensor, lengths: torch.Tensor):
+    def forward(self, feats: torch.Tensor, lengths: torch.Tensor, aux: bool = False):
+        """(log-probs (B, T', V), output lengths); with `aux` (a model with an auxiliary head) also
+        the auxiliary head's log-probs (B, T', units), for the training loss."""
+        if aux and self.aux_head is None:
+            raise ValueError("this model has no auxiliary head (model.aux_units)")
         x = self.normalize(feats, lengths)
         x, lengths = self.front_end(x, lengths)
+        frames = x.shape[1]
         packed = pack_padded_sequence(x, lengths.cpu(), batch_first=True, enforce_sorted=False)
-        for rnn in self.rnns:
+        aux_log_probs = None
+        for i, rnn in enumerate(self.rnns, 1):
             packed = rnn(packed)
-        x, _ = pad_packed_sequence(packed, batch_first=True, total_length=x.shape[1])
+            if aux and i == self.cfg.aux_layer:
+                hidden, _ = pad_packed_sequence(packed, batch_first=True, total_length=frames)
+                aux_log_probs = self.aux_head(hidden).log_softmax(dim=-1)
+        x, _ = pad_packed_sequence(packed, batch_first=True, total_length=frames)
         if self.row_conv is not None:
             x = self.row_conv(x)
+        if aux:
+            return self.fc(x).log_softmax(dim=-1), lengths, aux_log_probs
         return self.fc(x).log_softmax(dim=-1), lengths
 
     def num_params(self) -> int:

@@ -35,7 +35,7 @@ from ds2.train.distributed import (Ranks, agree_on_dtype, data_parallel, init_di
 from ds2.train.errors import BatchSkipped, TrainingStopped
 from ds2.train.evaluate import evaluate
 from ds2.train.experiment import accept_run, setup_logging
-from ds2.train.loss import compute_loss
+from ds2.train.loss import compute_loss, compute_training_loss
 from ds2.train.memory import check_largest_batch
 from ds2.train.plot import plot_curves
 from ds2.train.schedule import lr_scheduler
@@ -85,7 +85,11 @@ class Trainer:
             self.steps_per_epoch = int(self.ranks.min_over_ranks(math.ceil(total_audio / tc.max_duration)))
         self.total_steps = self.steps_per_epoch * tc.epochs
         self.scheduler = lr_scheduler(self.optimizer, tc.warmup_steps, self.total_steps, tc.final_lr_ratio)
-        self.train_set = AsrDataset(tokenizer, augment=training_augment(tc), cut_transforms=cut_transforms)
+        aux_encode = None
+        if cfg.model.aux_units == "pinyin":
+            from ds2.text.pinyin import encode_pinyin as aux_encode
+        self.train_set = AsrDataset(tokenizer, augment=training_augment(tc), cut_transforms=cut_transforms,
+                                    aux_encode=aux_encode)
         self.epoch, self.step = 0, 0
         self.batches_done = 0  # batches of the current epoch already trained (or skipped)
         self.epoch_loss = [0.0, 0]  # summed loss and tokens of the current epoch so far, over all ranks
@@ -190,10 +194,11 @@ class Trainer:
         if not self.ranks.all_ranks_agree(bool(batch["cut_ids"])):
             raise BatchSkipped(EMPTY_BATCH)
         try:
-            loss, tokens, _, _ = compute_loss(self.ddp_model, batch, self.device, tc.dtype)
+            loss, token_loss, tokens = compute_training_loss(self.ddp_model, batch, self.device, tc.dtype,
+                                                             tc.aux_weight)
             finite = bool(torch.isfinite(loss))
-            # [loss, tokens, non-finite ranks] summed over the ranks in one all-reduce
-            total = self.ranks.reduce_over_ranks([loss.item() if finite else 0.0, tokens, 0 if finite else 1])
+            # [the tokens' loss, tokens, non-finite ranks] summed over the ranks in one all-reduce
+            total = self.ranks.reduce_over_ranks([token_loss if finite else 0.0, tokens, 0 if finite else 1])
             self.optimizer.zero_grad(set_to_none=True)
             if total[2] > 0:
                 if self.world_size > 1:  # DDP expects every rank's backward; the gradients are dropped
