@@ -20,8 +20,8 @@ from ds2.text.tokenizer import BLANK
 INITIALS = ("zh", "ch", "sh", "b", "p", "m", "f", "d", "t", "n", "l", "g", "k", "h", "j", "q", "x", "r", "z", "c",
             "s", "y", "w")
 # every final of pypinyin's readings of the CJK Unified Ideographs once the initial is split off
-# (v: ü; g, m, n, ng, ê: interjections such as 嗯 ng)
-FINALS = ("a", "ai", "an", "ang", "ao", "e", "ei", "en", "eng", "er", "g", "i", "ia", "ian", "iang", "iao", "ie",
+# (v: ü; m, n, ng, ê: interjections such as 嗯 ng)
+FINALS = ("a", "ai", "an", "ang", "ao", "e", "ei", "en", "eng", "er", "i", "ia", "ian", "iang", "iao", "ie",
           "in", "ing", "iong", "iu", "m", "n", "ng", "o", "ong", "ou", "u", "ua", "uai", "uan", "uang", "ue", "ui",
           "un", "uo", "v", "ve", "ê")
 TONES = "12345"  # 5: the neutral tone
