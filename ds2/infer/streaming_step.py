@@ -24,6 +24,9 @@ def streaming_problem(cfg) -> str | None:
     if cfg.bidirectional:
         return "it is bidirectional (its backward layers need the whole utterance): train a forward-only one, " \
                "e.g. egs/synth/conf/ds2_streaming.yaml"
+    if cfg.pitch_features:
+        return "its pitch features go around the 2-D convolutions (model.pitch_features), which the " \
+               "streaming step does not implement"
     if cfg.feature_norm != "global":
         return "it normalises each utterance by its own statistics (model.feature_norm: utterance), which " \
                "needs the whole utterance: train with model.feature_norm: global"

@@ -17,6 +17,9 @@ class ModelConfig:
     conv_channels: list[int] = field(default_factory=lambda: [32, 32])  # output channels
     conv_kernels: list[list[int]] = field(default_factory=lambda: [[11, 41], [11, 21]])  # (time, freq)
     conv_strides: list[list[int]] = field(default_factory=lambda: [[2, 2], [1, 2]])  # (time, freq)
+    # The last N input features are pitch features (`ds2 features --pitch`: 2), which go around the
+    # 2-D convolutions through convolutions over time alone; 0: every feature is a spectrum bin.
+    pitch_features: int = 0
     # Recurrent layers.
     rnn_type: str = "gru"  # "rnn" (simple, ReLU), "gru" or "lstm"
     rnn_layers: int = 5  # 1-7 in the paper
@@ -44,6 +47,8 @@ class ModelConfig:
             pairs = getattr(self, name)
             if any(not isinstance(p, (list, tuple)) or len(p) != 2 or min(p) < 1 for p in pairs):
                 raise ValueError(f"model.{name} must hold [time, freq] pairs of positive integers, not {pairs}")
+        if self.pitch_features < 0:
+            raise ValueError(f"model.pitch_features must be >= 0, not {self.pitch_features}")
         if self.feature_norm not in ("global", "utterance"):
             raise ValueError(f"model.feature_norm must be global or utterance, not {self.feature_norm!r}")
         if self.rnn_type not in ("rnn", "gru", "lstm"):

@@ -24,8 +24,11 @@ class DeepSpeech2(nn.Module):
         self.vocab_size = vocab_size
         self.register_buffer("feat_mean", torch.zeros(num_features))
         self.register_buffer("feat_std", torch.ones(num_features))
+        if cfg.pitch_features >= num_features:
+            raise ValueError(f"model.pitch_features {cfg.pitch_features} leaves none of the {num_features} "
+                             f"features to the convolutions")
         self.front_end = ConvFrontEnd(num_features, cfg.conv_channels, cfg.conv_kernels,
-                                      cfg.conv_strides, cfg.relu_clip)
+                                      cfg.conv_strides, cfg.relu_clip, cfg.pitch_features)
         dims = [self.front_end.output_dim] + [cfg.rnn_hidden] * cfg.rnn_layers
         self.rnns = nn.ModuleList(
             RecurrentLayer(dims[i], cfg.rnn_hidden, cfg.rnn_type, cfg.bidirectional,

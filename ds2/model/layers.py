@@ -75,23 +75,36 @@ class ConvFrontEnd(nn.Module):
     Batch norm statistics come from valid frames only, and frames past each utterance's
     length are zeroed after every layer, so a valid frame's output does not depend on the
     padding of the batch it is in.
+
+    The last `pitch_features` input features (pitch, `ds2 features --pitch`) are not a spectrum:
+    they go around the 2-D convolutions, through convolutions over time alone with the same time
+    kernels and strides (`pitch_channels` channels), whose output joins the 2-D convolutions'.
     """
 
-    def __init__(self, num_features: int, channels, kernels, strides, relu_clip: float):
+    def __init__(self, num_features: int, channels, kernels, strides, relu_clip: float, pitch_features: int = 0,
+                 pitch_channels: int = 16):
         super().__init__()
         self.kernels = [tuple(k) for k in kernels]
         self.strides = [tuple(s) for s in strides]
-        layers, in_ch, freq = [], 1, num_features
+        self.pitch_features = pitch_features
+        layers, pitch_layers, in_ch, pitch_in, freq = [], [], 1, pitch_features, num_features - pitch_features
         for ch, (kt, kf), (st, sf) in zip(channels, self.kernels, self.strides):
             layers.append(nn.ModuleDict({
                 "conv": nn.Conv2d(in_ch, ch, (kt, kf), (st, sf), padding=(kt // 2, kf // 2), bias=False),
                 "bn": nn.BatchNorm2d(ch),
             }))
+            if pitch_features:  # (B, C, T, 1): the features as channels, one "frequency"
+                pitch_layers.append(nn.ModuleDict({
+                    "conv": nn.Conv2d(pitch_in, pitch_channels, (kt, 1), (st, 1), padding=(kt // 2, 0), bias=False),
+                    "bn": nn.BatchNorm2d(pitch_channels),
+                }))
+                pitch_in = pitch_channels
             in_ch = ch
             freq = int(conv_output_length(torch.tensor(freq), kf, sf))
         self.layers = nn.ModuleList(layers)
+        self.pitch_layers = nn.ModuleList(pitch_layers)
         self.act = nn.Hardtanh(0.0, relu_clip)
-        self.output_dim = in_ch * freq
+        self.output_dim = in_ch * freq + (pitch_channels if pitch_features else 0)
 
     def output_lengths(self, lengths: torch.Tensor) -> torch.Tensor:
         for (kt, _), (st, _) in zip(self.kernels, self.strides):
@@ -99,15 +112,24 @@ class ConvFrontEnd(nn.Module):
         return lengths
 
     def forward(self, x: torch.Tensor, lengths: torch.Tensor):
-        """x: (B, T, F) -> (B, T', C*F'), lengths (B,) -> (B,)."""
+        """x: (B, T, F) -> (B, T', C*F' [+ pitch_channels]), lengths (B,) -> (B,)."""
+        pitch = None
+        if self.pitch_features:
+            x, pitch = x[..., : -self.pitch_features], x[..., -self.pitch_features:].transpose(1, 2).unsqueeze(3)
         x = x.unsqueeze(1)  # (B, 1, T, F)
-        for layer, (kt, _), (st, _) in zip(self.layers, self.kernels, self.strides):
+        for i, (layer, (kt, _), (st, _)) in enumerate(zip(self.layers, self.kernels, self.strides)):
             x = layer["conv"](x)
             lengths = conv_output_length(lengths, kt, st)
             mask = time_mask(lengths, x.shape[2])[:, None, :, None].to(x.dtype)  # (B, 1, T, 1)
             x = self.act(valid_frames_batch_norm(layer["bn"], x, channel_dim=1, mask=mask)) * mask
+            if pitch is not None:
+                p = self.pitch_layers[i]
+                pitch = self.act(valid_frames_batch_norm(p["bn"], p["conv"](pitch), channel_dim=1, mask=mask)) * mask
         b, c, t, f = x.shape
-        return x.permute(0, 2, 1, 3).reshape(b, t, c * f), lengths
+        x = x.permute(0, 2, 1, 3).reshape(b, t, c * f)
+        if pitch is not None:
+            x = torch.cat([x, pitch.squeeze(3).transpose(1, 2)], dim=2)
+        return x, lengths
 
 
 class SequenceBatchNorm(nn.BatchNorm1d):

@@ -35,6 +35,7 @@ from ds2.train.distributed import (Ranks, agree_on_dtype, data_parallel, init_di
 from ds2.train.errors import BatchSkipped, TrainingStopped
 from ds2.train.evaluate import evaluate
 from ds2.train.experiment import accept_run, setup_logging
+from ds2.data.pitch import NUM_PITCH_FEATURES
 from ds2.train.loss import compute_loss, compute_training_loss
 from ds2.train.memory import check_largest_batch
 from ds2.train.plot import plot_curves
@@ -69,6 +70,11 @@ class Trainer:
         cut_transforms = training_cut_transforms(tc, first, TrainingStopped)  # noise: checked before the long pass
         stats = read_stats(data.stats, first)
         self.features = stats["features"]  # how to compute them from audio (ds2 transcribe)
+        pitch = NUM_PITCH_FEATURES if (self.features or {}).get("pitch") else 0
+        if cfg.model.pitch_features not in (0, pitch):
+            raise TrainingStopped(f"model.pitch_features is {cfg.model.pitch_features}, but the features of "
+                                  f"{data.train_cuts} have {pitch} pitch features (ds2 features --pitch: "
+                                  f"{NUM_PITCH_FEATURES})")
         self.model = DeepSpeech2(cfg.model, self.num_features, tokenizer.vocab_size)
         self.model.set_normalization(stats["mean"], stats["std"])
         self.model.to(self.device)
