@@ -125,7 +125,7 @@ def test_training_summary_gives_the_dev_cer_of_the_checkpoint_decoding_uses(deco
     recipe, exp, rates = decoded
     greedy_dev_cer = rates[("dev_clean", "greedy")][1]
     fraction = greedy_dev_cer.errors / greedy_dev_cer.ref  # as training and `ds2 average` measure it
-    epochs = [{"epoch": i, "dev_cer": c, "seconds": 60.0, "step": 100 * (i + 1)}
+    epochs = [{"epoch": i, "dev_cer": c, "seconds": 60.0, "step": 100 * (i + 1), "train_loss": 3.0 - i}
               for i, c in enumerate([0.5, fraction if chosen != "averaged.pt" else 0.3, 0.4])]
     (exp / "log").mkdir()
     (exp / "log" / "history.json").write_text(json.dumps({"epochs": epochs}))
@@ -142,6 +142,8 @@ def test_training_summary_gives_the_dev_cer_of_the_checkpoint_decoding_uses(deco
     _, rows = table_rows(text)
     header, _ = table_rows(text)
     assert m.group(1) == rows["greedy"][header.index("dev_clean %CER")]
+    by_epoch = f"- by epoch: dev CER 50.00 / {100 * epochs[1]['dev_cer']:.2f} / 40.00 %, training loss 3.000 / 2.000 / 1.000"
+    assert by_epoch in text.splitlines()
 
 
 def test_git_description_ignores_only_the_results_file_being_rewritten(tmp_path):

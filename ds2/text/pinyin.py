@@ -60,3 +60,9 @@ def pinyin_units(text: str) -> list[str]:
 def encode_pinyin(text: str) -> list[int]:
     """Ids (in `UNITS`; 0 is the CTC blank) of `text`'s pinyin units."""
     return [_ID[u] for u in pinyin_units(text)]
+
+
+def aux_encoder(units: str):
+    """The encoder of the auxiliary CTC targets `model.aux_units` names: `encode_pinyin` for
+    "pinyin", None for "" (no auxiliary head)."""
+    return {"": None, "pinyin": encode_pinyin}[units]

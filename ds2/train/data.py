@@ -17,6 +17,7 @@ from lhotse import CutSet
 
 from ds2.config import TrainConfig
 from ds2.data.features import feature_settings_of_cut
+from ds2.data.pitch import NUM_PITCH_FEATURES
 from ds2.data.filter import NoCutsLeft, TrainableCuts, filter_trainable
 from ds2.data.sampler import bucket_count
 from ds2.data.shar import is_shar_dir, load_rank_shards
@@ -59,6 +60,15 @@ def read_stats(path: Path, first_cut) -> dict:
     except Exception as e:
         raise TrainingStopped(f"--stats {path} is not a feature mean/std file of `ds2 features` "
                               f"({type(e).__name__}: {(str(e).splitlines() or [''])[0][:200]})") from None
+
+
+def check_pitch_features(model_pitch: int, features: dict | None, path: Path) -> None:
+    """Stops unless `model.pitch_features` (0: none set aside) matches the pitch features the
+    training features of `path` have (`features`: the settings `read_stats` gives)."""
+    pitch = NUM_PITCH_FEATURES if (features or {}).get("pitch") else 0
+    if model_pitch not in (0, pitch):
+        raise TrainingStopped(f"model.pitch_features is {model_pitch}, but the features of {path} have {pitch} "
+                              f"pitch features (ds2 features --pitch: {NUM_PITCH_FEATURES})")
 
 
 def usable_cuts(train_cuts: CutSet, rank_split: bool, dev_path: Path, tokenizer: Tokenizer, model, ranks: Ranks,

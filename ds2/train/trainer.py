@@ -29,13 +29,13 @@ from ds2.precision import resolve_dtype
 from ds2.progress import progress
 from ds2.text import Tokenizer
 from ds2.train.bad_data import EMPTY_BATCH, BadData
-from ds2.train.data import TrainData, read_stats, read_train_cuts, usable_cuts
+from ds2.text.pinyin import aux_encoder
+from ds2.train.data import TrainData, check_pitch_features, read_stats, read_train_cuts, usable_cuts
 from ds2.train.distributed import (Ranks, agree_on_dtype, data_parallel, init_distributed, pick_device,
                                    shutdown_distributed)
 from ds2.train.errors import BatchSkipped, TrainingStopped
 from ds2.train.evaluate import evaluate
 from ds2.train.experiment import accept_run, setup_logging
-from ds2.data.pitch import NUM_PITCH_FEATURES
 from ds2.train.loss import compute_loss, compute_training_loss
 from ds2.train.memory import check_largest_batch
 from ds2.train.plot import plot_curves
@@ -70,11 +70,7 @@ class Trainer:
         cut_transforms = training_cut_transforms(tc, first, TrainingStopped)  # noise: checked before the long pass
         stats = read_stats(data.stats, first)
         self.features = stats["features"]  # how to compute them from audio (ds2 transcribe)
-        pitch = NUM_PITCH_FEATURES if (self.features or {}).get("pitch") else 0
-        if cfg.model.pitch_features not in (0, pitch):
-            raise TrainingStopped(f"model.pitch_features is {cfg.model.pitch_features}, but the features of "
-                                  f"{data.train_cuts} have {pitch} pitch features (ds2 features --pitch: "
-                                  f"{NUM_PITCH_FEATURES})")
+        check_pitch_features(cfg.model.pitch_features, self.features, data.train_cuts)
         self.model = DeepSpeech2(cfg.model, self.num_features, tokenizer.vocab_size)
         self.model.set_normalization(stats["mean"], stats["std"])
         self.model.to(self.device)
@@ -91,11 +87,8 @@ class Trainer:
             self.steps_per_epoch = int(self.ranks.min_over_ranks(math.ceil(total_audio / tc.max_duration)))
         self.total_steps = self.steps_per_epoch * tc.epochs
         self.scheduler = lr_scheduler(self.optimizer, tc.warmup_steps, self.total_steps, tc.final_lr_ratio)
-        aux_encode = None
-        if cfg.model.aux_units == "pinyin":
-            from ds2.text.pinyin import encode_pinyin as aux_encode
         self.train_set = AsrDataset(tokenizer, augment=training_augment(tc), cut_transforms=cut_transforms,
-                                    aux_encode=aux_encode)
+                                    aux_encode=aux_encoder(cfg.model.aux_units))
         self.epoch, self.step = 0, 0
         self.batches_done = 0  # batches of the current epoch already trained (or skipped)
         self.epoch_loss = [0.0, 0]  # summed loss and tokens of the current epoch so far, over all ranks
@@ -136,8 +129,7 @@ class Trainer:
         self.scheduler.load_state_dict(ckpt["scheduler"])
         self.scaler.load_state_dict(ckpt["scaler"])
         self.epoch, self.step, self.best_cer = ckpt["epoch"], ckpt["step"], ckpt["best_cer"]
-        self.batches_done = ckpt.get("batches_done", 0)
-        self.epoch_loss = list(ckpt.get("epoch_loss", [0.0, 0]))
+        self.batches_done, self.epoch_loss = ckpt.get("batches_done", 0), list(ckpt.get("epoch_loss", [0.0, 0]))
         self.history = json.loads(ckpt["history"])
         if "rng" in ckpt:
             set_rng_state(ckpt["rng"])
@@ -200,8 +192,7 @@ class Trainer:
         if not self.ranks.all_ranks_agree(bool(batch["cut_ids"])):
             raise BatchSkipped(EMPTY_BATCH)
         try:
-            loss, token_loss, tokens = compute_training_loss(self.ddp_model, batch, self.device, tc.dtype,
-                                                             tc.aux_weight)
+            loss, token_loss, tokens = compute_training_loss(self.ddp_model, batch, self.device, tc.dtype, tc.aux_weight)
             finite = bool(torch.isfinite(loss))
             # [the tokens' loss, tokens, non-finite ranks] summed over the ranks in one all-reduce
             total = self.ranks.reduce_over_ranks([token_loss if finite else 0.0, tokens, 0 if finite else 1])
@@ -223,8 +214,7 @@ class Trainer:
         self.scaler.update()
         self.scheduler.step()
         self.step += 1
-        self.epoch_loss[0] += total[0]  # summed over the ranks already
-        self.epoch_loss[1] += total[1]
+        self.epoch_loss = [self.epoch_loss[0] + total[0], self.epoch_loss[1] + total[1]]  # summed over the ranks
         if self.rank == 0 and self.step % tc.log_interval == 0:
             self.tb.add_scalar("train/grad_norm", float(grad_norm), self.step)
         return total[0] / max(1.0, total[1])
@@ -257,9 +247,8 @@ class Trainer:
             log.info("epoch %d: train loss %.4f, dev loss %.4f, dev CER %.2f%% (%d / %d), %.0f s",
                      self.epoch + 1, train_loss, dev_loss, 100 * dev_cer, errors, chars, elapsed)
             self.bad.log_summary()
-            if self.rank == 0:
-                self.tb.add_scalar("dev/loss", dev_loss, self.step)
-                self.tb.add_scalar("dev/cer", dev_cer, self.step)
+            for name, value in (("dev/loss", dev_loss), ("dev/cer", dev_cer)) if self.rank == 0 else ():
+                self.tb.add_scalar(name, value, self.step)
             improved = dev_cer < self.best_cer
             self.best_cer = min(self.best_cer, dev_cer)
             self.epoch += 1
