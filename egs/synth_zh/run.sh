@@ -13,7 +13,7 @@
 set -euo pipefail
 cd "$(dirname "$0")"
 
-num_train=11000         # training utterances, one per training sentence (4-25 characters): ~14 h
+num_train=9000          # training utterances, one per training sentence (4-25 characters): ~11 h
 num_dev=200             # dev utterances (held-out sentences and voices)
 num_test=300            # test utterances (held-out sentences and voices)
 seed=0                  # seed of the corpus (texts, voices, speeds, pitches, noise)
