@@ -122,11 +122,12 @@ def training_summary(exp_dir: Path) -> str:
     minutes = sum(e["seconds"] for e in epochs) / 60
     cer, which = decoded_dev_cer(epochs, a)
     dev_cers = [f"{100 * e['dev_cer']:.2f}" for e in epochs]
-    losses = [f"{e['train_loss']:.3f}" for e in epochs if "train_loss" in e]
+    by_epoch = f"- by epoch: dev CER {' / '.join(dev_cers)} %"
+    if all("train_loss" in e for e in epochs):  # ds2 train writes it; a history from elsewhere may lack it
+        by_epoch += ", training loss " + " / ".join(f"{e['train_loss']:.3f}" for e in epochs)
     lines = [f"- `{exp_dir.name}`: {len(epochs)} epochs, {epochs[-1]['step']} steps, {minutes:.1f} min of "
              f"training; best dev CER {100 * cer:.2f}% ({which}); curves: `exp/{exp_dir.name}/curves.png`",
-             f"- by epoch: dev CER {' / '.join(dev_cers)} %"
-             + (f", training loss {' / '.join(losses)}" if len(losses) == len(epochs) else "")]
+             by_epoch]
     if a is not None:
         lines.append(f"- decoded with `{a['chosen']}`: dev CER of the average of {', '.join(a['averaged'])} "
                      f"{100 * a['dev_cer_averaged']:.2f}%, of {BEST} {100 * a['dev_cer_best']:.2f}% (`ds2 average`)")

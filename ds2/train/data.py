@@ -17,8 +17,8 @@ from lhotse import CutSet
 
 from ds2.config import TrainConfig
 from ds2.data.features import feature_settings_of_cut
-from ds2.data.pitch import NUM_PITCH_FEATURES
 from ds2.data.filter import NoCutsLeft, TrainableCuts, filter_trainable
+from ds2.data.pitch import NUM_PITCH_FEATURES
 from ds2.data.sampler import bucket_count
 from ds2.data.shar import is_shar_dir, load_rank_shards
 from ds2.data.train_cuts import TrainCuts

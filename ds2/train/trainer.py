@@ -28,8 +28,8 @@ from ds2.model import DeepSpeech2
 from ds2.precision import resolve_dtype
 from ds2.progress import progress
 from ds2.text import Tokenizer
-from ds2.train.bad_data import EMPTY_BATCH, BadData
 from ds2.text.pinyin import aux_encoder
+from ds2.train.bad_data import EMPTY_BATCH, BadData
 from ds2.train.data import TrainData, check_pitch_features, read_stats, read_train_cuts, usable_cuts
 from ds2.train.distributed import (Ranks, agree_on_dtype, data_parallel, init_distributed, pick_device,
                                    shutdown_distributed)
@@ -139,7 +139,6 @@ class Trainer:
         # its own generator: creating a DataLoader draws a seed, which must not move the global RNG
         # (a run resumed mid-epoch creates its loader at another point of the RNG's sequence)
         return torch.utils.data.DataLoader(dataset, sampler=sampler, batch_size=None, num_workers=workers,
-                                           persistent_workers=False,
                                            generator=torch.Generator().manual_seed(self.cfg.train.seed + self.epoch))
 
     def train_one_epoch(self) -> float:
@@ -247,8 +246,9 @@ class Trainer:
             log.info("epoch %d: train loss %.4f, dev loss %.4f, dev CER %.2f%% (%d / %d), %.0f s",
                      self.epoch + 1, train_loss, dev_loss, 100 * dev_cer, errors, chars, elapsed)
             self.bad.log_summary()
-            for name, value in (("dev/loss", dev_loss), ("dev/cer", dev_cer)) if self.rank == 0 else ():
-                self.tb.add_scalar(name, value, self.step)
+            if self.rank == 0:
+                self.tb.add_scalar("dev/loss", dev_loss, self.step)
+                self.tb.add_scalar("dev/cer", dev_cer, self.step)
             improved = dev_cer < self.best_cer
             self.best_cer = min(self.best_cer, dev_cer)
             self.epoch += 1
