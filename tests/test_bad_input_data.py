@@ -27,6 +27,7 @@ from ds2.score import parse_wer_file
 from ds2.atomic import save_atomic
 from ds2.checkpoint import load_checkpoint
 from ds2.config import resolve_config
+from ds2.lm.ngram import train_ngram
 from test_train_scale import train_args, write_config
 
 DS2 = str(Path(sys.executable).with_name("ds2"))
@@ -34,8 +35,8 @@ REPO = Path(__file__).resolve().parents[1]
 ENV = {**os.environ, "OMP_NUM_THREADS": "1", "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
 
 
-def ds2(*args, ok: bool = True) -> subprocess.CompletedProcess:
-    out = subprocess.run([DS2, *map(str, args)], capture_output=True, text=True, env=ENV, timeout=300)
+def ds2(*args, ok: bool = True, cwd: Path | None = None) -> subprocess.CompletedProcess:
+    out = subprocess.run([DS2, *map(str, args)], capture_output=True, text=True, env=ENV, timeout=300, cwd=cwd)
     if ok:
         assert out.returncode == 0, out.stderr[-3000:]
     return out
@@ -104,6 +105,50 @@ def test_log_prob_cache_is_keyed_by_the_cuts_file_not_the_set_name(tiny_corpus, 
     dev_lines = (exp / "decode_dev_greedy/wer.txt").read_text().splitlines()[1:]
     assert eval_lines == dev_lines
     assert "log-probs from" not in out.stderr  # eval's cached log-probs (of test) were not used
+
+
+def test_a_cut_set_computed_with_a_relative_folder_is_read_from_any_folder(tiny_corpus, exp, tmp_path):
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    ds2("features", tiny_corpus / "manifests", "fbank", "--prefix", "synth", "--splits", "test", "-j", "1",
+        cwd=tmp_path / "a")
+    cuts = tmp_path / "a/fbank/synth_cuts_test.jsonl.gz"
+    assert all(Path(c.features.storage_path).is_absolute() for c in CutSet.from_file(cuts))
+    out = ds2("decode", exp, "--cuts", f"moved={cuts}", "--num-jobs", "1", cwd=tmp_path / "b")
+    assert "could not be decoded" not in out.stderr, out.stderr
+    assert recogs_ids(exp / "decode_moved_greedy") == sorted(c.id for c in CutSet.from_file(cuts))
+    ds2("shar", cuts, "shar", "--shard-size", "4", cwd=tmp_path / "b")
+    shards = CutSet.from_shar(in_dir=tmp_path / "b/shar").to_eager()
+    assert len(shards) == len(CutSet.from_file(cuts)) and shards[0].load_features().shape[0] > 0
+
+
+def test_a_set_of_which_no_cut_can_be_read_stops_train_tune_and_decode(tiny_corpus, lang, exp, tmp_path):
+    """Cuts naming feature files relative to another folder (as ds2 features wrote them before its
+    paths were absolute): nothing can be read, so no score, no tuned weights, no best.pt."""
+    lost = CutSet.from_cuts(fastcopy(c, features=fastcopy(c.features, storage_path=f"fbank/{Path(c.features.storage_path).name}"))
+                            for c in CutSet.from_file(tiny_corpus / "fbank/synth_cuts_dev.jsonl.gz"))
+    lost.to_file(tmp_path / "lost.jsonl.gz")
+    out = ds2("decode", exp, "--cuts", f"lost={tmp_path / 'lost.jsonl.gz'}", "--num-jobs", "1", ok=False)
+    assert_one_line_error(out, "lost: none of the 8 cuts", "could not be decoded", "ds2 features")
+    assert not (exp / "decode_lost_greedy").exists()
+    (tmp_path / "text.txt").write_text("the cat sat on the mat\na dog ran in the park\n" * 5)
+    _, lm = train_ngram(tmp_path / "text.txt", tmp_path / "lm", order=2)
+    out = ds2("tune", exp, "--method", "beam", "--lm", lm, "--cuts", f"lost={tmp_path / 'lost.jsonl.gz'}",
+              "--num-jobs", "1", "--output", tmp_path / "beam.json", ok=False)
+    assert_one_line_error(out, "could not be decoded")
+    assert not (tmp_path / "beam.json").exists()
+    args = train_args(tiny_corpus, lang, tmp_path / "exp", write_config(tmp_path / "conf.yaml", max_cuts=8))
+    args[args.index("--dev-cuts") + 1] = tmp_path / "lost.jsonl.gz"
+    out = ds2(*args, ok=False)
+    assert_one_line_error(out, "dev: no cut is left to validate on", "8 features not found", "ds2 features")
+    assert not (tmp_path / "exp/checkpoints/best.pt").exists()
+    # the files are there but hold no features: training stops at the first validation
+    for path in {c.features.storage_path for c in lost}:
+        (tmp_path / path).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / path).write_bytes(os.urandom(4000))
+    out = ds2(*args, ok=False, cwd=tmp_path)
+    assert_one_line_error(out, "dev: not one cut could be evaluated", "ds2 features")
+    assert not (tmp_path / "exp/checkpoints/best.pt").exists()
 
 
 def test_decoding_precision_follows_the_device_not_the_training_dtype(tiny_corpus, exp, tmp_path):

@@ -258,6 +258,7 @@ def compute_cut_features(cuts: CutSet, extractor, storage_dir: Path, num_jobs: i
     `storage_dir` from an interrupted run is replaced, and one interrupted now (Ctrl-C) is removed.
     `workers` (of `num_jobs` processes) are the processes to use and keep for the next sets;
     without them, processes are started for these cuts only."""
+    storage_dir = storage_dir.resolve()  # the cut set names absolute paths: readable from any working directory
     if storage_dir.exists():
         shutil.rmtree(storage_dir)
     storage_dir.mkdir(parents=True)

@@ -8,6 +8,7 @@ no batch fails on one of them mid-epoch.
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 
 import torch
 from lhotse import CutSet
@@ -17,6 +18,7 @@ from ds2.text import Tokenizer
 log = logging.getLogger(__name__)
 
 EMPTY, UNMAPPABLE, TOO_SHORT = "empty transcript", "unmappable transcript", "too short for its label sequence"
+NO_FEATURES = "features not found"
 
 
 class NoCutsLeft(ValueError):
@@ -35,11 +37,27 @@ class TrainableCuts:
 
     def __init__(self, tokenizer: Tokenizer, model, split: str):
         self.tokenizer, self.model, self.split = tokenizer, model, split
-        self.dropped: dict[str, list[str]] = {EMPTY: [], UNMAPPABLE: [], TOO_SHORT: []}
+        self.dropped: dict[str, list[str]] = {NO_FEATURES: [], EMPTY: [], UNMAPPABLE: [], TOO_SHORT: []}
         self.kept = 0
+        self.stored: dict[str, bool] = {}  # feature file (or folder) -> whether it exists
+
+    def has_features(self, cut) -> bool:
+        """Whether `cut` has features in memory or in a file (or folder) that exists; each path
+        is looked up once (a chunky file holds many cuts)."""
+        features = cut.features if cut.has_features else None
+        if features is None:
+            return False
+        if not features.storage_path or features.storage_type.startswith("memory"):
+            return True
+        path = features.storage_path
+        if path not in self.stored:
+            self.stored[path] = Path(path).exists()
+        return self.stored[path]
 
     def reason_to_drop(self, cut) -> str | None:
         """Why `cut` cannot be trained on, or None."""
+        if not self.has_features(cut):
+            return NO_FEATURES
         text = " ".join(s.text for s in cut.supervisions if s.text).strip()
         if not text:
             return EMPTY
@@ -89,6 +107,9 @@ def no_cuts_message(split: str, total: int, dropped: dict[str, list[str]]) -> st
         return f"{split}: the cut set is empty; nothing to {'train on' if split == 'train' else 'validate on'}"
     reasons = "; ".join(f"{len(ids)} {reason} (e.g. {ids[0]})" for reason, ids in dropped.items() if ids)
     hints = []
+    if dropped.get(NO_FEATURES):
+        hints.append("the cut set names feature files that are not there (moved or deleted, or written with a "
+                     "relative path from another folder by an older ds2): run `ds2 features` again")
     if dropped.get(UNMAPPABLE):
         hints.append("the transcripts use symbols the tokenizer of --lang-dir lacks (check their case and "
                      "normalisation against its tokens.txt)")

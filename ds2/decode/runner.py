@@ -143,7 +143,7 @@ def compute_log_probs(exp_dir: str | Path, cuts_path: str | Path, set_name: str,
     if cached is not None:
         log.info("%s: log-probs from %s (same cuts file and checkpoint)", set_name, cache)
         _report(cached, set_name)
-        return cached
+        return _some_decoded(cached, set_name, cuts_path)
     model, tokenizer, cfg = model_from_checkpoint(load_checkpoint(ckpt_path))
     device = inference_device()
     model.to(device)
@@ -181,8 +181,19 @@ def compute_log_probs(exp_dir: str | Path, cuts_path: str | Path, set_name: str,
     result = LogProbs(ids, texts, durations, log_probs, tokenizer, str(ckpt_path), undecodable, unspellable,
                       digests)
     _report(result, set_name)
+    _some_decoded(result, set_name, cuts_path)
     result.save(cache)
     return result
+
+
+def _some_decoded(lp: LogProbs, set_name: str, cuts_path) -> LogProbs:
+    """`lp`, unless not one of its cuts could be decoded: then ValueError (one line, the first
+    reason), never a score of deletions only or weights tuned on nothing."""
+    if lp.ids:
+        return lp
+    uid, (_, reason) = next(iter(lp.undecodable.items()))
+    raise ValueError(f"{set_name}: none of the {len(lp.undecodable)} cuts of {cuts_path} could be decoded "
+                     f"(e.g. {uid}: {reason}); were the features moved or deleted? run `ds2 features` again")
 
 
 def _report(lp: LogProbs, set_name: str):

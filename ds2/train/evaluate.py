@@ -9,6 +9,7 @@ precision and checkpoint, the errors and reference characters are the same integ
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 
 import torch
@@ -20,7 +21,10 @@ from ds2.data.sampler import make_eval_sampler
 from ds2.decode.greedy import greedy_decode
 from ds2.score import char_errors
 from ds2.text import Tokenizer
+from ds2.train.errors import TrainingStopped
 from ds2.train.loss import compute_loss
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -55,6 +59,8 @@ def evaluate(model, cuts: CutSet, tokenizer: Tokenizer, device: torch.device, dt
                                          batch_size=None, num_workers=0,
                                          generator=torch.Generator())  # leaves the global RNG alone
     for batch in loader:
+        for cut_id, reason in batch["skipped"]:
+            log.warning("dev: cannot evaluate %s (%s)", cut_id, reason)
         if not batch["cut_ids"]:
             continue
         loss, tokens, log_probs, out_lens = compute_loss(model, batch, device, dtype)
@@ -65,3 +71,14 @@ def evaluate(model, cuts: CutSet, tokenizer: Tokenizer, device: torch.device, dt
             result.char_errors += counts["errors"]
             result.ref_chars += counts["ref"]
     return result
+
+
+def dev_summary(sums) -> tuple[float, float, int, int]:
+    """(loss per token, CER, character errors, reference characters) from the sums of loss, tokens,
+    character errors and reference characters over every rank's share of dev. TrainingStopped
+    when not one dev cut could be evaluated (their features unreadable): never a CER of 0 / 0."""
+    loss, tokens, errors, chars = sums
+    if not chars:
+        raise TrainingStopped("dev: not one cut could be evaluated (their features cannot be read: see the log); "
+                              "run `ds2 features` again for the dev set")
+    return loss / max(1.0, tokens), errors / max(1.0, chars), int(errors), int(chars)

@@ -34,7 +34,7 @@ from ds2.train.data import TrainData, check_pitch_features, read_stats, read_tra
 from ds2.train.distributed import (Ranks, agree_on_dtype, data_parallel, init_distributed, pick_device,
                                    shutdown_distributed)
 from ds2.train.errors import BatchSkipped, TrainingStopped
-from ds2.train.evaluate import evaluate
+from ds2.train.evaluate import dev_summary, evaluate
 from ds2.train.experiment import accept_run, setup_logging
 from ds2.train.loss import compute_loss, compute_training_loss
 from ds2.train.memory import check_largest_batch
@@ -224,8 +224,7 @@ class Trainer:
         r = evaluate(self.model, self.dev_cuts, self.tokenizer, self.device, self.cfg.train.dtype,
                      self.world_size, self.rank)
         self.model.train()
-        loss, tokens, errors, chars = self.ranks.reduce_over_ranks([r.loss, r.tokens, r.char_errors, r.ref_chars])
-        return loss / max(1.0, tokens), errors / max(1.0, chars), int(errors), int(chars)
+        return dev_summary(self.ranks.reduce_over_ranks([r.loss, r.tokens, r.char_errors, r.ref_chars]))
 
     def fit(self) -> None:
         """Train the remaining epochs; after each, validate and write the epoch's checkpoints,
