@@ -48,6 +48,7 @@
 _egs="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 . "$_egs/../utils/stage.sh"
 . "$_egs/../utils/parse_options.sh"
+check_stages 1 9
 if [ "$(type -t options_parsed)" = function ]; then options_parsed; fi
 
 feature_name=$feature_kind; [ "$pitch_features" = true ] && feature_name=${feature_kind}_pitch

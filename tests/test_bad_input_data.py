@@ -251,9 +251,15 @@ def test_run_sh_rejects_bad_stage_stray_arguments_and_bad_tag_and_its_help_examp
     # every share of run.sh takes a fraction (a share defaulting to `0` was an integer option)
     shares = re.findall(r"^(\w+_prob|\w+_share)=", (recipe / "run.sh").read_text(), re.M)
     assert {"festival_share", "reverb_prob", "telephone_prob", "vocode_prob"} <= set(shares)
-    for name in shares:
+    for name in shares:  # taken: the one complaint is about the stages, which come after the options
         out = run_sh("--stop-stage", "0", f"--{name.replace('_', '-')}", "0.25")
-        assert out.returncode == 0, (name, out.stderr)
+        assert out.returncode == 1 and out.stderr.strip().endswith("selects no stage (the stages are 1 to 9)"), \
+            (name, out.stderr)
+    # a reversed or empty range runs nothing: that is an error, never a silent exit 0
+    for args in (("--stage", "7", "--stop-stage", "3"), ("--stage", "10"), ("--stop-stage", "-1")):
+        out = run_sh(*args)
+        assert out.returncode == 1 and "selects no stage (the stages are 1 to 9)" in out.stderr, (args, out)
+        assert len(out.stderr.strip().splitlines()) == 1, out.stderr
     assert not (recipe / "data").exists() and not (recipe / "exp").exists()
 
     out = run_sh("--help")

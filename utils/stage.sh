@@ -8,13 +8,22 @@ _log() {
   echo "$(date '+%Y-%m-%d %H:%M:%S') ($(basename "${BASH_SOURCE[2]:-$0}"):${BASH_LINENO[1]}) $*" >&2
 }
 
-# stage_selected N: true when N lies within --stage .. --stop-stage. Stops the recipe when
-# they are not integers (a test that fails on a bad operand would skip every stage, exit 0).
-stage_selected() {
+# check_stages FIRST LAST: stop the recipe unless --stage .. --stop-stage are integers that select at
+# least one of its stages FIRST..LAST (a bad operand, a reversed or an empty range would run
+# nothing and exit 0).
+check_stages() {
   if [[ ! "$stage" =~ ^-?[0-9]+$ || ! "$stop_stage" =~ ^-?[0-9]+$ ]]; then
     echo "$0: --stage and --stop-stage must be integers, not '$stage' and '$stop_stage'" >&2
     exit 1
   fi
+  if [ "$stage" -gt "$stop_stage" ] || [ "$stop_stage" -lt "$1" ] || [ "$stage" -gt "$2" ]; then
+    echo "$0: --stage $stage --stop-stage $stop_stage selects no stage (the stages are $1 to $2)" >&2
+    exit 1
+  fi
+}
+
+# stage_selected N: true when N lies within --stage .. --stop-stage (checked by check_stages).
+stage_selected() {
   [ "$stage" -le "$1" ] && [ "$stop_stage" -ge "$1" ]
 }
 
