@@ -6,6 +6,9 @@
   `data_aishell/transcript/aishell_transcript_v0.8.txt` (`<id> <words separated by spaces>`);
 - `resource_aishell.tgz`: `resource_aishell/lexicon.txt` and `speaker.info`.
 `write_corpus(folder)` writes the same corpus untarred (a copy on disk, for `--corpus-dir`).
+Both take a subset of the utterances; `make_archives(..., damaged=speaker)` cuts that speaker's
+archive inside data_aishell.tgz short, `write_corpus(..., tarred=[speaker])` leaves that speaker's
+archive tarred (as a copy half untarred is).
 
 Speakers follow AISHELL-1's ranges (train S0002-S0723, dev S0724-S0763, test S0764-S0916):
 three train speakers, one dev, one test, 69 WAVs of 1.6-6 s (2.7 minutes). What the preparation must handle
@@ -18,6 +21,7 @@ Entry points: `make_archives`, `write_corpus`, `UTTERANCES`.
 
 from __future__ import annotations
 
+import functools
 import io
 import subprocess
 import tarfile
@@ -97,6 +101,7 @@ def _plan() -> list[Utterance]:
 UTTERANCES = _plan()
 
 
+@functools.lru_cache(maxsize=None)
 def speak(utt: Utterance) -> bytes:
     """The WAV file (16 kHz, mono, 16-bit PCM) of espeak-ng reading `utt` in its speaker's voice."""
     _, variant, speed, pitch = SPEAKERS[utt.speaker]
@@ -124,18 +129,22 @@ def _resources(utts: list[Utterance]) -> dict[str, str]:
                                                      for s, v in SPEAKERS.items())}
 
 
-def write_corpus(root: str | Path, utts: list[Utterance] | None = None) -> Path:
+def write_corpus(root: str | Path, utts: list[Utterance] | None = None, tarred: tuple[str, ...] = ()) -> Path:
     """AISHELL-1 as it is once every archive is untarred: `root/data_aishell/{wav,transcript}`
-    (wav/<split>/<speaker>/<id>.wav) and `root/resource_aishell`. Returns `root`."""
+    (wav/<split>/<speaker>/<id>.wav) and `root/resource_aishell`; the speakers `tarred` left as
+    `wav/<speaker>.tar.gz`. Returns `root`."""
     root = Path(root)
     utts = UTTERANCES if utts is None else utts
+    wav = root / "data_aishell" / "wav"
     for split in ("train", "dev", "test"):
-        (root / "data_aishell" / "wav" / split).mkdir(parents=True, exist_ok=True)
+        (wav / split).mkdir(parents=True, exist_ok=True)
     for u in utts:
-        if u.wav:
-            path = root / "data_aishell" / "wav" / u.split / u.speaker / f"{u.id}.wav"
+        if u.wav and u.speaker not in tarred:
+            path = wav / u.split / u.speaker / f"{u.id}.wav"
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_bytes(speak(u))
+    for spk in tarred:
+        (wav / f"{spk}.tar.gz").write_bytes(_speaker_tar(spk, utts))
     (root / TRANSCRIPT).parent.mkdir(parents=True, exist_ok=True)
     (root / TRANSCRIPT).write_text(_transcript(utts), encoding="utf-8")
     for name, text in _resources(utts).items():
@@ -165,18 +174,26 @@ def _tgz(members: list[tuple[str, bytes | None]]) -> bytes:
     return buf.getvalue()
 
 
-def make_archives(folder: str | Path, utts: list[Utterance] | None = None) -> dict[str, Path]:
+def _speaker_tar(spk: str, utts: list[Utterance]) -> bytes:
+    """`<speaker>.tar.gz` as data_aishell.tgz holds it: `<split>/<speaker>/<id>.wav`."""
+    split = SPEAKERS[spk][0]
+    return _tgz([(split, None), (f"{split}/{spk}", None)]
+                + [(f"{split}/{spk}/{u.id}.wav", speak(u)) for u in utts if u.speaker == spk and u.wav])
+
+
+def make_archives(folder: str | Path, utts: list[Utterance] | None = None, damaged: str | None = None
+                  ) -> dict[str, Path]:
     """Write `folder/data_aishell.tgz` and `folder/resource_aishell.tgz` as OpenSLR serves them
-    (serve `folder` as `<base-url>/33/`). Returns {archive name: path}."""
+    (serve `folder` as `<base-url>/33/`), the archive of the speaker `damaged` cut to half its
+    bytes inside. Returns {archive name: path}."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     utts = UTTERANCES if utts is None else utts
     members: list[tuple[str, bytes | None]] = [("data_aishell", None), ("data_aishell/wav", None)]
-    for spk, (split, *_) in SPEAKERS.items():
-        wavs = [u for u in utts if u.speaker == spk and u.wav]
-        speaker_tar = _tgz([(split, None), (f"{split}/{spk}", None)]
-                           + [(f"{split}/{spk}/{u.id}.wav", speak(u)) for u in wavs])
-        members.append((f"data_aishell/wav/{spk}.tar.gz", speaker_tar))
+    for spk in SPEAKERS:
+        speaker_tar = _speaker_tar(spk, utts)
+        members.append((f"data_aishell/wav/{spk}.tar.gz", speaker_tar[:len(speaker_tar) // 2] if spk == damaged
+                        else speaker_tar))
     members += [("data_aishell/transcript", None), (TRANSCRIPT, _transcript(utts).encode())]
     paths = {"data_aishell.tgz": folder / "data_aishell.tgz", "resource_aishell.tgz": folder / "resource_aishell.tgz"}
     paths["data_aishell.tgz"].write_bytes(_tgz(members))

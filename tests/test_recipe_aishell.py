@@ -78,7 +78,8 @@ def test_a_copy_with_speaker_archives_still_tarred_says_to_untar_them(tmp_path):
     assert proc.returncode == 1
     (line,) = proc.stderr.strip().splitlines()
     assert "missing data_aishell/wav/train, data_aishell/wav/dev, data_aishell/wav/test" in line
-    assert "holds 1 speaker archives: untar them there first" in line
+    assert line.endswith(f"holds 1 speaker archive not untarred (S0002.tar.gz): untar it there first, "
+                         f"`cd {wav} && tar xzf S0002.tar.gz`)")
 
 
 def test_a_download_that_gets_404_fails_naming_the_url(tmp_path, http_root):

@@ -16,9 +16,10 @@ def command():
 @click.argument("output_dir", type=click.Path(file_okay=False, path_type=Path))
 @click.option("--audio-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Where the WAV files go [default: OUTPUT_DIR/../audio].")
-@click.option("--num-train", default=3000, help="Training utterances.")
-@click.option("--num-dev", default=200, help="Dev utterances (one per held-out sentence).")
-@click.option("--num-test", default=300, help="Test utterances (one per held-out sentence).")
+@click.option("--num-train", type=click.IntRange(min=1), default=3000, help="Training utterances.")
+@click.option("--num-dev", type=click.IntRange(min=1), default=200, help="Dev utterances (one per held-out sentence).")
+@click.option("--num-test", type=click.IntRange(min=1), default=300,
+              help="Test utterances (one per held-out sentence).")
 @click.option("--num-dev-voices", type=int, default=None,
               help="(accent, variant) voices held out for dev [default: en 40, zh 12].")
 @click.option("--num-test-voices", type=int, default=None, help="Voices held out for test [default: en 60, zh 12].")
@@ -48,7 +49,8 @@ def command():
 @click.option("--held-out-voice", default=None,
               help="engine/voice never heard in train, dev or test, e.g. festival/cmu_us_slt_arctic_hts: it reads "
                    "the first --num-held-out test sentences as the set 'heldout'.")
-@click.option("--num-held-out", default=200, show_default=True, help="Utterances of the held-out voice.")
+@click.option("--num-held-out", type=click.IntRange(min=1), default=200, show_default=True,
+              help="Utterances of the held-out voice.")
 @click.option("--language", type=click.Choice(["en", "zh"]), default="en", show_default=True,
               help="en: English (prefix synth); zh: Mandarin, characters (prefix synthzh).")
 @click.option("--text", default=None,

@@ -1,14 +1,14 @@
 """LibriSpeech (OpenSLR 12: 960 h of read English audiobooks) and mini-LibriSpeech (OpenSLR 31:
 its 5 h train-clean-5 and 2 h dev-clean-2), and LibriSpeech's LM resources (OpenSLR 11).
 
-Download and untar the parts with Lhotse (`download_librispeech`: `<base-url>/12/<part>.tar.gz`,
-`<base-url>/31/<part>.tar.gz` for the mini parts; each untars to `LibriSpeech/<part>/<speaker>/
-<chapter>/` with `<speaker>-<chapter>-<utt>.flac` and `<speaker>-<chapter>.trans.txt`), or take a
-copy already on disk; prepare them with Lhotse (`prepare_librispeech`), then write every
-transcript as the `char-en` tokens spell it (`normalize_english`: LibriSpeech's upper-case
-becomes lower-case, apostrophes at word edges go). A transcript that cannot be spelled with
-the 28 characters is dropped with its recording, and so are a FLAC without a transcript line and
-a transcript line without a FLAC; each is counted in one log line per part.
+Download and untar the parts (`<base-url>/12/<part>.tar.gz`, `<base-url>/31/<part>.tar.gz` for
+the mini parts; each untars to `LibriSpeech/<part>/<speaker>/<chapter>/` with
+`<speaker>-<chapter>-<utt>.flac` and `<speaker>-<chapter>.trans.txt`), or take a copy already on
+disk; read every FLAC's header, then write every transcript as the `char-en` tokens spell it
+(`normalize_english`: LibriSpeech's upper-case becomes lower-case, apostrophes at word edges go).
+A transcript that cannot be spelled with the 28 characters is dropped with its recording, and so
+are a FLAC without a transcript line, a transcript line without a FLAC and a FLAC that cannot be
+read; each is counted in one log line per part (the unreadable files named in one of their own).
 
 Writes `librispeech_{recordings,supervisions}_<part>.jsonl.gz`, the names `egs/asr.sh` reads
 with prefix=librispeech (mini-LibriSpeech's parts too: train-clean-5, dev-clean-2).
@@ -31,11 +31,11 @@ import multiprocessing as mp
 import zlib
 from collections import deque
 from contextlib import nullcontext
-from dataclasses import replace
 from pathlib import Path
 
 from ds2.atomic import write_atomic
-from ds2.corpora import CorpusError, download_error, quiet_root_logger
+from ds2.corpora import (NAMED, CorpusError, download_archive, download_error, fetch, gzip_error, read_utterances,
+                         write_manifests)
 from ds2.text import normalize_english
 
 DEFAULT_BASE_URL = "https://www.openslr.org/resources"
@@ -79,19 +79,11 @@ def download(download_dir: str | Path, parts: list[str], base_url: str = DEFAULT
     A part already untarred (its `.completed` marker) is not fetched again, and a partly
     downloaded archive is resumed. A failed download raises CorpusError naming the URL.
     """
-    from lhotse.recipes.librispeech import download_librispeech
-
     parts, download_dir = check_parts(parts), Path(download_dir)
-    try:
-        download_librispeech(download_dir, dataset_parts=parts, base_url=base_url.rstrip("/"))
-    except Exception as e:
-        # download_librispeech fetches the parts in the order given and marks each one done once it
-        # is untarred: the first one without its marker is the one that failed
-        part = next((p for p in parts if not (download_dir / "LibriSpeech" / p / ".completed").is_file()), parts[-1])
-        error = download_error(e, part_url(base_url, part), download_dir / f"{part}.tar.gz", download_dir)
-        if error is None:
-            raise
-        raise error from None
+    for part in parts:
+        untarred = download_dir / "LibriSpeech" / part
+        download_archive(part_url(base_url, part), download_dir / f"{part}.tar.gz", download_dir,
+                         untarred / ".completed", untarred)
     return download_dir
 
 
@@ -130,42 +122,30 @@ def prepare(corpus_dir: str | Path, output_dir: str | Path, parts: list[str], nu
     """Write the normalised manifests of `parts` from the copy in `corpus_dir` (the folder holding
     LibriSpeech/, as `check_corpus` takes it) into `output_dir`, each atomically; returns
     {"recordings_dev-clean": path, ...}. `num_jobs` threads read the FLAC headers."""
-    from lhotse import RecordingSet, SupervisionSet
-    from lhotse.recipes.librispeech import prepare_librispeech
-
     root = check_corpus(corpus_dir, parts).resolve()  # absolute audio paths: manifests work from any folder
     parts, output_dir = check_parts(parts), Path(output_dir)
-    with quiet_root_logger():  # it warns once per transcript line without its FLAC
-        manifests = prepare_librispeech(root, dataset_parts=parts, num_jobs=num_jobs)
     written = {}
     for part in parts:
-        recordings, supervisions = manifests[part]["recordings"], manifests[part]["supervisions"]
+        lines = {}  # utterance id -> its transcript line's text
+        for transcript in sorted((root / part).glob("*/*/*.trans.txt")):
+            for line in transcript.read_text(encoding="utf-8").splitlines():
+                uid, _, text = line.strip().partition(" ")
+                if uid:
+                    lines[uid] = text
+        flacs = {uid: root / part / "/".join(uid.split("-")[:2]) / f"{uid}.flac" for uid in lines}
+        no_flac = sorted(uid for uid, path in flacs.items() if not path.is_file())
+        texts = {uid: normalize_english(text) for uid, text in lines.items() if uid not in no_flac}
+        unspellable = sorted(uid for uid, text in texts.items() if text is None)
+        texts = {uid: text for uid, text in texts.items() if text is not None}
+        recs, sups = read_utterances(f"librispeech {part} ({root / part})", flacs, texts,
+                                     {uid: uid.split("-")[0] for uid in texts}, "English", num_jobs)
         num_flacs = sum(1 for _ in (root / part).rglob("*.flac"))
-        num_lines = 0
-        for transcript in (root / part).glob("*/*/*.trans.txt"):
-            with open(transcript, encoding="utf-8") as f:
-                num_lines += sum(1 for line in f if line.strip())
-        kept, dropped = [], []
-        for sup in supervisions:
-            text = normalize_english(sup.text)
-            if text is None:
-                dropped.append(sup)
-            else:
-                kept.append(replace(sup, text=text))
-        if not kept:
-            raise CorpusError(f"{root / part} holds no utterance with a usable transcript")
-        ids = {s.recording_id for s in kept}
-        recs = RecordingSet.from_recordings(r for r in recordings if r.id in ids)
-        sups = SupervisionSet.from_segments(kept)
         log.info("librispeech %s: %d utterances, %.2f hours; left out: %d FLACs without a transcript line, %d "
-                 "transcript lines without a FLAC, %d transcripts that cannot be spelled with the 28 characters%s",
-                 part, len(sups), sum(r.duration for r in recs) / 3600, num_flacs - len(recordings),
-                 num_lines - len(recordings), len(dropped),
-                 f", e.g. {dropped[0].id} {dropped[0].text!r}" if dropped else "")
-        for kind, items in (("recordings", recs), ("supervisions", sups)):
-            path = output_dir / f"{PREFIX}_{kind}_{part}.jsonl.gz"
-            write_atomic(path, items.to_file)
-            written[f"{kind}_{part}"] = path
+                 "transcript lines without a FLAC%s, %d transcripts that cannot be spelled with the 28 characters%s",
+                 part, len(sups), sum(r.duration for r in recs) / 3600, num_flacs - len(lines) + len(no_flac),
+                 len(no_flac), f" ({', '.join(no_flac[:NAMED])}{' ...' if len(no_flac) > NAMED else ''})" if no_flac
+                 else "", len(unspellable), f", e.g. {unspellable[0]} {lines[unspellable[0]]!r}" if unspellable else "")
+        written.update(write_manifests(output_dir, PREFIX, part, recs, sups))
     return written
 
 
@@ -175,13 +155,9 @@ def prepare(corpus_dir: str | Path, output_dir: str | Path, parts: list[str], nu
 def _check_gzip(path: Path, url: str) -> None:
     """Read `path` through to its end: a mirror's error page or a download cut short fails here,
     not hours later in lmplz or build_binary."""
-    try:
-        with gzip.open(path, "rb") as f:
-            while f.read(1 << 24):
-                pass
-    except (OSError, EOFError, zlib.error) as e:
-        raise CorpusError(f"{path} (from {url}) is not a complete gzip file ({' '.join(str(e).split())}): "
-                          f"delete it and run again") from None
+    why = gzip_error(path)
+    if why:
+        raise CorpusError(f"{path} (from {url}) is not a complete gzip file ({why}): delete it and run again")
 
 
 def download_lm(download_dir: str | Path, names: list[str], base_url: str = DEFAULT_BASE_URL) -> dict[str, Path]:
@@ -190,8 +166,6 @@ def download_lm(download_dir: str | Path, names: list[str], base_url: str = DEFA
     A file is checked to be a complete gzip file, then marked done (`.<name>.completed`) and not
     fetched again; a partly downloaded one is resumed. CorpusError names the URL that failed.
     """
-    from lhotse.utils import resumable_download
-
     unknown = [n for n in names if n not in LM_RESOURCES]
     if unknown:
         raise CorpusError(f"unknown LM resource {', '.join(unknown)}: OpenSLR 11 serves {', '.join(LM_RESOURCES)}")
@@ -202,7 +176,7 @@ def download_lm(download_dir: str | Path, names: list[str], base_url: str = DEFA
         path, done, url = download_dir / name, download_dir / f".{name}.completed", lm_url(base_url, name)
         if not done.is_file():
             try:
-                resumable_download(url, path)
+                fetch(url, path)
             except Exception as e:
                 error = download_error(e, url, path, download_dir)
                 if error is None:

@@ -1,6 +1,6 @@
 """MUSAN (OpenSLR 17): music, speech and noise recordings (16 kHz) for noise augmentation.
 
-Download and untar it with Lhotse (`download_musan`: `<base-url>/17/musan.tar.gz`, about 11 GB),
+Download and untar it (`<base-url>/17/musan.tar.gz`, about 11 GB, as Lhotse's `download_musan`),
 or take a copy already on disk; prepare the recordings of the parts asked for with Lhotse
 (`prepare_musan`). Writes `musan_recordings_<part>.jsonl.gz`; `ds2 features ... --prefix musan
 --recordings-only` gives them features, which training mixes into its batches (`train.noise_cuts`).
@@ -15,7 +15,7 @@ import logging
 from pathlib import Path
 
 from ds2.atomic import write_atomic
-from ds2.corpora import CorpusError, download_error, quiet_root_logger
+from ds2.corpora import CorpusError, download_archive, quiet_root_logger
 
 DEFAULT_BASE_URL = "https://www.openslr.org/resources"
 PARTS = ("music", "noise", "speech")
@@ -34,17 +34,10 @@ def download(download_dir: str | Path, base_url: str = DEFAULT_BASE_URL) -> Path
     `download_dir/musan`); returns the corpus folder. Once untarred (Lhotse's `.musan_completed`
     marker) it is not fetched again; a partly downloaded archive is resumed. A failed download
     raises CorpusError naming the URL."""
-    from lhotse.recipes.musan import download_musan
-
     download_dir = Path(download_dir)
-    url = archive_url(base_url)
-    try:
-        return download_musan(download_dir, url=url)
-    except Exception as e:
-        error = download_error(e, url, download_dir / "musan.tar.gz", download_dir)
-        if error is None:
-            raise
-        raise error from None
+    download_archive(archive_url(base_url), download_dir / "musan.tar.gz", download_dir,
+                     download_dir / ".musan_completed")  # Lhotse's download_musan's marker
+    return download_dir / PREFIX
 
 
 def check_corpus(corpus_dir: str | Path, parts: list[str]) -> Path:

@@ -11,12 +11,14 @@ An input is either
 - a CSV file (or TSV: a `.tsv` name or a tab in the header) whose header is
   `audio_path,text[,speaker]`; a relative audio path is relative to the file's folder. An
   utterance's id is its audio file's name without the extension (`<name>-<line>` where a name
-  comes twice).
+  comes twice, made unique where that is another file's name); a file listed twice is named in
+  the log.
 
 Audio may be any format Lhotse reads, at any sampling rate, with any number of channels (the
 features stage resamples and mixes down). Each utterance is checked, and dropped if
-- its audio is missing or unreadable (a missing file, a file that is not audio, a command that
-  fails, no samples), or its segment lies outside its recording;
+- its audio is missing or unreadable (a missing file, a file that is not audio, a WAV shorter
+  than its header says, a command that fails, no samples), or its segment lies outside its
+  recording;
 - its transcript is empty (or missing, or nothing but punctuation);
 - its transcript holds characters the token type cannot spell: `char-en` writes what
   `normalize_english` leaves (lower-case a-z, apostrophe, space; digits and accented letters
@@ -38,12 +40,13 @@ import logging
 import re
 import subprocess
 import unicodedata
+from collections import Counter, defaultdict
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from ds2.atomic import write_atomic
-from ds2.corpora import CorpusError, quiet_root_logger
+from ds2.corpora import NAMED, CorpusError, quiet_root_logger, read_recording, short_error
 from ds2.text import normalize_english, normalize_mandarin
 
 log = logging.getLogger(__name__)
@@ -53,7 +56,6 @@ TABLE_COLUMNS = ("audio_path", "text", "speaker")  # the last one optional
 # the kinds of utterance that are dropped, in the order they are checked and logged
 EMPTY, UNSPELLABLE, UNREADABLE, OUTSIDE = KINDS = ("empty transcript", "characters the tokens cannot spell",
                                                    "missing or unreadable audio", "segment outside its recording")
-NAMED = 5  # ids named per kind in the log
 MAX_OVERSHOOT = 0.5  # seconds a segment may end after its recording (cut there), as Kaldi's extract-segments
 
 
@@ -203,14 +205,25 @@ def read_table(path: str | Path) -> list[Entry]:
                               + ("" if tsv else " (quote a text that holds commas: \"a, b\")"))
         values = dict(zip(header, row))
         found.append((number, Path(values.get("audio_path", "").strip()).stem or f"line{number}", values))
-    count = {}
-    for _, name, _ in found:
-        count[name] = count.get(name, 0) + 1
-    entries = []
+    count = Counter(name for _, name, _ in found)
+    taken = set(count)  # an id made for a repeated name is never another file's name: never two files in one id
+    entries, lines = [], defaultdict(list)
     for number, name, values in found:
-        uid = name if count[name] == 1 else f"{name}-{number}"
+        uid = name
+        if count[name] > 1:
+            uid, k = f"{name}-{number}", 1
+            while uid in taken:
+                k += 1
+                uid = f"{name}-{number}.{k}"
+            taken.add(uid)
         audio, _ = _audio_of(values.get("audio_path", ""), base)
+        lines[audio].append(number)
         entries.append(Entry(uid, uid, audio, False, values.get("text"), (values.get("speaker") or "").strip() or None))
+    repeated = {audio: numbers for audio, numbers in lines.items() if audio and len(numbers) > 1}
+    if repeated:
+        log.warning("%s: %d audio file%s listed more than once, each line kept as an utterance of its own: %s", path,
+                    len(repeated), "s" if len(repeated) > 1 else "", "; ".join(
+                        f"{audio} (lines {', '.join(map(str, numbers))})" for audio, numbers in list(repeated.items())[:NAMED]))
     return entries
 
 
@@ -236,16 +249,9 @@ def clean_text(text: str | None, token_type: str) -> tuple[str | None, str | Non
     return None, UNSPELLABLE, " ".join(bad)
 
 
-def _short_error(e: BaseException) -> str:
-    """One short line of why Lhotse could not read an audio file."""
-    text = str(e)
-    m = re.search(r"Error opening .*?: (.+)", text)
-    return (m.group(1).strip() if m else text.splitlines()[0] if text else type(e).__name__)[:200]
-
-
 def probe_audio(recording_id: str, audio: str, is_command: bool):
-    """The Lhotse Recording of a file or a command's output (its header read: sampling rate,
-    channels, samples), or a string saying why there is none."""
+    """The Lhotse Recording of a file (as `read_recording` reads it) or a command's output (its
+    header read: sampling rate, channels, samples), or a string saying why there is none."""
     from lhotse import AudioSource, Recording
     from lhotse.audio.backend import info
 
@@ -253,25 +259,22 @@ def probe_audio(recording_id: str, audio: str, is_command: bool):
         return f"recording {recording_id} is not in wav.scp"
     if not audio:
         return "no audio path given"
+    if not is_command:
+        return read_recording(audio, recording_id)
     try:
-        if is_command:
-            proc = subprocess.run(audio, shell=True, capture_output=True)  # as Lhotse runs it
-            if proc.returncode != 0 or not proc.stdout:
-                why = proc.stderr.decode(errors="replace").strip().splitlines()
-                return (f"command failed (exit {proc.returncode}" + (f": {why[-1][:150]}" if why else "") + ")"
-                        if proc.returncode else "command wrote no audio")
-            i = info(io.BytesIO(proc.stdout))
-            recording = Recording(id=recording_id, sources=[AudioSource(type="command", channels=list(range(
-                i.channels)), source=audio)], sampling_rate=int(i.samplerate), num_samples=int(i.frames),
-                duration=i.frames / i.samplerate)
-        else:
-            if not Path(audio).is_file():
-                return f"{audio}: no such file"
-            recording = Recording.from_file(audio, recording_id=recording_id)
-    except Exception as e:  # noqa: BLE001 - every way a file cannot be read is reported, not fatal
-        return f"{audio if not is_command else 'its output'}: {_short_error(e)}"
+        proc = subprocess.run(audio, shell=True, capture_output=True)  # as Lhotse runs it
+        if proc.returncode != 0 or not proc.stdout:
+            why = proc.stderr.decode(errors="replace").strip().splitlines()
+            return (f"command failed (exit {proc.returncode}" + (f": {why[-1][:150]}" if why else "") + ")"
+                    if proc.returncode else "command wrote no audio")
+        i = info(io.BytesIO(proc.stdout))
+        recording = Recording(id=recording_id, sources=[AudioSource(type="command", channels=list(range(
+            i.channels)), source=audio)], sampling_rate=int(i.samplerate), num_samples=int(i.frames),
+            duration=i.frames / i.samplerate)
+    except Exception as e:  # noqa: BLE001 - every way a command's output cannot be read is reported, not fatal
+        return f"its output: {short_error(e)}"
     if recording.num_samples <= 0:
-        return f"{audio}: no samples"
+        return "its output has no samples"
     return recording
 
 

@@ -37,6 +37,7 @@ def normalize_english(text: str) -> str | None:
 # Hanzi: the CJK Unified Ideographs, extension A, the compatibility ideographs and 〇 (U+3007, "zero").
 _HANZI = re.compile(r"[\u3007\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
 _LATIN = re.compile(r"[A-Z]")
+_SPELLED_OUT = re.compile(r"[A-Za-z0-9]")  # what NFKC must not make of a number or symbol
 # ANSI colour codes of terminal text (the fortune files hold some)
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
 
@@ -56,10 +57,15 @@ def normalize_mandarin(text: str) -> str | None:
     - Latin letters are kept, upper-cased, each letter a character token ("iPhone" -> "IPHONE"):
       Mandarin speech spells brand names and acronyms;
     - a sentence with an Arabic digit is dropped (None): "2016" is read 二零一六 or
-      两千零一十六, and the text does not say which; so is a sentence with any other script
-      (kana, Hangul, Cyrillic...) or with nothing left.
+      两千零一十六, and the text does not say which; so is a sentence with a number or symbol
+      that NFKC would spell in Latin letters or digits (Ⅻ -> XII, ℃ -> °C, ㎏ -> kg: read 十二,
+      摄氏度, 公斤), with any other script (kana, Hangul, Cyrillic...) or with nothing left.
     """
-    text = unicodedata.normalize("NFKC", _ANSI.sub("", text)).upper()
+    text = _ANSI.sub("", text)
+    if any(_SPELLED_OUT.search(unicodedata.normalize("NFKC", c)) for c in text
+           if not c.isascii() and not unicodedata.category(c).startswith("L")):
+        return None
+    text = unicodedata.normalize("NFKC", text).upper()
     kept = []
     for c in text:
         if is_hanzi(c) or _LATIN.fullmatch(c):
