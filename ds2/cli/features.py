@@ -18,7 +18,8 @@ import click
                    "PREFIX_stats_SET[+SET...].pt; computed when they are among --splits.")
 @click.option("--kind", type=click.Choice(["fbank", "spectrogram"]), default="fbank",
               help="Log-mel filterbank, or DS2's 161-bin log spectrogram (20 ms window, 10 ms hop).")
-@click.option("--num-mel-bins", default=80, help="Filterbank channels (fbank only).")
+@click.option("--num-mel-bins", type=click.IntRange(min=4), default=80, show_default=True,
+              help="Filterbank channels (fbank only; at least 4).")
 @click.option("--pitch", is_flag=True,
               help="fbank only: two pitch features after the bins (how periodic each frame is, and its log "
                    "pitch; ds2/data/pitch.py), for tonal languages such as Mandarin, as Kaldi's fbank+pitch.")

@@ -15,7 +15,7 @@ def command():
 @command.command("train")
 @click.argument("text", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.argument("lm_dir", type=click.Path(file_okay=False, path_type=Path))
-@click.option("--order", default=3, help="n-gram order.")
+@click.option("--order", default=3, show_default=True, help="n-gram order: 2 to 6 (KenLM's highest as built here).")
 @click.option("--prune", default="", help="lmplz count thresholds per order, e.g. '0 0 1' drops "
                                           "trigram singletons (empty: no pruning).")
 @click.option("--dev-text", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,

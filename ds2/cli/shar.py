@@ -10,7 +10,7 @@ import click
 @click.command("shar")
 @click.argument("cuts", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.argument("out_dir", type=click.Path(file_okay=False, path_type=Path))
-@click.option("--shard-size", default=1000, show_default=True, help="Cuts per shard.")
+@click.option("--shard-size", type=click.IntRange(min=1), default=1000, show_default=True, help="Cuts per shard.")
 def command(cuts, out_dir, shard_size):
     """Write CUTS (with features) as Shar shards in OUT_DIR: cuts.NNNNNN.jsonl.gz + features.NNNNNN.tar.
 
@@ -22,5 +22,8 @@ def command(cuts, out_dir, shard_size):
     """
     from ds2.data.shar import export_shar
 
-    written = export_shar(cuts, out_dir, shard_size)
+    try:
+        written = export_shar(cuts, out_dir, shard_size)
+    except ValueError as e:
+        raise click.ClickException(str(e)) from None
     click.echo(f"{len(written)} shards in {out_dir}")

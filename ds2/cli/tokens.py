@@ -42,7 +42,10 @@ def command(lang_dir, kind, text, supervision_files, vocab_size):
             raise click.UsageError(f"--type {kind} needs training text: give --text or --supervisions "
                                    "(the ones given hold no text)")
         if kind == "bpe":
-            tok = BpeTokenizer.train(lines, vocab_size)
+            try:
+                tok = BpeTokenizer.train(lines, vocab_size)
+            except ValueError as e:
+                raise click.UsageError(f"--vocab-size {vocab_size}: {e}") from None
         else:
             tok = CharTokenizer.from_texts(lines, unk=kind == "char-zh")
     tok.save(lang_dir)

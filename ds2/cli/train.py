@@ -66,8 +66,11 @@ def command(exp_dir, train_cuts, dev_cuts, stats, lang_dir, config_file, overrid
     rank = int(os.environ.get("RANK", 0))
     world_size = int(os.environ.get("WORLD_SIZE", 1))
     try:
-        best = run(rank, world_size, cfg, TrainData(train_cuts, dev_cuts, stats), load_tokenizer(lang_dir),
-                   exp_dir, resume=resume)
+        tokenizer = load_tokenizer(lang_dir)
+    except ValueError as e:
+        raise click.UsageError(f"--lang-dir: {e}") from None
+    try:
+        best = run(rank, world_size, cfg, TrainData(train_cuts, dev_cuts, stats), tokenizer, exp_dir, resume=resume)
     except (FileExistsError, TrainingStopped, CheckpointError) as e:
         raise click.ClickException(str(e)) from None
     if rank == 0:

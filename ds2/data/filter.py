@@ -30,6 +30,40 @@ def ctc_label_frames(tokens: list[int]) -> int:
     return len(tokens) + sum(1 for a, b in zip(tokens, tokens[1:]) if a == b)
 
 
+def read_cut_set(path: str | Path) -> CutSet:
+    """The cuts of `path`, in memory; ValueError (one line) when it is not a Lhotse cut set (not a
+    manifest at all, or recordings or supervisions) or holds no cut."""
+    from lhotse.cut import Cut
+
+    try:
+        cuts = CutSet.from_file(path).to_eager()
+    except Exception as e:  # noqa: BLE001 - Lhotse says "not a valid manifest" in many ways
+        cuts, why = None, f"{type(e).__name__}: {(str(e).splitlines() or [''])[0][:200]}"
+    else:
+        first = next(iter(cuts), None)
+        why = None if first is None or isinstance(first, Cut) else f"it holds {type(first).__name__}s"
+    if why:
+        raise ValueError(f"{path} is not a Lhotse cut set ({why}): give the cuts of `ds2 features` "
+                         f"(PREFIX_cuts_SPLIT.jsonl.gz)")
+    if len(cuts) == 0:
+        raise ValueError(f"{path} holds no cuts")
+    return cuts
+
+
+def has_features(cut, stored: dict[str, bool]) -> bool:
+    """Whether `cut` has features in memory or in a file (or folder) that exists; `stored` keeps
+    each path's answer, so that a path is looked up once (a chunky file holds many cuts)."""
+    features = cut.features if cut.has_features else None
+    if features is None:
+        return False
+    if not features.storage_path or features.storage_type.startswith("memory"):
+        return True
+    path = features.storage_path
+    if path not in stored:
+        stored[path] = Path(path).exists()
+    return stored[path]
+
+
 class TrainableCuts:
     """The check of each cut (`keep`), with the count of each reason to drop one, and their ids:
     `report` logs them once every cut has been seen. One pass suffices, so cuts read lazily
@@ -41,22 +75,9 @@ class TrainableCuts:
         self.kept = 0
         self.stored: dict[str, bool] = {}  # feature file (or folder) -> whether it exists
 
-    def has_features(self, cut) -> bool:
-        """Whether `cut` has features in memory or in a file (or folder) that exists; each path
-        is looked up once (a chunky file holds many cuts)."""
-        features = cut.features if cut.has_features else None
-        if features is None:
-            return False
-        if not features.storage_path or features.storage_type.startswith("memory"):
-            return True
-        path = features.storage_path
-        if path not in self.stored:
-            self.stored[path] = Path(path).exists()
-        return self.stored[path]
-
     def reason_to_drop(self, cut) -> str | None:
         """Why `cut` cannot be trained on, or None."""
-        if not self.has_features(cut):
+        if not has_features(cut, self.stored):
             return NO_FEATURES
         text = " ".join(s.text for s in cut.supervisions if s.text).strip()
         if not text:

@@ -20,11 +20,27 @@ log = logging.getLogger(__name__)
 
 def export_shar(cuts_path: str | Path, out_dir: str | Path, shard_size: int = 1000) -> list[Path]:
     """Write the cuts of `cuts_path` with their features (Lilcom) as Shar shards; returns the
-    cut manifests of the shards."""
+    cut manifests of the shards. ValueError (one line) unless `cuts_path` is a cut set whose every
+    cut has features that are there, before anything is written."""
+    cuts = read_cuts_with_features(cuts_path)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    written = CutSet.from_file(cuts_path).to_shar(out_dir, fields={"features": "lilcom"}, shard_size=shard_size)
+    written = cuts.to_shar(out_dir, fields={"features": "lilcom"}, shard_size=shard_size)
     return [Path(p) for p in written["cuts"]]
+
+
+def read_cuts_with_features(path: str | Path) -> CutSet:
+    """The cuts of `path`, in memory; ValueError naming the problem when it is not a cut set
+    (`read_cut_set`) or a cut has no features on disk."""
+    from ds2.data.filter import has_features, read_cut_set
+
+    cuts = read_cut_set(path)
+    stored: dict[str, bool] = {}
+    without = [c.id for c in cuts if not has_features(c, stored)]
+    if without:
+        raise ValueError(f"{len(without)} of the {len(cuts)} cuts of {path} have no features on disk (e.g. "
+                         f"{without[0]}): give the cuts of `ds2 features`, or run it again")
+    return cuts
 
 
 def is_shar_dir(path: str | Path) -> bool:

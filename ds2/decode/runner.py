@@ -24,10 +24,10 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from lhotse import CutSet
 
 from ds2.atomic import save_atomic, write_text_atomic
 from ds2.data.dataset import AsrDataset
+from ds2.data.filter import read_cut_set
 from ds2.data.sampler import make_eval_sampler
 from ds2.decode.methods import DecodeOptions, decode_many, describe, settings
 from ds2.precision import DTYPES, inference_device, resolve_dtype
@@ -151,9 +151,10 @@ def compute_log_probs(exp_dir: str | Path, cuts_path: str | Path, set_name: str,
     log.info("decoding in %s (%s; trained in %s) on %s", dtype_name, why, cfg.train.dtype,
              "the CPU" if device.type == "cpu" else device)
     dtype = DTYPES[dtype_name]
-    cuts = CutSet.from_file(cuts_path).to_eager()
-    if len(cuts) == 0:
-        raise ValueError(f"{set_name}: {cuts_path} holds no cuts")
+    try:
+        cuts = read_cut_set(cuts_path)
+    except ValueError as e:
+        raise ValueError(f"{set_name}: {e}") from None
     loader = torch.utils.data.DataLoader(AsrDataset(tokenizer, targets=False),
                                          sampler=make_eval_sampler(cuts, max_duration),
                                          batch_size=None, num_workers=0)

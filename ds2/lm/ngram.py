@@ -16,6 +16,9 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
 INSTALL_HINT = "build them with tools/install_kenlm.sh (or put lmplz and build_binary on PATH)"
+# The highest order KenLM is built for (its default KENLM_MAX_ORDER, in tools/install_kenlm.sh's lmplz
+# and setup.py's query library); lmplz estimates bigrams and up.
+MIN_ORDER, MAX_ORDER = 2, 6
 
 
 def kenlm_tool(name: str) -> Path:
@@ -96,6 +99,8 @@ def train_ngram(text: str | Path, lm_dir: str | Path, order: int = 3, prune: lis
     singletons). Writes `lm_<order>gram.arpa` and `lm_<order>gram.bin` into `lm_dir` atomically and
     returns them.
     """
+    if not MIN_ORDER <= order <= MAX_ORDER:
+        raise ValueError(f"an n-gram order of {order} is not one KenLM estimates here: {MIN_ORDER} to {MAX_ORDER}")
     lmplz, build_binary = kenlm_tool("lmplz"), kenlm_tool("build_binary")
     text = Path(text)
     as_is = unit == "word" and not text.name.endswith((".jsonl.gz", ".jsonl"))  # lmplz reads it itself

@@ -8,6 +8,7 @@ sentencepiece BPE. A tokenizer is saved into every checkpoint as a plain dict
 from __future__ import annotations
 
 import base64
+import re
 from pathlib import Path
 from typing import Iterable
 
@@ -137,19 +138,25 @@ class BpeTokenizer(Tokenizer):
 
         import sentencepiece as spm
 
+        if vocab_size < 3:
+            raise ValueError(f"a BPE vocabulary of {vocab_size} tokens is too small: it needs the blank, <unk> and "
+                             "every character of the text")
         out = io.BytesIO()
-        spm.SentencePieceTrainer.train(
-            sentence_iterator=iter(list(texts)),
-            model_writer=out,
-            vocab_size=vocab_size,
-            model_type=model_type,
-            character_coverage=1.0,
-            user_defined_symbols=[BLANK],
-            unk_id=1,
-            bos_id=-1,
-            eos_id=-1,
-            minloglevel=2,
-        )
+        try:
+            spm.SentencePieceTrainer.train(
+                sentence_iterator=iter(list(texts)),
+                model_writer=out,
+                vocab_size=vocab_size,
+                model_type=model_type,
+                character_coverage=1.0,
+                user_defined_symbols=[BLANK],
+                unk_id=1,
+                bos_id=-1,
+                eos_id=-1,
+                minloglevel=2,
+            )
+        except RuntimeError as e:
+            raise ValueError(_vocab_size_problem(vocab_size, str(e))) from None
         return cls(out.getvalue())
 
     @property
@@ -187,14 +194,35 @@ def tokenizer_from_dict(d: dict) -> Tokenizer:
 
 
 def load_tokenizer(lang_dir: str | Path) -> Tokenizer:
-    """Load the tokenizer a `ds2 tokens` stage wrote to `lang_dir`."""
+    """Load the tokenizer a `ds2 tokens` stage wrote to `lang_dir`; ValueError (one line) when it
+    has none or it is not one `ds2 tokens` writes."""
     lang_dir = Path(lang_dir)
     if (lang_dir / "bpe.model").exists():
         return BpeTokenizer((lang_dir / "bpe.model").read_bytes())
+    path = lang_dir / "tokens.txt"
+    if not path.is_file():
+        raise ValueError(f"{lang_dir} has no tokens.txt (nor bpe.model): write them with `ds2 tokens {lang_dir} "
+                         f"--type ...` (see ds2 tokens --help)")
     symbols = []
-    for line in (lang_dir / "tokens.txt").read_text(encoding="utf-8").splitlines():
-        sym, _ = line.rsplit(" ", 1)
+    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        sym, _, index = line.rpartition(" ")
+        if not sym or index != str(number - 1):
+            raise ValueError(f"{path}, line {number}: {line[:80]!r} is not 'symbol {number - 1}' (write the file "
+                             f"with `ds2 tokens`)")
         symbols.append(" " if sym == SPACE else sym)
-    if symbols[0] != BLANK:
-        raise ValueError(f"{lang_dir}/tokens.txt must start with {BLANK} 0")
+    if not symbols or symbols[0] != BLANK:
+        raise ValueError(f"{path} must start with {BLANK} 0")
     return CharTokenizer(symbols[1:])
+
+
+def _vocab_size_problem(vocab_size: int, error: str) -> str:
+    """One line for sentencepiece's refusal to train `vocab_size` pieces (its INTERNAL message)."""
+    at_most = re.search(r"too high \(\d+\)\. Please set it to a value <= (\d+)", error)
+    at_least = re.search(r"smaller than required_chars\. \d+ vs (\d+)", error)
+    if at_most:
+        return (f"a BPE vocabulary of {vocab_size} tokens is more than the training text allows: at most "
+                f"{at_most.group(1)} (give a smaller --vocab-size, or more text)")
+    if at_least:
+        return (f"a BPE vocabulary of {vocab_size} tokens is smaller than the training text's characters need: at "
+                f"least {at_least.group(1)}")
+    return f"sentencepiece cannot train a BPE vocabulary of {vocab_size} tokens: {error.splitlines()[0][:300]}"
