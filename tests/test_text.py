@@ -75,7 +75,9 @@ def test_normalize_mandarin(raw, normalised):
     assert normalize_mandarin(raw) == normalised
 
 
-@pytest.mark.parametrize("raw", ["２０１６年", "2016年", "こんにちは世界", "привет", "。！？", ""])
+@pytest.mark.parametrize("raw", ["２０１６年", "2016年", "第Ⅻ章", "三十℃", "五㎏", "①号", "こんにちは世界", "привет",
+                                 "。！？", ""])
 def test_normalize_mandarin_drops_what_it_cannot_spell(raw):
-    # digits (二零一六 or 两千零一十六?), other scripts, and nothing left
+    # digits (二零一六 or 两千零一十六?), numbers and symbols NFKC would spell in Latin letters or digits
+    # (Ⅻ -> XII: 十二; ℃ -> °C: 摄氏度), other scripts, and nothing left
     assert normalize_mandarin(raw) is None

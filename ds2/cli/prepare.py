@@ -125,8 +125,10 @@ def aishell(output_dir, corpus_dir, download_dir, base_url):
     Writes aishell_{recordings,supervisions}_{train,dev,test}.jsonl.gz. Transcripts are written as
     the char-zh tokens spell them: word-segmenting spaces and punctuation removed, full-width
     forms half-width, Latin letters upper-cased; a transcript with Arabic digits or another
-    script is dropped with its recording, and so is a WAV without a transcript (counted in the
-    log). An interrupted download resumes; an untarred archive is not fetched again.
+    script is dropped with its recording, and so are a WAV without a transcript, a transcript line
+    without a WAV and a WAV that cannot be read (counted and named in the log). A speaker archive
+    left tarred in --corpus-dir stops with the command that untars it. An interrupted download
+    resumes; an untarred archive is not fetched again.
 
     \b
     Examples:
@@ -171,9 +173,9 @@ def librispeech(output_dir, parts, corpus_dir, download_dir, base_url, num_jobs)
 
     Writes librispeech_{recordings,supervisions}_<part>.jsonl.gz. Transcripts are written as the
     char-en tokens spell them (lower-case, apostrophes only inside words); one that cannot be
-    spelled is dropped with its recording, and so are a FLAC without a transcript line and a
-    transcript line without a FLAC (counted in the log). An interrupted download resumes; an
-    untarred part is not fetched again.
+    spelled is dropped with its recording, and so are a FLAC without a transcript line, a
+    transcript line without a FLAC and a FLAC that cannot be read (counted in the log, the
+    unreadable ones named). An interrupted download resumes; an untarred part is not fetched again.
 
     \b
     Examples:
@@ -307,10 +309,12 @@ def mydata(output_dir, train, dev, test, prefix, token_type, num_jobs):
 
     Writes <prefix>_{recordings,supervisions}_{train,dev[,test]}.jsonl.gz. Audio may be of any
     sampling rate and number of channels; wav.scp may hold commands ("sox x.flac -t wav - |").
-    An utterance whose audio is missing or unreadable, whose transcript is empty, or whose
-    transcript holds characters the token type cannot spell is dropped, each kind counted with
-    its first ids in the log; a split left with nothing stops with one line saying why. Relative
-    paths: of wav.scp from the current folder, of a CSV/TSV from the file's folder.
+    An utterance whose audio is missing or unreadable (a WAV shorter than its header says too),
+    whose transcript is empty, or whose transcript holds characters the token type cannot spell
+    is dropped, each kind counted with its first ids in the log; a split left with nothing stops
+    with one line saying why. Relative paths: of wav.scp from the current folder, of a CSV/TSV
+    from the file's folder. A CSV/TSV utterance's id is its file's name (made unique where names
+    repeat); a file listed twice is named in the log.
 
     \b
     Examples:
