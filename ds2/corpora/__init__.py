@@ -72,7 +72,7 @@ def fetch(url: str, path: str | Path) -> None:
             raise
         if e.headers.get("Content-Range", "") == f"bytes */{size}":
             return  # downloaded to its end already
-        log.warning("%s: %s has no byte %d: downloading it again from the start", path, url, size)
+        log.warning("%s is longer than %s: downloading it again from the start", path, url)
         path.unlink()
         return fetch(url, path)
     with response, open(path, "r+b" if size else "wb") as f:
