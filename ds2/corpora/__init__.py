@@ -24,6 +24,7 @@ log = logging.getLogger(__name__)
 
 NAMED = 5  # files or ids named per kind in a log line
 CHUNK = 1 << 20
+USER_AGENT = "Mozilla/5.0 (compatible; ds2)"  # some mirrors answer Python-urllib's own with 403, as Lhotse found
 
 
 class CorpusError(RuntimeError):
@@ -64,7 +65,8 @@ def fetch(url: str, path: str | Path) -> None:
 
     path = Path(path)
     size = path.stat().st_size if path.is_file() else 0
-    request = urllib.request.Request(url, headers={"Range": f"bytes={size}-"} if size else {})
+    headers = {"User-Agent": USER_AGENT, **({"Range": f"bytes={size}-"} if size else {})}
+    request = urllib.request.Request(url, headers=headers)
     try:
         response = urllib.request.urlopen(request)
     except urllib.error.HTTPError as e:
