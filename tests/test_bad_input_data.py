@@ -149,6 +149,9 @@ def test_a_set_of_which_no_cut_can_be_read_stops_train_tune_and_decode(tiny_corp
     out = ds2(*args, ok=False, cwd=tmp_path)
     assert_one_line_error(out, "dev: not one cut could be evaluated", "ds2 features")
     assert not (tmp_path / "exp/checkpoints/best.pt").exists()
+    out = ds2("average", exp, "--num", "1", "--dev-cuts", tmp_path / "lost.jsonl.gz", ok=False, cwd=tmp_path)
+    assert_one_line_error(out, "dev: not one cut could be evaluated")
+    assert not (exp / "checkpoints/averaged.json").exists()
 
 
 def test_decoding_precision_follows_the_device_not_the_training_dtype(tiny_corpus, exp, tmp_path):

@@ -92,10 +92,11 @@ def average_command(exp_dir, num, dev_cuts):
     Example: ds2 average exp/ds2 --num 2 --dev-cuts data/fbank/synth_cuts_dev.jsonl.gz
     """
     from ds2.train.average import average_and_choose
+    from ds2.train.errors import TrainingStopped
 
     try:
         report = average_and_choose(exp_dir, num, dev_cuts)
-    except (ValueError, FileNotFoundError) as e:
+    except (ValueError, FileNotFoundError, TrainingStopped) as e:
         raise click.ClickException(str(e)) from None
     click.echo(f"dev CER: average of {', '.join(report['averaged'])} {100 * report['dev_cer_averaged']:.2f}%, "
                f"best.pt {100 * report['dev_cer_best']:.2f}%: decoding uses {report['chosen']}")

@@ -20,7 +20,7 @@ from ds2.checkpoint import epoch_checkpoints, load_checkpoint, model_from_checkp
 from ds2.files import AVERAGE_REPORT, AVERAGED, BEST, checkpoint_dir
 from ds2.data.filter import filter_trainable
 from ds2.precision import inference_device, resolve_dtype
-from ds2.train.evaluate import evaluate
+from ds2.train.evaluate import dev_summary, evaluate
 
 log = logging.getLogger(__name__)
 
@@ -47,7 +47,8 @@ def dev_cer(ckpt: dict, cuts: CutSet, dtype: str) -> float:
     model, tokenizer, _ = model_from_checkpoint(ckpt)
     usable = filter_trainable(cuts, tokenizer, model, "dev", require_some=True)
     device = inference_device()
-    return evaluate(model.to(device), usable, tokenizer, device, dtype).cer
+    r = evaluate(model.to(device), usable, tokenizer, device, dtype)
+    return dev_summary([r.loss, r.tokens, r.char_errors, r.ref_chars])[1]  # stops when no cut could be read
 
 
 def average_and_choose(exp_dir: str | Path, num: int, dev_cuts: str | Path) -> dict:
