@@ -43,11 +43,25 @@ from ds2.decode.methods import METHODS
               help="Seconds of audio per stream or uploaded file; a longer stream is closed (1008).")
 @click.option("--idle-timeout", type=click.FloatRange(min=1), default=20.0,
               help="Seconds without a message before a stream is closed (1001).")
+@click.option("--min-rate", type=click.FloatRange(min=0), default=0.5,
+              help="Seconds of audio a stream must send per second the server waits for it, once it has waited "
+                   "--rate-grace seconds; a slower stream is closed (1008 \"the audio arrives too slowly\"), so that "
+                   "slow clients cannot hold the --max-streams slots (a microphone sends 1; 0: no such limit).")
+@click.option("--rate-grace", type=click.FloatRange(min=0), default=10.0,
+              help="Seconds the server waits for a stream's audio before --min-rate applies.")
+@click.option("--header-timeout", type=click.FloatRange(min=0.1), default=10.0,
+              help="Seconds a connection may take to send a request's line and headers (from its start, or from "
+                   "the previous response on a kept-alive connection); then it is closed without an answer.")
+@click.option("--shutdown-grace", type=click.FloatRange(min=0), default=5.0,
+              help="On SIGTERM or Ctrl-C the server takes no new connections and gives the streams in progress this "
+                   "many seconds to end (their final text); then it closes them (1001 \"the server is shutting "
+                   "down\") and exits.")
 @click.option("--max-upload-mb", type=click.IntRange(min=1), default=50, help="Largest uploaded file.")
 @click.option("--log-level", type=click.Choice(["debug", "info", "warning"]), default="warning",
               help="What the server logs to stderr (info: a line per stream that ends).")
 def command(model, host, port, method, backend, threads, batching, max_batch, batch_wait_ms, step_ms, max_streams,
-            max_seconds, idle_timeout, max_upload_mb, log_level, **search):
+            max_seconds, idle_timeout, min_rate, rate_grace, header_timeout, shutdown_grace, max_upload_mb, log_level,
+            **search):
     """Serve MODEL (an experiment folder or checkpoint; with --backend onnxruntime an export folder)
     for recognition: a page at http://HOST:PORT/ that listens to the microphone and shows the text
     as it grows, a WebSocket stream at /ws, uploads at POST /api/transcribe and GET /health. The
@@ -65,7 +79,8 @@ def command(model, host, port, method, backend, threads, batching, max_batch, ba
     """
     from ds2.infer import ModelError
     from ds2.infer.transcriber import Transcriber
-    from ds2.serve.app import Limits, Server
+    from ds2.serve.app import Server
+    from ds2.serve.limits import Limits
 
     logging.getLogger().setLevel(getattr(logging, log_level.upper()))
     logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
@@ -76,8 +91,9 @@ def command(model, host, port, method, backend, threads, batching, max_batch, ba
         transcriber = Transcriber.load(model, method, backend, threads, **given)
     except (ModelError, FileNotFoundError, ValueError) as e:
         raise click.ClickException(str(e)) from None
-    limits = Limits(max_streams=max_streams, max_seconds=max_seconds, idle_timeout=idle_timeout,
-                    max_upload_bytes=max_upload_mb << 20)
+    limits = Limits(max_streams=max_streams, max_seconds=max_seconds, idle_timeout=idle_timeout, min_rate=min_rate,
+                    rate_grace=rate_grace, max_upload_bytes=max_upload_mb << 20, header_timeout=header_timeout,
+                    shutdown_grace=shutdown_grace)
     name = "/".join(model.resolve().parts[-2:])  # e.g. exp/streaming: the page shows it
     server = Server(transcriber, name, limits, batching, max_batch, batch_wait_ms / 1000, step_ms)
     server.warm_up()
@@ -90,7 +106,7 @@ def command(model, host, port, method, backend, threads, batching, max_batch, ba
 async def _serve(server, host: str, port: int) -> None:
     from aiohttp import web
 
-    runner = web.AppRunner(server.app(), access_log=None, handle_signals=False)
+    runner = server.runner()
     await runner.setup()
     site = web.TCPSite(runner, host, port)
     await site.start()
@@ -103,5 +119,8 @@ async def _serve(server, host: str, port: int) -> None:
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     await stop.wait()
-    click.echo("ds2 serve: stopping", err=True)
+    await site.stop()  # no new connections
+    click.echo(f"ds2 serve: stopping ({server.streams} streams in progress get up to "
+               f"{server.limits.shutdown_grace:g} s to end)" if server.streams else "ds2 serve: stopping", err=True)
+    await server.stop()
     await runner.cleanup()

@@ -19,8 +19,11 @@ WebSocket `/ws`, one utterance per connection:
   6. server -> text  {"type": "final", "text": ..., "duration": s, "confidence": c,
                       "words": [{"word", "start", "end", "confidence"}]} and closes (code 1000)
   On bad input or a limit: server -> text {"type": "error", "message": "..."} then closes with
-  code 1008 (malformed message, or more than max_seconds of audio), 1013 (the server already
-  serves max_streams streams), 1009 (a message over the size limit) or 1001 (idle too long).
+  code 1008 (malformed message, more than max_seconds of audio, or audio arriving under
+  min_rate x real time), 1013 (the server already serves max_streams streams), 1001 (idle too
+  long, or the server is shutting down and the stream did not end within its grace period).
+  A message over the size limit (1 MiB) closes with 1009 and no error message: the server
+  answers as soon as the message's header announces its size.
 
 HTTP:
   GET  /                 the page (ds2/serve/static/index.html; its scripts and styles under /static/)

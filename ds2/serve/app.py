@@ -14,7 +14,6 @@ import json
 import logging
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -23,32 +22,12 @@ from aiohttp import WSMsgType, web
 from ds2.infer.audio import AudioError, StreamResampler, load_audio
 from ds2.infer.stream import StreamingRecognizer, run_steps
 from ds2.serve.dispatch import BatchDispatcher
+from ds2.serve.limits import GOING_AWAY, NORMAL, SERVER_ERROR, TRY_LATER, Limits, Pace, StreamError, WebSocket
+from ds2.serve.messages import audio_samples, message_type, parse_start
 
 log = logging.getLogger(__name__)
 
 STATIC = Path(__file__).parent / "static"
-FORMATS = {"pcm16": (np.dtype("<i2"), 1 / 32768.0), "float32": (np.dtype("<f4"), 1.0)}
-MIN_RATE, MAX_RATE = 8000, 192000
-
-# WebSocket close codes (RFC 6455)
-NORMAL, GOING_AWAY, POLICY, TOO_BIG, SERVER_ERROR, TRY_LATER = 1000, 1001, 1008, 1009, 1011, 1013
-
-
-@dataclass
-class Limits:
-    max_streams: int = 32  # WebSocket streams at once; the next is refused (1013)
-    max_seconds: float = 120.0  # audio per stream or upload
-    idle_timeout: float = 20.0  # seconds without a message before the server closes the stream (1001)
-    max_message_bytes: int = 1 << 20  # one WebSocket message (1009)
-    max_upload_bytes: int = 50 << 20  # one uploaded file (413)
-
-
-class StreamError(Exception):
-    """A client's mistake or a limit: sent as an error message, then the stream closes with `code`."""
-
-    def __init__(self, message: str, code: int = POLICY):
-        super().__init__(message)
-        self.code = code
 
 
 class Server:
@@ -68,9 +47,14 @@ class Server:
         # streams step in whole multiples of this many feature frames: steps of equal size batch together
         frames = max(1, round(step_ms / 1000 / self.model.front_end.frame_shift))
         self.quantum = -(-frames // stride) * stride
-        self.streams = 0  # WebSocket streams in progress
+        self.tasks: set[asyncio.Task] = set()  # the WebSocket streams in progress
         self.uploads = 0  # uploads in progress
         self.served = 0
+        self.stopping = False  # SIGTERM: no new streams
+
+    @property
+    def streams(self) -> int:
+        return len(self.tasks)
 
     @property
     def clients(self) -> int:
@@ -100,10 +84,26 @@ class Server:
         app.router.add_post("/api/transcribe", self.upload)
         if STATIC.is_dir():
             app.router.add_static("/static/", STATIC)
-        app.on_shutdown.append(self._shutdown)
+        app.on_cleanup.append(self._cleanup)
         return app
 
-    async def _shutdown(self, app) -> None:
+    def runner(self) -> web.AppRunner:
+        """The app, with connections that take over `header_timeout` to send a request's line and
+        headers closed (aiohttp's keep-alive timeout, which also counts from the connection's start)."""
+        return web.AppRunner(self.app(), access_log=None, handle_signals=False,
+                             keepalive_timeout=self.limits.header_timeout, shutdown_timeout=self.limits.shutdown_grace)
+
+    async def stop(self) -> None:
+        """Take no more streams; give those in progress `shutdown_grace` s to end, then close them (1001)."""
+        self.stopping = True
+        if self.tasks:
+            await asyncio.wait(self.tasks, timeout=self.limits.shutdown_grace)
+        for task in list(self.tasks):
+            task.cancel()
+        if self.tasks:
+            await asyncio.wait(self.tasks, timeout=2.0)
+
+    async def _cleanup(self, app) -> None:
         self.dispatcher.close()
         self.decoder.shutdown(wait=False, cancel_futures=True)
 
@@ -159,50 +159,76 @@ class Server:
 
     # -- WebSocket ----------------------------------------------------------------------------
     async def websocket(self, request: web.Request) -> web.StreamResponse:
-        ws = web.WebSocketResponse(max_msg_size=self.limits.max_message_bytes, heartbeat=None)
+        ws = WebSocket(max_msg_size=self.limits.max_message_bytes, heartbeat=None)
         await ws.prepare(request)
+        if self.stopping:
+            await _close_with_error(ws, SHUTTING_DOWN, GOING_AWAY)
+            return ws
         if self.streams >= self.limits.max_streams:
             await _close_with_error(ws, f"server busy: it serves {self.limits.max_streams} streams at most, "
                                         f"try again later", TRY_LATER)
             return ws
-        self.streams += 1
+        task = asyncio.current_task()
+        self.tasks.add(task)
         started = time.monotonic()
         try:
             await self._stream(ws)
+            if ws.too_big:
+                await ws.linger(request)
         except StreamError as e:
             await _close_with_error(ws, str(e), e.code)
         except ConnectionResetError:
             pass  # the client went away
+        except asyncio.CancelledError:
+            if not self.stopping:
+                raise
+            task.uncancel()  # stop() closes the streams that did not end in its grace period
+            await _close_with_error(ws, SHUTTING_DOWN, GOING_AWAY)
         except Exception:  # noqa: BLE001 - one stream's failure closes that stream only
             log.exception("stream failed")
             await _close_with_error(ws, "internal server error", SERVER_ERROR)
         finally:
-            self.streams -= 1
+            self.tasks.discard(task)
             log.info("stream closed after %.1f s (%d in progress)", time.monotonic() - started, self.streams)
         return ws
 
-    async def _receive(self, ws: web.WebSocketResponse):
+    async def _receive(self, ws: web.WebSocketResponse, pace: Pace | None = None):
+        """The next message; a StreamError when none comes within the idle timeout, or when the
+        stream's audio falls behind `pace`."""
+        idle, slack = self.limits.idle_timeout, pace.slack() if pace else float("inf")
+        if slack <= 0:
+            raise pace.error()
+        waiting = time.monotonic()
         try:
-            return await ws.receive(timeout=self.limits.idle_timeout)
+            msg = await ws.receive(timeout=min(idle, slack))
         except asyncio.TimeoutError:
-            raise StreamError(f"no message for {self.limits.idle_timeout:g} s", GOING_AWAY) from None
+            msg = None
+        if pace:
+            pace.waited += time.monotonic() - waiting
+        if msg is not None:
+            return msg
+        if slack < idle:
+            raise pace.error()
+        raise StreamError(f"no message for {idle:g} s", GOING_AWAY)
 
     async def _stream(self, ws: web.WebSocketResponse) -> None:
         msg = await self._receive(ws)
         if msg.type in (WSMsgType.CLOSE, WSMsgType.CLOSING, WSMsgType.CLOSED, WSMsgType.ERROR):
             return
-        dtype, scale, rate = self._start(msg)
+        dtype, scale, rate = parse_start(msg)
         await ws.send_json({"type": "ready", "streaming": bool(self.model.streaming), "sample_rate": self.rate,
                             "max_seconds": self.limits.max_seconds})
         resampler = StreamResampler(rate, self.rate)
         rec = StreamingRecognizer(self.model) if self.model.streaming else None
         kept: list[np.ndarray] = []  # a model that cannot stream gets the whole utterance at the end
         received, partial = 0, ""
+        pace = Pace(self.limits.min_rate, self.limits.rate_grace)
         while True:
-            msg = await self._receive(ws)
+            msg = await self._receive(ws, pace)
             if msg.type == WSMsgType.BINARY:
-                samples = _samples(msg.data, dtype, scale)
+                samples = audio_samples(msg.data, dtype, scale)
                 received += len(samples)
+                pace.audio = received / rate
                 if received > self.limits.max_seconds * rate:
                     raise StreamError(f"the stream is longer than the limit of {self.limits.max_seconds:g} s")
                 x = resampler.accept(samples)
@@ -218,34 +244,15 @@ class Server:
                         partial = text
                         await ws.send_json({"type": "partial", "text": partial})
             elif msg.type == WSMsgType.TEXT:
-                if _message_type(msg.data) != "end":
+                if message_type(msg.data) != "end":
                     raise StreamError('expected audio (binary messages) or {"type": "end"}')
                 break
-            else:  # the client closed or went away, or aiohttp closed it (1009: a message over the size limit)
+            else:  # the client closed or went away, or aiohttp closed the stream (ws.too_big: 1009)
                 return
         transcript = await self._final(rec, kept, resampler.finish(), received / rate)
         await ws.send_str(json.dumps({"type": "final", **transcript.to_dict()}, ensure_ascii=False))
         self.served += 1
         await ws.close(code=NORMAL, message=b"done")
-
-    def _start(self, msg) -> tuple[np.dtype, float, int]:
-        """The stream's sample format, scale and rate from its first message."""
-        if msg.type != WSMsgType.TEXT:
-            raise StreamError('the first message must be text: {"type": "start", "sample_rate": ..., '
-                              '"format": "pcm16"}')
-        try:
-            start = json.loads(msg.data)
-        except ValueError:
-            raise StreamError("the first message is not JSON") from None
-        if not isinstance(start, dict) or start.get("type") != "start":
-            raise StreamError('the first message must be {"type": "start", ...}')
-        rate, fmt = start.get("sample_rate"), start.get("format", "pcm16")
-        if not isinstance(rate, int) or isinstance(rate, bool) or not MIN_RATE <= rate <= MAX_RATE:
-            raise StreamError(f"sample_rate must be an integer from {MIN_RATE} to {MAX_RATE}, not {rate!r}")
-        if fmt not in FORMATS:
-            raise StreamError(f"format must be one of {', '.join(FORMATS)}, not {fmt!r}")
-        dtype, scale = FORMATS[fmt]
-        return dtype, scale, rate
 
     async def _final(self, rec, kept, tail: np.ndarray, seconds: float):
         loop = asyncio.get_running_loop()
@@ -267,21 +274,7 @@ class Server:
         return await loop.run_in_executor(self.decoder, self.transcriber.result, "stream", log_probs, seconds)
 
 
-def _samples(data: bytes, dtype: np.dtype, scale: float) -> np.ndarray:
-    if len(data) % dtype.itemsize:
-        raise StreamError(f"an audio message of {len(data)} bytes is not whole {dtype.itemsize}-byte samples")
-    samples = np.frombuffer(data, dtype=dtype).astype(np.float32) * np.float32(scale)
-    if not np.all(np.isfinite(samples)):
-        raise StreamError("the audio holds NaN or infinite samples")
-    return samples
-
-
-def _message_type(text: str):
-    try:
-        message = json.loads(text)
-    except ValueError:
-        raise StreamError("a text message is not JSON") from None
-    return message.get("type") if isinstance(message, dict) else None
+SHUTTING_DOWN = "the server is shutting down"
 
 
 def _error(status: int, message: str) -> web.Response:
