@@ -191,6 +191,27 @@ def test_missing_checkpoint_bad_lm_and_unreadable_corpus_are_one_line_errors(tin
     assert not (tmp_path / "fbank/junk_feats_train").exists()
 
 
+def test_a_wav_shorter_than_its_header_says_is_skipped_by_features_not_read_short(tiny_corpus, tmp_path):
+    """Manifests written elsewhere (not by `ds2 prepare`) naming a WAV cut to a third of its bytes:
+    soundfile reads what is there, so only the header tells; its cut is left out and named."""
+    recs = RecordingSet.from_file(tiny_corpus / "manifests/synth_recordings_test.jsonl.gz").to_eager()
+    sups = SupervisionSet.from_file(tiny_corpus / "manifests/synth_supervisions_test.jsonl.gz").to_eager()
+    kept = list(recs)[:3]
+    cut_short = tmp_path / "cut_short.wav"
+    data = Path(kept[0].sources[0].source).read_bytes()
+    cut_short.write_bytes(data[: len(data) // 3])
+    kept[0] = fastcopy(kept[0], sources=[fastcopy(kept[0].sources[0], source=str(cut_short))])
+    manifests = tmp_path / "manifests"
+    manifests.mkdir()
+    RecordingSet.from_recordings(kept).to_file(manifests / "x_recordings_test.jsonl.gz")
+    SupervisionSet.from_segments([s for s in sups if s.recording_id in {r.id for r in kept}]).to_file(
+        manifests / "x_supervisions_test.jsonl.gz")
+    out = ds2("features", manifests, tmp_path / "fbank", "--prefix", "x", "--splits", "test", "-j", "1")
+    assert f"skipping {kept[0].id}: unreadable audio" in out.stderr and "is truncated (header " in out.stderr, out.stderr
+    cuts = CutSet.from_file(tmp_path / "fbank/x_cuts_test.jsonl.gz")
+    assert sorted(c.recording_id for c in cuts) == sorted(r.id for r in kept[1:])
+
+
 def test_8khz_and_44khz_stereo_audio_is_resampled_and_mixed_down(tiny_corpus, tmp_path):
     wav = Path(RecordingSet.from_file(tiny_corpus / "manifests/synth_recordings_test.jsonl.gz")[0].sources[0].source)
     audio, sr = sf.read(wav, dtype="float32")

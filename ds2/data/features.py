@@ -27,6 +27,7 @@ from ds2.progress import progress
 
 from ds2.atomic import save_atomic, write_atomic
 from ds2.data.pitch import NUM_PITCH_FEATURES, PitchTracker
+from ds2.data.wav import wav_truncation
 
 log = logging.getLogger(__name__)
 
@@ -166,6 +167,17 @@ def as_mono_at(cut, sampling_rate: int):
     return MixedCut(id=cut.id, tracks=tracks)
 
 
+def truncated_audio(cut) -> str | None:
+    """Which of `cut`'s audio files is shorter than its WAV header says, and by how much, or None
+    (soundfile would read the samples that are there, under the whole transcript)."""
+    recording = getattr(cut, "recording", None)
+    for source in recording.sources if recording is not None else ():
+        why = wav_truncation(Path(source.source)) if source.type == "file" else None
+        if why:
+            return f"{source.source} is truncated ({why})"
+    return None
+
+
 def features_of(cut, extractor, writer):
     """`cut` with its features (of `as_mono_at` the extractor's rate) stored by `writer`. A mix of
     channels comes back as a MonoCut without a recording, carrying the original supervisions
@@ -196,6 +208,9 @@ def _compute_shard(args) -> tuple[list, list[tuple[str, str]]]:
             try:
                 if cut.duration <= 0:
                     raise ValueError("no samples")
+                truncated = truncated_audio(cut)
+                if truncated:
+                    raise ValueError(truncated)
                 done.append(features_of(cut, extractor, writer))
             except Exception as e:  # noqa: BLE001 - a truncated or corrupt file is reported, not fatal
                 failed.append((cut.id, f"{type(e).__name__}: {e}".splitlines()[0]))
