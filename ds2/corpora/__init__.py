@@ -24,6 +24,7 @@ log = logging.getLogger(__name__)
 
 NAMED = 5  # files or ids named per kind in a log line
 CHUNK = 1 << 20
+TIMEOUT = 120  # seconds a mirror may keep silent (connecting, or mid-download) before the download fails
 USER_AGENT = "Mozilla/5.0 (compatible; ds2)"  # some mirrors answer Python-urllib's own with 403, as Lhotse found
 
 
@@ -68,7 +69,7 @@ def fetch(url: str, path: str | Path) -> None:
     headers = {"User-Agent": USER_AGENT, **({"Range": f"bytes={size}-"} if size else {})}
     request = urllib.request.Request(url, headers=headers)
     try:
-        response = urllib.request.urlopen(request)
+        response = urllib.request.urlopen(request, timeout=TIMEOUT)
     except urllib.error.HTTPError as e:
         if e.code != 416 or not size:
             raise
