@@ -12,9 +12,13 @@ from ds2.cli.decode import method_options
 from ds2.decode.methods import METHODS
 
 
+LIST_FORMAT = ("a line is PATH, or ID PATH as in a Kaldi wav.scp of files; a line that names a file as a whole is "
+               "a PATH, spaces and all; relative paths are from the list's folder")
+
+
 def _inputs(audio: tuple[str, ...], lists: tuple[str, ...]):
     """(id, source) pairs: AUDIO paths (id: the path as given), `-` (the bytes of stdin), and the
-    lines of each --list file (`path` or `id path`, as in a Kaldi wav.scp of files)."""
+    lines of each --list file (LIST_FORMAT; an AudioError naming the line for one naming no file)."""
     out = []
     for a in audio:
         out.append(("-", sys.stdin.buffer.read()) if a == "-" else (a, a))
@@ -24,14 +28,27 @@ def _inputs(audio: tuple[str, ...], lists: tuple[str, ...]):
         except OSError as e:
             raise click.UsageError(f"--list {name}: {e.strerror}") from None
         for n, line in enumerate(lines, 1):
-            parts = line.split(maxsplit=1)
-            if not parts or parts[0].startswith("#"):
-                continue
-            uid, path = (parts[0], parts[1].strip()) if len(parts) == 2 else (parts[0], parts[0])
-            if name != "-" and not Path(path).is_absolute():  # relative to the list, like Kaldi's
-                path = str(Path(name).parent / path) if not Path(path).exists() else path
-            out.append((uid, path))
+            if line.strip() and not line.lstrip().startswith("#"):
+                out.append(_list_line(name, n, line.strip()))
     return out
+
+
+def _list_line(name: str, n: int, line: str):
+    """(id, path) of line `n` of the list `name`, or (line, AudioError naming the line)."""
+    from ds2.infer.audio import AudioError
+
+    def found(path: str) -> str | None:  # as given, or relative to the list's folder (as Kaldi's)
+        tries = [Path(path)] + ([Path(name).parent / path] if name != "-" and not Path(path).is_absolute() else [])
+        return next((str(p) for p in tries if p.exists()), None)
+
+    parts = line.split(maxsplit=1)
+    if found(line):
+        return line, found(line)
+    if len(parts) == 2 and found(parts[1]):
+        return parts[0], found(parts[1])
+    also = f' (nor "{parts[1]}", after the id "{parts[0]}")' if len(parts) == 2 else ""
+    return line, AudioError(f'--list {name} line {n} "{line}": no such file{also}; relative paths are from the '
+                            f"list's folder or the current one")
 
 
 def _shard(text: str | None) -> tuple[int, int]:
@@ -50,7 +67,8 @@ def _shard(text: str | None) -> tuple[int, int]:
 @click.argument("model", type=click.Path(exists=True, path_type=Path))
 @click.argument("audio", nargs=-1)
 @click.option("--list", "lists", multiple=True, metavar="FILE",
-              help="A file of inputs, one per line: `path` or `id path` (`-`: read it from stdin). Repeatable.")
+              help=f"A file of inputs, one per line ({LIST_FORMAT}; # starts a comment). `-`: read it from stdin. "
+                   f"Repeatable.")
 @click.option("--method", default="greedy", type=click.Choice(METHODS),
               help="Decoding method (see `ds2 decode --help`). Its LM, graphs and tuned weights come from MODEL's "
                    "experiment folder (EXP/tuned/ and the decodings in EXP/decode_*_METHOD/) unless given.")
@@ -69,10 +87,15 @@ def _shard(text: str | None) -> tuple[int, int]:
               help="Transcribe only inputs I, I+N, I+2N, ... (0 <= I < N), e.g. --shard $SLURM_ARRAY_TASK_ID/8.")
 @click.option("--batch-seconds", type=click.FloatRange(min=1), default=60.0,
               help="Seconds of audio per acoustic-model batch.")
+@click.option("--window-seconds", type=click.FloatRange(min=1), default=30.0, show_default=True,
+              help="Audio longer than this is read, run and decoded a piece at a time, in memory that does not grow "
+                   "with its length: a forward-only model streams it, another runs on windows of this length that "
+                   "overlap by a quarter, joined at a pause; the text is decoded in segments of at most this length, "
+                   "cut at pauses, and joined.")
 @click.option("--threads", type=click.IntRange(min=0), default=0, help="CPU threads (0: all).")
 @click.option("--output", "-o", type=click.File("w", encoding="utf-8"), default="-", help="Where to write results.")
-def command(model, audio, lists, method, fmt, backend, streaming, chunk_ms, partials, shard, batch_seconds, threads,
-            output, **search):
+def command(model, audio, lists, method, fmt, backend, streaming, chunk_ms, partials, shard, batch_seconds,
+            window_seconds, threads, output, **search):
     """Transcribe AUDIO files (any format and rate libsndfile reads: WAV, FLAC, OGG, MP3; several
     channels are mixed down, other rates resampled) with MODEL: an experiment folder of `ds2 train`
     or a checkpoint file (or, with --backend onnxruntime, a `ds2 export` folder).
@@ -89,7 +112,6 @@ def command(model, audio, lists, method, fmt, backend, streaming, chunk_ms, part
       ds2 transcribe egs/synth/exp/streaming --streaming --chunk-ms 200 --partials a.wav
       ds2 transcribe egs/synth/exp/ds2 --list all.txt --shard 3/8 > part3.txt   # array job 3 of 8
     """
-    from ds2.infer.audio import AudioError, load_audio
     from ds2.infer.transcriber import Transcriber
     from ds2.infer import ModelError
 
@@ -108,25 +130,17 @@ def command(model, audio, lists, method, fmt, backend, streaming, chunk_ms, part
         # ds2.checkpoint would import torch, which --backend onnxruntime must not need)
         raise click.ClickException(str(e)) from None
 
-    def streamed():
-        rate = t.model.front_end.sampling_rate
-        chunk = max(1, rate * chunk_ms // 1000)
-        for uid, source in inputs:
-            try:
-                samples = load_audio(source, rate, name=uid)
-                rec = t.stream()
-                last = ""
-                for start in range(0, len(samples), chunk):
-                    text = rec.accept(samples[start:start + chunk])
-                    if partials and text != last:
-                        click.echo(f"{uid}\t{text}", err=True)
-                        last = text
-                yield uid, t.result(uid, rec.finish(), len(samples) / rate)
-            except (AudioError, ValueError) as e:
-                yield uid, e if isinstance(e, AudioError) else AudioError(f"{uid}: {e}")
+    last = {}
+
+    def partial(uid: str, text: str):
+        if text != last.get(uid, ""):
+            click.echo(f"{uid}\t{text}", err=True)
+            last[uid] = text
 
     failed = 0
-    results = streamed() if streaming else t.transcribe_many(inputs, batch_seconds)
+    t.window_seconds = window_seconds
+    results = t.transcribe_many(inputs, batch_seconds, chunk_ms / 1000 if streaming else 0.0,
+                                partial if streaming and partials else None)
     for uid, result in results:
         if isinstance(result, Exception):
             failed += 1

@@ -21,30 +21,87 @@ def load_audio(source, sampling_rate: int, name: str | None = None) -> np.ndarra
     at `sampling_rate`: several channels are averaged (as `ds2 features` mixes them down), another
     rate is resampled (polyphase filter). AudioError (naming `name`, else the path) for a file that
     cannot be read or holds no samples."""
-    import soundfile as sf
+    return AudioReader(source, sampling_rate, name).read()
 
-    name = name or str(source)
-    if isinstance(source, (bytes, bytearray)):
-        source = io.BytesIO(source)
-    elif isinstance(source, (str, Path)) and not Path(source).is_file():
-        raise AudioError(f"{name}: no such file" if not Path(source).exists() else f"{name}: not a file")
-    try:
-        data, rate = sf.read(source, dtype="float32", always_2d=True)
-    except Exception as e:  # noqa: BLE001 - libsndfile's errors (format, truncation) name no common type
-        reason = (str(e).strip().splitlines() or [type(e).__name__])[-1]
-        reason = re.sub(r"^Error opening .*?: ", "", reason)  # libsndfile names the path, or a BytesIO's repr
-        raise AudioError(f"{name}: cannot read audio ({reason})") from None
-    if data.shape[0] == 0:
-        raise AudioError(f"{name}: the file holds no samples")
-    samples = data.mean(axis=1) if data.shape[1] > 1 else data[:, 0]
-    if rate != sampling_rate:
-        from scipy.signal import resample_poly
 
-        g = math.gcd(int(rate), int(sampling_rate))
-        samples = resample_poly(samples, sampling_rate // g, int(rate) // g).astype(np.float32)
-    if not np.all(np.isfinite(samples)):
-        raise AudioError(f"{name}: the audio holds NaN or infinite samples")
-    return np.ascontiguousarray(samples, dtype=np.float32)
+class AudioReader:
+    """An audio input opened for reading: its `duration` (seconds, from the header), then its
+    samples at `sampling_rate`, whole (`read`) or in blocks (`blocks`, for a long file: memory
+    that does not grow with its length). `source`: a path, bytes, a binary file object, or float
+    samples already at `sampling_rate`. AudioError, naming `name` (else the path), for an input
+    that cannot be read, holds no samples or holds NaN."""
+
+    def __init__(self, source, sampling_rate: int, name: str | None = None):
+        self.name, self.rate = name or str(source), int(sampling_rate)
+        self.samples = self.file = None
+        if isinstance(source, np.ndarray):
+            self.samples = np.asarray(source, dtype=np.float32).reshape(-1)
+            self.duration = len(self.samples) / self.rate
+            return
+        if isinstance(source, (bytes, bytearray)):
+            source = io.BytesIO(source)
+        elif isinstance(source, (str, Path)) and not Path(source).is_file():
+            raise AudioError(f"{self.name}: no such file" if not Path(source).exists() else f"{self.name}: not a file")
+        import soundfile as sf
+
+        self.file = self._guard(lambda: sf.SoundFile(source))
+        self.duration = self.file.frames / self.file.samplerate
+
+    def _guard(self, read):
+        try:
+            return read()
+        except Exception as e:  # noqa: BLE001 - libsndfile's errors (format, truncation) name no common type
+            reason = (str(e).strip().splitlines() or [type(e).__name__])[-1]
+            reason = re.sub(r"^Error opening .*?: ", "", reason)  # libsndfile names the path, or a BytesIO's repr
+            raise AudioError(f"{self.name}: cannot read audio ({reason})") from None
+
+    def _mono(self, data: np.ndarray) -> np.ndarray:
+        samples = data.mean(axis=1) if data.shape[1] > 1 else data[:, 0]
+        if not np.all(np.isfinite(samples)):
+            raise AudioError(f"{self.name}: the audio holds NaN or infinite samples")
+        return samples
+
+    def _empty(self) -> AudioError:
+        return AudioError(f"{self.name}: the file holds no samples")
+
+    def read(self) -> np.ndarray:
+        """All the samples (float32, one channel, at `sampling_rate`)."""
+        if self.samples is not None:
+            return self.samples
+        with self.file:
+            data = self._guard(lambda: self.file.read(dtype="float32", always_2d=True))
+        if data.shape[0] == 0:
+            raise self._empty()
+        samples, rate = self._mono(data), self.file.samplerate
+        if rate != self.rate:
+            from scipy.signal import resample_poly
+
+            g = math.gcd(int(rate), self.rate)
+            samples = resample_poly(samples, self.rate // g, int(rate) // g).astype(np.float32)
+        return np.ascontiguousarray(samples, dtype=np.float32)
+
+    def blocks(self, size: int, whole_up_to: float = 0.0):
+        """The samples in blocks of about `size`: the file is read a block at a time and resampled
+        as it goes (StreamResampler), unless it lasts at most `whole_up_to` seconds: then it is
+        read whole first (`read`'s samples, to the last bit)."""
+        if self.samples is None and self.duration <= whole_up_to:
+            self.samples = self.read()
+        if self.samples is not None:
+            yield from (self.samples[i:i + size] for i in range(0, len(self.samples), size))
+            return
+        with self.file:
+            resampler = StreamResampler(self.file.samplerate, self.rate)
+            read_size = max(1, size * self.file.samplerate // self.rate)
+            total = 0
+            while True:
+                data = self._guard(lambda: self.file.read(read_size, dtype="float32", always_2d=True))
+                if data.shape[0] == 0:
+                    break
+                total += data.shape[0]
+                yield resampler.accept(self._mono(data))
+            if total == 0:
+                raise self._empty()
+            yield resampler.finish()
 
 
 class StreamResampler:

@@ -26,14 +26,22 @@ class ExportError(ModelError):
     """An export folder that cannot be used as asked (one line, naming the folder)."""
 
 
-def _session(path: Path, threads: int):
+def _session(path: Path, threads: int, again: str):
+    """An onnxruntime session of the graph `path`; ExportError, ending with `again` (how to write
+    it anew), when the file is missing or onnxruntime cannot load it."""
     import onnxruntime as ort
 
+    if not path.is_file():
+        raise ExportError(f"{path} is missing: {again}")
     opts = ort.SessionOptions()
     opts.intra_op_num_threads = int(threads)
     opts.inter_op_num_threads = 1
     opts.log_severity_level = 3  # errors only
-    return ort.InferenceSession(str(path), sess_options=opts, providers=["CPUExecutionProvider"])
+    try:
+        return ort.InferenceSession(str(path), sess_options=opts, providers=["CPUExecutionProvider"])
+    except Exception as e:  # noqa: BLE001 - onnxruntime's errors (protobuf, graph) share no public type
+        reason = (str(e).strip().splitlines() or [type(e).__name__])[0][:160]
+        raise ExportError(f"{path} cannot be loaded by onnxruntime (truncated or corrupt? {reason}): {again}") from None
 
 
 class OnnxAcousticModel:
@@ -67,13 +75,14 @@ class OnnxAcousticModel:
             self.streaming_problem = "its export has no streaming step"
         self.num_features = int(m["num_features"])
         self.vocab_size = int(m["vocab_size"])
-        self._session = _session(self.path / m["model_file"], threads)
+        again = f"export it again with `ds2 export {m.get('checkpoint', 'MODEL')} --format onnx -o {self.path}`"
+        self._session = _session(self.path / m["model_file"], threads, again)
         self._inputs, self._outputs = m["inputs"], m["outputs"]
         self._step = None
         self.state_batch_dims = []
         if self.streaming:
             s = m["stream"]
-            self._step = _session(self.path / s["model_file"], threads)
+            self._step = _session(self.path / s["model_file"], threads, again)
             self._state = s["state"]
             self.state_batch_dims = [state_batch_dim(v["name"]) for v in self._state]
             self.batched_step = bool(s.get("batched"))  # exports before batching took one stream a step

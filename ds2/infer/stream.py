@@ -135,6 +135,7 @@ class StreamingRecognizer:
         self.last_best = -1  # the best token of the last output frame
         self.wanted: int | None = None  # output frames of the whole utterance, once it has ended
         self.steps_applied = 0
+        self.taken = 0  # output frames handed out by `take`
 
     # -- one stream on its own ---------------------------------------------------------------
     def accept(self, samples: np.ndarray) -> str:
@@ -212,8 +213,18 @@ class StreamingRecognizer:
         """Best-path text of the frames so far."""
         return self.model.tokenizer.decode(self.tokens)
 
+    def take(self) -> np.ndarray:
+        """The log-probs (n, V) computed since the last `take` (after the final step: up to the
+        utterance's end), no longer kept: a long stream's memory stays bounded (ds2.infer.long_audio)."""
+        out = np.concatenate(self.log_probs) if self.log_probs else np.zeros((0, 0), np.float32)
+        if self.wanted is not None:
+            out = out[: max(0, self.wanted - self.taken)]
+        self.log_probs = []
+        self.taken += len(out)
+        return out
+
     def result(self) -> np.ndarray:
-        """After the final step ran: the utterance's (T', V) log-probs."""
+        """After the final step ran: the utterance's (T', V) log-probs (those not taken by `take`)."""
         assert self.wanted is not None, "result() after the final step"
         out = np.concatenate(self.log_probs) if self.log_probs else np.zeros((0, 0), np.float32)
-        return out[: self.wanted]
+        return out[: self.wanted - self.taken]

@@ -20,9 +20,13 @@ from pathlib import Path
 
 import numpy as np
 
-from ds2.infer.audio import AudioError, load_audio
+from ds2.infer.align import ctc_align
+from ds2.infer import ModelError
+from ds2.infer.audio import AudioError, AudioReader
+from ds2.infer.long_audio import Counted, segments, streamed, windowed
 
 log = logging.getLogger(__name__)
+WINDOW_SECONDS = 30.0  # audio longer than this is transcribed a piece at a time (transcribe_long)
 
 
 @dataclass
@@ -53,41 +57,6 @@ class Transcript:
         return json.dumps(self.to_dict(), ensure_ascii=False)
 
 
-def ctc_align(log_probs: np.ndarray, tokens: list[int], blank: int = 0) -> list[tuple[int, int]] | None:
-    """(first frame, last frame + 1) of each token in the most likely CTC path that spells
-    `tokens` (Viterbi); None when the frames are too few to spell them."""
-    T, L = len(log_probs), len(tokens)
-    if L == 0:
-        return []
-    ext = np.full(2 * L + 1, blank, dtype=np.int64)
-    ext[1::2] = tokens
-    S = len(ext)
-    skip = np.zeros(S, dtype=bool)  # a token state may follow the token two states back
-    skip[3::2] = ext[3::2] != ext[1:-2:2]
-    lp = log_probs[:, ext]  # (T, S)
-    alpha = np.full(S, -np.inf)
-    alpha[0], alpha[1] = lp[0, 0], lp[0, 1]
-    back = np.zeros((T, S), dtype=np.int8)
-    for t in range(1, T):
-        stay, step = alpha, np.concatenate([[-np.inf], alpha[:-1]])
-        jump = np.where(skip, np.concatenate([[-np.inf, -np.inf], alpha[:-2]]), -np.inf)
-        cands = np.stack([stay, step, jump])
-        back[t] = cands.argmax(axis=0)
-        alpha = cands.max(axis=0) + lp[t]
-    end = S - 1 if alpha[S - 1] >= alpha[S - 2] else S - 2
-    if not np.isfinite(alpha[end]):
-        return None
-    spans = [[-1, -1] for _ in range(L)]
-    s = end
-    for t in range(T - 1, -1, -1):
-        if s % 2 == 1:
-            k = s // 2
-            spans[k][1] = t + 1 if spans[k][1] < 0 else spans[k][1]
-            spans[k][0] = t
-        s -= int(back[t][s])
-    return [tuple(x) for x in spans]
-
-
 def _fragments(tokenizer) -> list[str]:
     from ds2.decode.beam import token_fragments
 
@@ -97,7 +66,7 @@ def _fragments(tokenizer) -> list[str]:
 class Transcriber:
     """A model (a backend of ds2.infer.acoustic) and a decoding method (ds2.decode.methods)."""
 
-    def __init__(self, model, options=None):
+    def __init__(self, model, options=None, window_seconds: float = WINDOW_SECONDS):
         from ds2.decode.methods import DecodeOptions, build_decoder
         from ds2.lm.ngram import lm_unit
 
@@ -108,6 +77,7 @@ class Transcriber:
         self.fragments = _fragments(model.tokenizer)
         self.char_words = lm_unit(model.tokenizer) == "char"  # Mandarin: every character is a word
         self.frame_seconds = model.front_end.frame_shift * model.geometry.stride
+        self.window_seconds = window_seconds
 
     @classmethod
     def load(cls, model_path: str | Path, method: str = "greedy", backend: str = "torch", threads: int = 0,
@@ -119,10 +89,14 @@ class Transcriber:
         return cls(model, decoding_options(method, experiment_of(model_path), given))
 
     # -- one utterance -----------------------------------------------------------------------
+    def check_length(self, num_samples: int, name: str) -> None:
+        """AudioError for audio too short for one feature frame (whole or streamed alike)."""
+        least, ms = self.model.front_end.min_samples(), 1000 / self.model.front_end.sampling_rate
+        if num_samples < least:
+            raise AudioError(f"{name}: too short ({num_samples * ms:.0f} ms of audio; {least * ms:.0f} ms at least)")
+
     def features(self, samples: np.ndarray, name: str) -> np.ndarray:
-        if len(samples) < self.model.front_end.min_samples():
-            raise AudioError(f"{name}: too short ({1000 * len(samples) / self.model.front_end.sampling_rate:.0f} ms "
-                             f"of audio)")
+        self.check_length(len(samples), name)
         return self.model.front_end(samples)
 
     def transcribe(self, audio, uid: str | None = None) -> Transcript:
@@ -171,24 +145,60 @@ class Transcriber:
                      math.exp(float(np.mean(s)))) for w, a, b, s in words]
 
     # -- many --------------------------------------------------------------------------------
-    def transcribe_many(self, sources, batch_seconds: float = 60.0):
+    def transcribe_many(self, sources, batch_seconds: float = 60.0, chunk_seconds: float = 0.0, partial=None):
         """(id, Transcript) for each (id, source) in order, or (id, AudioError) for one that cannot be
-        transcribed (the others go on). Sources are read a few at a time and run through the
-        acoustic model in batches of up to `batch_seconds` of audio, the longest first."""
+        transcribed (the others go on; a source may be an AudioError already). Sources are read a few at a time and run through the
+        acoustic model in batches of up to `batch_seconds` of audio, the longest first; one longer
+        than `window_seconds` on its own, a piece at a time (`transcribe_long`). With
+        `chunk_seconds` (a forward-only model), each is streamed in chunks of that length, and
+        `partial(id, text)` called after each chunk."""
         rate = self.model.front_end.sampling_rate
         group, samples_in_group = [], 0
         for uid, source in sources:
+            named = isinstance(source, (str, Path)) and str(source) != uid  # a list's `id path`: name both
+            audio = long = None
             try:
-                samples = source if isinstance(source, np.ndarray) else load_audio(source, rate, name=uid)
-                group.append((uid, samples, self.features(samples, uid)))
-                samples_in_group += len(samples)
+                if isinstance(source, AudioError):  # an input known to be bad (a --list line naming no file)
+                    raise source
+                audio = AudioReader(source, rate, f"{uid} ({source})" if named else uid)
+                if chunk_seconds or audio.duration > self.window_seconds:
+                    long = self.transcribe_long(uid, audio, chunk_seconds or 2.0,
+                                                partial and (lambda text, uid=uid: partial(uid, text)))
+                else:
+                    samples = audio.read()
+                    group.append((uid, samples, self.features(samples, audio.name)))
+                    samples_in_group += len(samples)
             except AudioError as e:
                 group.append((uid, None, e))
-            if samples_in_group >= batch_seconds * rate or len(group) >= 64:
+            if long is not None or samples_in_group >= batch_seconds * rate or len(group) >= 64:
                 yield from self._run(group, batch_seconds)
                 group, samples_in_group = [], 0
+            if long is not None:
+                yield uid, long
         if group:
             yield from self._run(group, batch_seconds)
+
+    def transcribe_long(self, uid: str, audio: AudioReader, block_seconds: float = 2.0,
+                        partial=None) -> Transcript:
+        """The transcript of `audio` (an AudioReader at the model's rate), read, run and decoded a
+        piece at a time (ds2.infer.long_audio), in memory that depends on `window_seconds`, not on its
+        length. A forward-only model streams it, `block_seconds` at a time, calling `partial(text)`
+        after each block; another runs on overlapping windows. Audio of at most `window_seconds`
+        is read whole first, and gives what `transcribe` gives."""
+        rate, blank = self.model.front_end.sampling_rate, self.model.tokenizer.blank_id
+        counted = Counted(audio.blocks(max(1, round(block_seconds * rate)), whole_up_to=self.window_seconds),
+                          lambda n: self.check_length(n, audio.name))
+        if self.model.streaming:
+            pieces = streamed(self.model, counted, partial)
+        else:
+            pieces = windowed(self.model, counted, round(self.window_seconds / self.model.front_end.frame_shift))
+        size = max(1, round(self.window_seconds / self.frame_seconds))
+        parts = [(first * self.frame_seconds, self.result(uid, lp, math.inf)) for first, lp in segments(pieces, size, blank)]
+        duration = counted.samples / rate
+        words = [Word(w.word, min(w.start + at, duration), min(w.end + at, duration), w.confidence)
+                 for at, part in parts for w in part.words]
+        text = ("" if self.char_words else " ").join(part.text for _, part in parts if part.text)
+        return Transcript(uid, text, duration, words, float(np.mean([w.confidence for w in words])) if words else 1.0)
 
     def _run(self, group, batch_seconds: float):
         """(id, Transcript or AudioError) of each (id, samples, features or error) of `group`, in order."""
@@ -223,6 +233,11 @@ def load_model(model_path: str | Path, backend: str = "torch", threads: int = 0)
     """The acoustic model backend of `model_path`."""
     if backend == "torch":
         from ds2.infer.acoustic import TorchAcousticModel
+        from ds2.infer.onnx_model import MANIFEST
+
+        if (Path(model_path) / MANIFEST).is_file():
+            raise ModelError(f"{model_path} is an export folder of `ds2 export`, not an experiment folder or "
+                             f"checkpoint: add --backend onnxruntime")
 
         return TorchAcousticModel(model_path, threads)
     if backend == "onnxruntime":
