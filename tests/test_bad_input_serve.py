@@ -7,6 +7,7 @@ takes seconds.
 from __future__ import annotations
 
 import asyncio
+import io
 import json
 import signal
 import socket
@@ -17,6 +18,7 @@ from urllib.parse import urlsplit
 import aiohttp
 import numpy as np
 import pytest
+import soundfile as sf
 
 from memorised import cer
 from test_serve import START, speech
@@ -115,7 +117,7 @@ def test_a_100_mb_message_closes_with_1009(server):
             reader = asyncio.create_task(_texts(ws))
             try:
                 await asyncio.wait_for(ws.send_bytes(bytes(100 << 20)), 20)
-            except (ConnectionResetError, aiohttp.ClientConnectionError):
+            except (ConnectionError, aiohttp.ClientConnectionError):  # reset by the server (the old 1006)
                 pass
             received = await asyncio.wait_for(reader, 10)
             health = await (await s.get(url + "/health")).json()
@@ -125,6 +127,24 @@ def test_a_100_mb_message_closes_with_1009(server):
     assert code == 1009, (code, received)
     assert [m["type"] for m in received] == ["ready"] and health["status"] == "ok"
     assert proc.poll() is None
+
+
+def test_10_ms_of_audio_is_too_short_streamed_as_uploaded(server):
+    """The stream's final step would transcribe 10 ms of audio; like an upload, it is refused."""
+    url, _, audio = server
+    x, rate = speech(audio, "s16k.wav")
+    wav = io.BytesIO()
+    sf.write(wav, x[:160], rate, format="WAV", subtype="PCM_16")
+
+    async def both():
+        async with aiohttp.ClientSession() as s:
+            upload = await s.post(url + "/api/transcribe", data=wav.getvalue())
+            return await stream(url, x[:160], rate, pace=0, session=s), upload.status, await upload.json()
+
+    streamed, status, uploaded = asyncio.run(both())
+    assert status == 400 and uploaded["error"] == "upload: too short (10 ms of audio; 20 ms at least)"
+    assert streamed.close_code == 1008 and streamed.final is None
+    assert streamed.error == "the stream is too short (10 ms of audio; 20 ms at least)"
 
 
 def test_sigterm_lets_streams_end_within_the_grace_then_closes_the_rest_and_exits(memorised):

@@ -256,20 +256,21 @@ class Server:
 
     async def _final(self, rec, kept, tail: np.ndarray, seconds: float):
         loop = asyncio.get_running_loop()
+        try:
+            if rec is not None:
+                rec.push(tail)
+                step = rec.final_step()  # ValueError: not one frame of audio
+                self.transcriber.check_length(round(seconds * self.rate), "stream")  # as an upload would be
+            else:
+                feats = self.transcriber.features(np.concatenate(kept + [tail]), "stream")
+        except AudioError as e:
+            raise StreamError(str(e).replace("stream: ", "the stream is ")) from None
+        except ValueError:
+            raise StreamError("no audio: the stream ended before one frame of audio") from None
         if rec is not None:
-            rec.push(tail)
-            try:
-                step = rec.final_step()
-            except ValueError:
-                raise StreamError("no audio: the stream ended before one frame of audio") from None
             await self.dispatcher.step(rec, step)
             log_probs = rec.result()
         else:
-            samples = np.concatenate(kept + [tail])
-            try:
-                feats = self.transcriber.features(samples, "stream")
-            except AudioError as e:
-                raise StreamError(str(e).replace("stream: ", "the stream is ")) from None
             log_probs = await self.dispatcher.log_probs(feats)
         return await loop.run_in_executor(self.decoder, self.transcriber.result, "stream", log_probs, seconds)
 
