@@ -22,7 +22,8 @@ from aiohttp import WSMsgType, web
 from ds2.infer.audio import AudioError, StreamResampler, load_audio
 from ds2.infer.stream import StreamingRecognizer, run_steps
 from ds2.serve.dispatch import BatchDispatcher
-from ds2.serve.limits import GOING_AWAY, NORMAL, SERVER_ERROR, TRY_LATER, Limits, Pace, StreamError, WebSocket
+from ds2.serve.limits import (CLOSE_TIMEOUT, GOING_AWAY, NORMAL, SERVER_ERROR, TRY_LATER, Limits, Pace, StreamError,
+                              WebSocket)
 from ds2.serve.messages import audio_samples, message_type, parse_start
 
 log = logging.getLogger(__name__)
@@ -101,7 +102,7 @@ class Server:
         for task in list(self.tasks):
             task.cancel()
         if self.tasks:
-            await asyncio.wait(self.tasks, timeout=2.0)
+            await asyncio.wait(self.tasks, timeout=CLOSE_TIMEOUT + 1)
 
     async def _cleanup(self, app) -> None:
         self.dispatcher.close()
@@ -159,7 +160,7 @@ class Server:
 
     # -- WebSocket ----------------------------------------------------------------------------
     async def websocket(self, request: web.Request) -> web.StreamResponse:
-        ws = WebSocket(max_msg_size=self.limits.max_message_bytes, heartbeat=None)
+        ws = WebSocket(max_msg_size=self.limits.max_message_bytes, heartbeat=None, timeout=CLOSE_TIMEOUT)
         await ws.prepare(request)
         if self.stopping:
             await _close_with_error(ws, SHUTTING_DOWN, GOING_AWAY)
@@ -179,11 +180,9 @@ class Server:
             await _close_with_error(ws, str(e), e.code)
         except ConnectionResetError:
             pass  # the client went away
-        except asyncio.CancelledError:
-            if not self.stopping:
-                raise
-            task.uncancel()  # stop() closes the streams that did not end in its grace period
+        except asyncio.CancelledError:  # stop(): the stream did not end within the grace period
             await _close_with_error(ws, SHUTTING_DOWN, GOING_AWAY)
+            raise
         except Exception:  # noqa: BLE001 - one stream's failure closes that stream only
             log.exception("stream failed")
             await _close_with_error(ws, "internal server error", SERVER_ERROR)

@@ -11,6 +11,7 @@ from aiohttp import web
 from aiohttp.http_websocket import WebSocketError
 
 NORMAL, GOING_AWAY, POLICY, TOO_BIG, SERVER_ERROR, TRY_LATER = 1000, 1001, 1008, 1009, 1011, 1013
+CLOSE_TIMEOUT = 2.0  # seconds the server's close waits for the client's answering close frame
 
 
 @dataclass
