@@ -25,7 +25,8 @@ from test_serve import START, speech
 
 from ds2.serve.client import running_server, stream
 
-LIMITS = ["--max-streams", 4, "--idle-timeout", 2, "--rate-grace", 1, "--min-rate", 0.5, "--header-timeout", 1]
+LIMITS = ["--max-streams", 4, "--idle-timeout", 2, "--rate-grace", 1, "--min-rate", 0.5, "--header-timeout", 1,
+          "--upload-timeout", 1]
 
 
 @pytest.fixture(scope="module")
@@ -103,6 +104,27 @@ def test_headers_sent_a_byte_at_a_time_are_cut_off(server):
     with socket.create_connection((address.hostname, address.port), timeout=5) as sock:
         sock.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
         assert sock.recv(1000).startswith(b"HTTP/1.1 200 OK")
+    assert proc.poll() is None
+
+
+def test_an_upload_sent_a_byte_at_a_time_gets_408(server):
+    """Headers in time, then a body of 1000 bytes a byte every 0.1 s: HTTP 408 after --upload-timeout (1 s)."""
+    url, proc, _ = server
+    address = urlsplit(url)
+    with socket.create_connection((address.hostname, address.port), timeout=5) as sock:
+        sock.sendall(b"POST /api/transcribe HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\n")
+        sent = time.monotonic()
+        sock.settimeout(0.1)
+        answer = b""
+        while not answer and time.monotonic() - sent < 5:
+            try:
+                sock.sendall(b"R")
+                answer = sock.recv(1000)
+            except TimeoutError:
+                pass
+        answered = time.monotonic() - sent
+    assert answer.startswith(b"HTTP/1.1 408 "), (answer, answered)
+    assert b'{"error": "the upload did not arrive within 1 s"}' in answer and answered < 3
     assert proc.poll() is None
 
 

@@ -57,11 +57,13 @@ from ds2.decode.methods import METHODS
                    "many seconds to end (their final text); then it closes them (1001 \"the server is shutting "
                    "down\") and exits.")
 @click.option("--max-upload-mb", type=click.IntRange(min=1), default=50, help="Largest uploaded file.")
+@click.option("--upload-timeout", type=click.FloatRange(min=1), default=120.0,
+              help="Seconds an uploaded file may take to arrive (after its headers); then HTTP 408.")
 @click.option("--log-level", type=click.Choice(["debug", "info", "warning"]), default="warning",
               help="What the server logs to stderr (info: a line per stream that ends).")
 def command(model, host, port, method, backend, threads, batching, max_batch, batch_wait_ms, step_ms, max_streams,
-            max_seconds, idle_timeout, min_rate, rate_grace, header_timeout, shutdown_grace, max_upload_mb, log_level,
-            **search):
+            max_seconds, idle_timeout, min_rate, rate_grace, header_timeout, shutdown_grace, max_upload_mb,
+            upload_timeout, log_level, **search):
     """Serve MODEL (an experiment folder or checkpoint; with --backend onnxruntime an export folder)
     for recognition: a page at http://HOST:PORT/ that listens to the microphone and shows the text
     as it grows, a WebSocket stream at /ws, uploads at POST /api/transcribe and GET /health. The
@@ -92,8 +94,8 @@ def command(model, host, port, method, backend, threads, batching, max_batch, ba
     except (ModelError, FileNotFoundError, ValueError) as e:
         raise click.ClickException(str(e)) from None
     limits = Limits(max_streams=max_streams, max_seconds=max_seconds, idle_timeout=idle_timeout, min_rate=min_rate,
-                    rate_grace=rate_grace, max_upload_bytes=max_upload_mb << 20, header_timeout=header_timeout,
-                    shutdown_grace=shutdown_grace)
+                    rate_grace=rate_grace, max_upload_bytes=max_upload_mb << 20, upload_timeout=upload_timeout,
+                    header_timeout=header_timeout, shutdown_grace=shutdown_grace)
     name = "/".join(model.resolve().parts[-2:])  # e.g. exp/streaming: the page shows it
     server = Server(transcriber, name, limits, batching, max_batch, batch_wait_ms / 1000, step_ms)
     server.warm_up()

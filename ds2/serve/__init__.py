@@ -32,5 +32,6 @@ HTTP:
   POST /api/transcribe   body: an audio file (any format libsndfile reads), raw or as the field
                          `file` of a multipart form -> 200 the transcript as JSON (id, text,
                          duration, words, confidence); 400 {"error": ...} for audio that cannot
-                         be read; 413 for a body over the size limit
+                         be read; 413 for a body over the size limit; 408 for one that takes
+                         longer than the upload timeout to arrive
 """

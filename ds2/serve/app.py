@@ -126,17 +126,20 @@ class Server:
 
     async def upload(self, request: web.Request) -> web.Response:
         """POST /api/transcribe: a whole audio file, raw or as the multipart field `file`."""
+        multipart = request.content_type.startswith("multipart/")
         try:
-            if request.content_type.startswith("multipart/"):
-                form = await request.post()
-                field = form.get("file")
-                if field is None or not hasattr(field, "file"):
-                    return _error(400, "the form has no file field named `file`")
-                name, data = field.filename or "upload", field.file.read()
-            else:
-                name, data = request.query.get("name", "upload"), await request.read()
+            body = await asyncio.wait_for(request.post() if multipart else request.read(), self.limits.upload_timeout)
         except web.HTTPRequestEntityTooLarge:
             return _error(413, f"the file is over {self.limits.max_upload_bytes >> 20} MiB")
+        except asyncio.TimeoutError:
+            return _error(408, f"the upload did not arrive within {self.limits.upload_timeout:g} s")
+        if multipart:
+            field = body.get("file")
+            if field is None or not hasattr(field, "file"):
+                return _error(400, "the form has no file field named `file`")
+            name, data = field.filename or "upload", field.file.read()
+        else:
+            name, data = request.query.get("name", "upload"), body
         if not data:
             return _error(400, "the request holds no audio (send the file as the body)")
         loop = asyncio.get_running_loop()

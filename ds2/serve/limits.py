@@ -23,6 +23,7 @@ class Limits:
     rate_grace: float = 10.0  # ... once the server has waited this long
     max_message_bytes: int = 1 << 20  # one WebSocket message (1009)
     max_upload_bytes: int = 50 << 20  # one uploaded file (413)
+    upload_timeout: float = 120.0  # seconds to send an uploaded file (408)
     header_timeout: float = 10.0  # seconds to send a request's line and headers; then the connection is closed
     shutdown_grace: float = 5.0  # seconds the streams in progress get to end on SIGTERM; then 1001
 
