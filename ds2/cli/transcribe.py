@@ -100,6 +100,9 @@ def command(model, audio, lists, method, fmt, backend, streaming, chunk_ms, part
     channels are mixed down, other rates resampled) with MODEL: an experiment folder of `ds2 train`
     or a checkpoint file (or, with --backend onnxruntime, a `ds2 export` folder).
 
+    A file longer than --window-seconds is read, run and decoded a piece at a time, so an hour
+    takes about the memory of a minute.
+
     Each input gets one line on stdout, in input order. An input that cannot be read (missing,
     corrupt, empty, too short) gets one line on stderr naming it; the others are still transcribed,
     and the exit status is 1.
