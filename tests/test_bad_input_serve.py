@@ -48,14 +48,14 @@ def _check_good(good):
     assert good.error is None and good.close_code == 1000 and cer(good.final["text"]) <= 0.05, good
 
 
-def test_a_trickle_of_audio_is_closed_after_the_grace_while_a_real_time_stream_goes_on(server):
-    """Two bytes of audio every 0.25 s keep the idle timer (2 s) from ever firing; after the
-    server has waited --rate-grace 1 s, under --min-rate 0.5 s of audio a second closes the
-    stream (1008). A stream at real-time pace, longer than the grace, ends with its text."""
+def test_a_trickle_of_audio_or_pings_is_closed_after_the_grace_while_a_real_time_stream_goes_on(server):
+    """Two bytes of audio, or a ping, every 0.25 s keep the idle timer (2 s) from ever firing;
+    after the server has waited --rate-grace 1 s, under --min-rate 0.5 s of audio a second closes
+    the stream (1008). A stream at real-time pace, longer than the grace, ends with its text."""
     url, proc, audio = server
     x, rate = speech(audio)
 
-    async def trickle():
+    async def trickle(send):
         async with aiohttp.ClientSession() as s, s.ws_connect(ws_url(url)) as ws:
             await ws.send_json(START)
             reader = asyncio.create_task(_texts(ws))
@@ -63,19 +63,21 @@ def test_a_trickle_of_audio_is_closed_after_the_grace_while_a_real_time_stream_g
             for _ in range(16):  # 4 s at most: without the limit the stream would go on
                 if reader.done():
                     break
-                await ws.send_bytes(b"\0\0")
+                await send(ws)
                 await asyncio.sleep(0.25)
             received = await asyncio.wait_for(reader, 5)
             return received, ws.close_code, time.monotonic() - started
 
-    async def both():
-        return await asyncio.gather(trickle(), stream(url, x, rate, pace=1))
+    async def all_three():
+        return await asyncio.gather(trickle(lambda ws: ws.send_bytes(b"\0\0")), trickle(lambda ws: ws.ping()),
+                                    stream(url, x, rate, pace=1))
 
-    (received, code, seconds), good = asyncio.run(both())
-    assert code == 1008 and received[-1]["type"] == "error", received
-    assert received[-1]["message"].startswith("the audio arrives too slowly: 0.00 s of audio in 1.0 s "
-                                              "(at least 0.5 s a second after the first 1 s)"), received
-    assert seconds < 3
+    *trickled, good = asyncio.run(all_three())
+    for received, code, seconds in trickled:
+        assert code == 1008 and received[-1]["type"] == "error", received
+        assert received[-1]["message"].startswith("the audio arrives too slowly: 0.00 s of audio in 1.0 s "
+                                                  "(at least 0.5 s a second after the first 1 s)"), received
+        assert seconds < 3
     _check_good(good)
     assert proc.poll() is None
 

@@ -201,8 +201,8 @@ class Server:
         if slack <= 0:
             raise pace.error()
         waiting = time.monotonic()
-        try:
-            msg = await ws.receive(timeout=min(idle, slack))
+        try:  # not receive(timeout=): each ping the client sends would start that timeout again
+            msg = await asyncio.wait_for(ws.receive(), min(idle, slack))
         except asyncio.TimeoutError:
             msg = None
         if pace:
