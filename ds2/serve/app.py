@@ -1,5 +1,6 @@
 """The aiohttp application of `ds2 serve`: the WebSocket stream, the upload, the health check and
-the page (the protocol is in ds2/serve/__init__.py).
+the page (the protocol is in ds2/serve/__init__.py, the limits on clients in ds2/serve/limits.py,
+the parsing of their messages in ds2/serve/messages.py).
 
 One event loop handles every connection; the model's forward passes run in the dispatcher's
 thread (batched across streams), the decoding of final results in a second thread. Everything a
