@@ -15,6 +15,8 @@ from typing import Callable, Iterable, Iterator
 
 import numpy as np
 
+from ds2.infer.transcript import Transcript, Word, transcript
+
 
 def pause(blank: np.ndarray) -> int:
     """The index of the middle of the longest run of True in `blank` (its middle when it has none)."""
@@ -125,3 +127,12 @@ def segments(pieces: Iterable[np.ndarray], size: int, blank: int) -> Iterator[tu
         held, count = [frames], len(frames)
     if count:
         yield first, np.concatenate(held)
+
+
+def joined(uid: str, parts: list[tuple[float, Transcript]], duration: float, sep: str) -> Transcript:
+    """One transcript of `duration` seconds of the transcripts of its segments, each with the time
+    it starts at: their texts joined by `sep`, their words moved to that time."""
+    words = [Word(w.word, min(w.start + at, duration), min(w.end + at, duration), w.confidence)
+             for at, part in parts for w in part.words]
+    return transcript(uid, sep.join(part.text for _, part in parts if part.text), duration, words)
+

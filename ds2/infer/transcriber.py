@@ -15,46 +15,18 @@ from __future__ import annotations
 import json
 import logging
 import math
-from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from ds2.infer.align import ctc_align
 from ds2.infer import ModelError
+from ds2.infer.align import ctc_align
 from ds2.infer.audio import AudioError, AudioReader
-from ds2.infer.long_audio import Counted, segments, streamed, windowed
+from ds2.infer.long_audio import Counted, joined, segments, streamed, windowed
+from ds2.infer.transcript import Transcript, Word, transcript
 
 log = logging.getLogger(__name__)
 WINDOW_SECONDS = 30.0  # audio longer than this is transcribed a piece at a time (transcribe_long)
-
-
-@dataclass
-class Word:
-    word: str
-    start: float  # seconds from the start of the audio
-    end: float
-    confidence: float  # geometric mean of the posteriors of its tokens over their aligned frames
-
-
-@dataclass
-class Transcript:
-    id: str
-    text: str
-    duration: float  # seconds of audio
-    words: list[Word] = field(default_factory=list)
-    confidence: float = 0.0  # the mean of the words' confidences (1.0 for no words)
-
-    def to_dict(self) -> dict:
-        """The transcript as data, times to the millisecond and confidences to 4 places."""
-        d = asdict(self)
-        for w in d["words"]:
-            w["start"], w["end"], w["confidence"] = round(w["start"], 3), round(w["end"], 3), round(w["confidence"], 4)
-        d["duration"], d["confidence"] = round(d["duration"], 3), round(d["confidence"], 4)
-        return d
-
-    def to_json(self) -> str:
-        return json.dumps(self.to_dict(), ensure_ascii=False)
 
 
 def _fragments(tokenizer) -> list[str]:
@@ -110,9 +82,7 @@ class Transcriber:
     def result(self, uid: str, log_probs: np.ndarray, duration: float) -> Transcript:
         """The method's text of `log_probs`, with word times and confidences."""
         text = " ".join(self.decoder.decode(log_probs).split())
-        words = self.words(log_probs, text, duration)
-        conf = float(np.mean([w.confidence for w in words])) if words else 1.0
-        return Transcript(uid, text, duration, words, conf)
+        return transcript(uid, text, duration, self.words(log_probs, text, duration))
 
     def words(self, log_probs: np.ndarray, text: str, duration: float) -> list[Word]:
         tokenizer = self.model.tokenizer
@@ -147,16 +117,16 @@ class Transcriber:
     # -- many --------------------------------------------------------------------------------
     def transcribe_many(self, sources, batch_seconds: float = 60.0, chunk_seconds: float = 0.0, partial=None):
         """(id, Transcript) for each (id, source) in order, or (id, AudioError) for one that cannot be
-        transcribed (the others go on; a source may be an AudioError already). Sources are read a few at a time and run through the
-        acoustic model in batches of up to `batch_seconds` of audio, the longest first; one longer
-        than `window_seconds` on its own, a piece at a time (`transcribe_long`). With
-        `chunk_seconds` (a forward-only model), each is streamed in chunks of that length, and
-        `partial(id, text)` called after each chunk."""
+        transcribed (the others go on; a source may be an AudioError already). Sources are read a
+        few at a time and run through the acoustic model in batches of up to `batch_seconds` of
+        audio, the longest first; one longer than `window_seconds` on its own, a piece at a time
+        (`transcribe_long`). With `chunk_seconds` (a forward-only model), each is streamed in
+        chunks of that length, and `partial(id, text)` called after each chunk."""
         rate = self.model.front_end.sampling_rate
         group, samples_in_group = [], 0
         for uid, source in sources:
             named = isinstance(source, (str, Path)) and str(source) != uid  # a list's `id path`: name both
-            audio = long = None
+            long = None
             try:
                 if isinstance(source, AudioError):  # an input known to be bad (a --list line naming no file)
                     raise source
@@ -193,12 +163,9 @@ class Transcriber:
         else:
             pieces = windowed(self.model, counted, round(self.window_seconds / self.model.front_end.frame_shift))
         size = max(1, round(self.window_seconds / self.frame_seconds))
-        parts = [(first * self.frame_seconds, self.result(uid, lp, math.inf)) for first, lp in segments(pieces, size, blank)]
-        duration = counted.samples / rate
-        words = [Word(w.word, min(w.start + at, duration), min(w.end + at, duration), w.confidence)
-                 for at, part in parts for w in part.words]
-        text = ("" if self.char_words else " ").join(part.text for _, part in parts if part.text)
-        return Transcript(uid, text, duration, words, float(np.mean([w.confidence for w in words])) if words else 1.0)
+        parts = [(first * self.frame_seconds, self.result(uid, lp, math.inf))
+                 for first, lp in segments(pieces, size, blank)]
+        return joined(uid, parts, counted.samples / rate, "" if self.char_words else " ")
 
     def _run(self, group, batch_seconds: float):
         """(id, Transcript or AudioError) of each (id, samples, features or error) of `group`, in order."""
