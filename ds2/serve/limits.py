@@ -71,7 +71,8 @@ class WebSocket(web.WebSocketResponse):
 
     @property
     def too_big(self) -> bool:
-        exc = self._reader.exception() if self._reader is not None else None
+        reader = getattr(self, "_reader", None)  # aiohttp's own (3.14); without it, no 1009 to wait for
+        exc = reader.exception() if reader is not None else None
         return isinstance(exc, WebSocketError) and exc.code == TOO_BIG
 
     async def linger(self, request: web.Request, seconds: float = 5.0) -> None:
