@@ -56,7 +56,7 @@ class TrainConfig:
     dtype: str = "auto"
     num_workers: int = 1  # DataLoader worker processes that load and augment batches
     threads: int = 0  # torch intra-op threads (0: all cores)
-    seed: int = 42
+    seed: int = 42  # seed of the initial weights, the batches' order and the augmentation draws
     log_interval: int = 25  # steps between TensorBoard/log lines
     save_every_steps: int = 500  # a resumable checkpoint every N optimizer steps (0: only at epoch ends)
     keep_last_steps: int = 3  # step checkpoints kept (older ones are deleted)

@@ -34,7 +34,7 @@ class ModelConfig:
     # pinyin units of Mandarin transcripts (ds2/text/pinyin.py: initials and toned finals) from the
     # output of recurrent layer `aux_layer` (1 is the first), weighted by train.aux_weight; "" none.
     aux_units: str = ""
-    aux_layer: int = 2
+    aux_layer: int = 2  # the recurrent layer (1 is the first) whose output feeds the aux_units head
 
     def __post_init__(self):
         """Raise ValueError naming the first option out of its range (also run after overrides)."""
