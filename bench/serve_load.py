@@ -41,7 +41,7 @@ def cpu_seconds(pid: int) -> float:
 
 async def one_client(url: str, audio: list[np.ndarray], utterances: int, delay: float, rng: random.Random,
                      session):
-    from ds2.serve.client import stream
+    from ds2.serve.testing import stream
 
     await asyncio.sleep(delay)
     results = []
@@ -64,7 +64,7 @@ async def load(url: str, n: int, audio: list[np.ndarray], utterances: int, seed:
 
 
 def run_setting(model: str, n: int, batching: bool, audio, utterances: int, threads: int, backend: str) -> dict:
-    from ds2.serve.client import running_server
+    from ds2.serve.testing import running_server
 
     options = ["--max-streams", max(32, n), "--threads", threads, "--backend", backend]
     if not batching:

@@ -21,7 +21,7 @@ from scipy.signal import resample_poly
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 from test_serve_browser import chrome, wait_for  # noqa: E402
 
-from ds2.serve.client import running_server  # noqa: E402
+from ds2.serve.testing import running_server  # noqa: E402
 
 TEXT = "speech recognition turns sound into written words"
 

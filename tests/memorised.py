@@ -19,7 +19,7 @@ from scipy.signal import resample_poly
 
 from ds2.config import ExperimentConfig, config_to_dict
 from ds2.data.features import FeatureConfig, feature_settings
-from ds2.infer.features import FeatureFrontEnd
+from ds2.infer.frontend import FeatureFrontEnd
 from ds2.model import DeepSpeech2, ModelConfig
 from ds2.score import score
 from ds2.text import CharTokenizer

@@ -10,7 +10,7 @@ import torch
 from ds2.atomic import save_atomic
 from ds2.config import ExperimentConfig, config_to_dict
 from ds2.data.features import FeatureConfig, feature_settings
-from ds2.infer.features import FeatureFrontEnd
+from ds2.infer.frontend import FeatureFrontEnd
 from ds2.model import DeepSpeech2, ModelConfig
 from ds2.text import CharTokenizer
 

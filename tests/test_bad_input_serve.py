@@ -23,7 +23,7 @@ import soundfile as sf
 from memorised import cer
 from test_serve import START, speech
 
-from ds2.serve.client import running_server, stream
+from ds2.serve.testing import running_server, stream
 
 LIMITS = ["--max-streams", 4, "--idle-timeout", 2, "--rate-grace", 1, "--min-rate", 0.5, "--header-timeout", 1,
           "--upload-timeout", 1]

@@ -23,7 +23,7 @@ from ds2.cli import main
 from ds2.decode.methods import METHODS, REGISTRY, RESOURCES, DecodeOptions, describe, method
 from ds2.decode.runner import LogProbs, file_digest
 from ds2.score import read_result
-from ds2.lm.graph import build_graphs
+from ds2.lm.hlg import build_graphs
 from ds2.lm.ngram import train_ngram
 
 # The acoustics prefer a misspelling 0.9 : 0.1 in the "bad" utterances: the LM weight decides.

@@ -24,7 +24,7 @@ from ds2.cli import main
 from ds2.infer import ModelError
 from ds2.infer.acoustic import TorchAcousticModel
 from ds2.infer.export import MANIFEST, OfflineModel, export_model
-from ds2.infer.features import pad_batch
+from ds2.infer.frontend import pad_batch
 from ds2.infer.onnx_model import ExportError, OnnxAcousticModel
 from ds2.infer.stream import StreamingRecognizer
 from ds2.model import DeepSpeech2

@@ -19,7 +19,7 @@ from ds2.decode.methods import DecodeOptions, DecoderPool, NbestRescorer, decode
     sentence_log_prob
 from ds2.decode.runner import LogProbs
 from ds2.decode.tune import tune
-from ds2.lm.graph import add_disambig, build_graphs
+from ds2.lm.hlg import add_disambig, build_graphs
 from ds2.lm.ngram import arpa_vocabulary, import_arpa, load_lm, perplexity, train_ngram
 from ds2.text import BpeTokenizer, CharTokenizer
 

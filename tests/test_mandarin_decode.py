@@ -26,7 +26,7 @@ from ds2.decode.methods import DecodeOptions, NbestRescorer, sentence_log_prob
 from ds2.decode.runner import LogProbs, decode_dir, write_result
 from ds2.decode.tune import tune
 from ds2.homophones import homophone_counts
-from ds2.lm.graph import build_graphs
+from ds2.lm.hlg import build_graphs
 from ds2.report import write_results
 from ds2.lm.ngram import arpa_vocabulary, load_lm, perplexity, train_ngram
 from ds2.score import score, write_decode_dir

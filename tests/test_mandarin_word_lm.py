@@ -29,8 +29,8 @@ from scipy.signal import resample_poly
 
 from ds2.data.features import FeatureConfig, feature_settings
 from ds2.decode.graph import GraphDecoder
-from ds2.infer.features import FeatureFrontEnd
-from ds2.lm.graph import build_graphs
+from ds2.infer.frontend import FeatureFrontEnd
+from ds2.lm.hlg import build_graphs
 from ds2.lm.ngram import load_lm, train_ngram
 from ds2.model import DeepSpeech2, ModelConfig
 from ds2.text import CharTokenizer

@@ -21,7 +21,7 @@ from memorised import cer
 from random_checkpoint import random_checkpoint
 
 from ds2.model import ModelConfig
-from ds2.serve.client import running_server, stream
+from ds2.serve.testing import running_server, stream
 
 DS2 = [sys.executable, "-m", "ds2"]
 LIMITS = ["--max-streams", 4, "--max-seconds", 8, "--idle-timeout", 2, "--max-upload-mb", 1]

@@ -22,7 +22,7 @@ from scipy.signal import resample_poly
 
 from memorised import TEXT, cer
 
-from ds2.serve.client import running_server
+from ds2.serve.testing import running_server
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMEDRIVER = "/usr/bin/chromedriver"

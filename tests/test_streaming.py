@@ -14,7 +14,7 @@ import soundfile as sf
 from ds2.decode.greedy import collapse
 from ds2.data.features import FeatureConfig, feature_settings, make_extractor
 from ds2.infer.acoustic import TorchAcousticModel
-from ds2.infer.features import FeatureFrontEnd
+from ds2.infer.frontend import FeatureFrontEnd
 from ds2.infer.stream import StreamingRecognizer
 from ds2.model import ModelConfig
 from random_checkpoint import random_checkpoint

@@ -76,7 +76,7 @@ def graph(lang_dir, arpa, out_dir):
       ds2 lm graph data/lang_char data/lm/lm_3gram.arpa
       ds2 lm graph data/lang_char data/lm_word/lm_3gram.arpa --out-dir data/lang_word
     """
-    from ds2.lm.graph import build_graphs
+    from ds2.lm.hlg import build_graphs
     from ds2.text import load_tokenizer
 
     try:

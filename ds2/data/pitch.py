@@ -15,7 +15,7 @@ around it, which lets a stream compute exactly the frames of the whole utterance
   by a parabola through its neighbours.
 
 NumPy only: the training features (through a Lhotse extractor) and `ds2 transcribe`'s front-end
-(`ds2.infer.features`) share this code.
+(`ds2.infer.frontend`) share this code.
 """
 
 from __future__ import annotations

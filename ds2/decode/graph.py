@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ds2.lm.graph import read_words
+from ds2.lm.hlg import read_words
 from ds2.text import Tokenizer
 
 

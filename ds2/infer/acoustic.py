@@ -1,6 +1,6 @@
 """The acoustic model of a trained checkpoint behind the interface inference uses, in PyTorch.
 
-A backend has `tokenizer`, `front_end` (ds2.infer.features.FeatureFrontEnd), `model_config`
+A backend has `tokenizer`, `front_end` (ds2.infer.frontend.FeatureFrontEnd), `model_config`
 (dict), `geometry` (ds2.infer.stream.StreamGeometry), `streaming` (whether it can stream),
 `log_probs(list of (T, F) features) -> list of (T', V)` and, for streaming models,
 `stream_start() -> state` (a list of arrays, one stream), `state_batch_dims` (along which
@@ -19,7 +19,7 @@ import torch
 from ds2.checkpoint import find_checkpoint, load_checkpoint, model_from_checkpoint
 from ds2.config import config_to_dict
 from ds2.infer import ModelError
-from ds2.infer.features import FeatureFrontEnd, pad_batch
+from ds2.infer.frontend import FeatureFrontEnd, pad_batch
 from ds2.infer.stream import StreamGeometry, state_batch_dim
 from ds2.infer.streaming_step import StreamingStep, streaming_problem
 

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from ds2.infer import ModelError
-from ds2.infer.features import FeatureFrontEnd, pad_batch
+from ds2.infer.frontend import FeatureFrontEnd, pad_batch
 from ds2.infer.stream import StreamGeometry, state_batch_dim
 from ds2.text import tokenizer_from_dict
 

@@ -1,8 +1,17 @@
-"""A client of `ds2 serve`'s protocol (ds2/serve/__init__.py) in Python, and a server process to
-talk to (`running_server`): what the tests and bench/serve_load.py use.
+"""Test and benchmark harness for `ds2 serve`, not a supported client library.
+
+What the tests (tests/test_serve*.py, tests/test_bad_input_serve.py) and the benchmarks
+(bench/serve_load.py, bench/serve_screenshot.py) use to drive a real server:
+
+- `running_server(model, *options)`: starts `ds2 serve MODEL --port 0 OPTIONS` in a child process,
+  yields its URL, and checks that it stops cleanly on SIGTERM;
+- `stream(url, samples, rate, ...)`: one utterance over the WebSocket protocol (documented in
+  ds2/serve/__init__.py) at a chosen pace, collecting what the server answers (`StreamResult`).
+
+A client of your own speaks that protocol; this module is a compact example of it:
 
     import asyncio, soundfile as sf
-    from ds2.serve.client import stream
+    from ds2.serve.testing import stream
     x, rate = sf.read("a.wav", dtype="float32")
     result = asyncio.run(stream("http://127.0.0.1:8000", x, rate, pace=1))   # real-time pace
     print(result.partials, result.final["text"], result.latency)
