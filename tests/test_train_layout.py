@@ -118,3 +118,95 @@ def test_checkpoint_file_names_live_in_ds2_checkpoint_only():
 
 def test_trainer_is_at_most_300_lines():
     assert len((PACKAGE / "train/trainer.py").read_text().splitlines()) <= 300
+
+
+# The floors of docs/design.md: a unit (a sub-package or top-level module of ds2) may import a
+# unit on a floor below its own, on its own floor only the pairs of SAME_FLOOR, never one above.
+FLOORS = {
+    "ds2.atomic": 0, "ds2.files": 0, "ds2.progress": 0, "ds2.precision": 0,
+    "ds2.text": 1, "ds2.model": 1, "ds2.score": 1, "ds2.homophones": 1,
+    "ds2.config": 2, "ds2.lm": 2,
+    "ds2.checkpoint": 3, "ds2.data": 3,
+    "ds2.decode": 4, "ds2.corpora": 4,
+    "ds2.infer": 5, "ds2.train": 5, "ds2.report": 5,
+    "ds2.serve": 6,
+    "ds2.cli": 7, "ds2.__main__": 7,
+}
+SAME_FLOOR = {("ds2.model", "ds2.text"), ("ds2.homophones", "ds2.score"), ("ds2.__main__", "ds2.cli")}
+BOTTOM = {u for u, f in FLOORS.items() if f == 0}
+# What a unit may import at all, where that is narrower than the floors allow.
+ONLY = {"ds2.serve": {"ds2.infer"} | BOTTOM}  # the server knows a model as ds2.infer presents it
+# Never reached, directly or through another unit: decoding, checkpoints, inference and serving
+# never import training; nothing that uses a model imports corpus preparation.
+NEVER_REACHES = {
+    "ds2.train": ["ds2.decode", "ds2.checkpoint", "ds2.infer", "ds2.serve", "ds2.report"],
+    "ds2.corpora": ["ds2.train", "ds2.infer", "ds2.serve", "ds2.decode"],
+    "ds2.infer": ["ds2.train", "ds2.report"],
+}
+# ds2/__init__.py: __version__ (anyone may import it) and ds2.Transcriber / ds2.StreamingRecognizer
+# handed out lazily from ds2.infer; no module of ds2 imports anything else through the package.
+PACKAGE_NAMES = {"__version__"}
+PACKAGE_IMPORTS = {"ds2.infer"}
+
+
+def imports_with_names(path: Path) -> list[tuple[str, list[str], int]]:
+    """(module, the names imported from it, line) of every ds2 import in `path`, nested ones included."""
+    out = []
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if isinstance(node, ast.Import):
+            out += [(a.name, [], node.lineno) for a in node.names if a.name.startswith("ds2")]
+        elif isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("ds2"):
+            out.append((node.module, [a.name for a in node.names], node.lineno))
+    return out
+
+
+def unit_edges() -> dict[tuple[str, str], list[str]]:
+    """(importing unit, imported unit) -> where: every import from one unit into another."""
+    edges: dict[tuple[str, str], list[str]] = {}
+    for path in sorted(PACKAGE.rglob("*.py")):
+        me = unit_of(module_name(path))
+        for target, names, line in imports_with_names(path):
+            other = unit_of(target)
+            if other == "ds2" and names and set(names) <= PACKAGE_NAMES:
+                continue  # __version__: floor-free
+            if other != me:
+                edges.setdefault((me, other), []).append(
+                    f"{path.relative_to(PACKAGE.parent)}:{line} imports {target}{' ' + str(names) if names else ''}")
+    return edges
+
+
+def test_every_unit_of_ds2_has_a_floor():
+    units = {unit_of(module_name(p)) for p in PACKAGE.rglob("*.py")} - {"ds2"}
+    assert units - FLOORS.keys() == set(), "place it on a floor in docs/design.md and FLOORS here"
+    assert FLOORS.keys() - units == set(), "a unit that is gone: remove it from docs/design.md and FLOORS"
+
+
+def test_no_module_imports_a_floor_above_its_own():
+    bad = []
+    for (me, other), where in unit_edges().items():
+        if me == "ds2":
+            if other not in PACKAGE_IMPORTS:
+                bad += where
+        elif other == "ds2":
+            bad += [f"{w} (through the package: import it from its own module)" for w in where]
+        elif FLOORS[other] > FLOORS[me] or (FLOORS[other] == FLOORS[me] and (me, other) not in SAME_FLOOR):
+            bad += [f"{w} (floor {FLOORS[me]} -> {FLOORS[other]})" for w in where]
+        elif me in ONLY and other not in ONLY[me]:
+            bad += [f"{w} ({me} imports only {sorted(ONLY[me])})" for w in where]
+    assert not bad, "\n".join(bad)
+
+
+def test_what_must_never_be_reached_is_not():
+    graph = unit_graph()
+    bad = {(src, dst) for dst, sources in NEVER_REACHES.items() for src in sources if dst in reachable(graph, src)}
+    assert not bad, sorted(bad)
+
+
+def test_design_md_floor_table_is_the_one_tested():
+    """docs/design.md's table (`| floor | units | ... |`) names the same units on the same floors."""
+    text = (PACKAGE.parent / "docs/design.md").read_text()
+    documented = {}
+    for m in re.finditer(r"^\| (\d+) \| ([^|]+) \|", text, re.M):
+        for unit in re.findall(r"`(ds2\.[\w.]+)`", m.group(2)):
+            documented[unit] = int(m.group(1))
+    assert documented == FLOORS
