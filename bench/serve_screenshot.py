@@ -1,4 +1,4 @@
-"""The README's screenshot of `ds2 serve`'s page (docs/serve_page.png): a trained model, espeak-ng
+"""The screenshot of `ds2 serve`'s page (docs/serve_page.png): a trained model, espeak-ng
 speaking a sentence into headless chromium's fake microphone, then the same sentence uploaded.
 Uses the browser test's set-up (tests/test_serve_browser.py: Debian's chromium, selenium).
 

@@ -86,8 +86,9 @@ def average_command(exp_dir, num, dev_cuts):
 
     The average is kept as EXP_DIR/checkpoints/averaged.pt, which `ds2 decode EXP_DIR` then
     uses, only if its greedy CER on --dev-cuts is lower than best.pt's; the comparison is
-    written to checkpoints/averaged.json either way. Both are evaluated on the CPU in the
-    precision dtype auto picks there (float32 where bfloat16 is only emulated).
+    written to checkpoints/averaged.json either way. Both are evaluated where decoding runs (a GPU
+    if there is one, else the CPU) in the precision dtype auto picks there (float32 where
+    bfloat16 is only emulated).
 
     Example: ds2 average exp/ds2 --num 2 --dev-cuts data/fbank/synth_cuts_dev.jsonl.gz
     """
