@@ -31,6 +31,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:  # this checkout's ds2, also where it is not installed
+    sys.path.insert(0, str(ROOT))
 OUTPUT = ROOT / "docs" / "configuration.md"
 COMMAND = "python tools/config_doc.py"
 
