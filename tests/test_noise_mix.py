@@ -14,7 +14,7 @@ from lhotse import CutSet, Recording
 from musan_fixture import NOISE_SECONDS, noise, write_musan
 
 from ds2.config import TrainConfig, resolve_config
-from ds2.corpora.musan import prepare
+from ds2.corpora.musan import prepare_musan
 from ds2.data.augment import NoiseMix, training_cut_transforms
 from ds2.data.dataset import AsrDataset
 from ds2.data.features import FeatureConfig, compute_cut_features, compute_features, make_extractor
@@ -24,7 +24,7 @@ from ds2.text import CharTokenizer
 def musan_noise(tmp_path_factory) -> Path:
     """A folder with the miniature MUSAN's manifests/ and fbank/musan_cuts_noise.jsonl.gz (3 x 12 s)."""
     root = tmp_path_factory.mktemp("musan")
-    prepare(write_musan(root), root / "manifests", ["noise"])
+    prepare_musan(write_musan(root), root / "manifests", ["noise"])
     compute_features(root / "manifests", root / "fbank", "musan", ["noise"], FeatureConfig(), num_jobs=1,
                      recordings_only=True)
     return root

@@ -32,7 +32,7 @@ from scipy.signal import resample_poly
 
 from ds2.cli import main
 from ds2.corpora import CorpusError
-from ds2.corpora.mydata import EMPTY, UNREADABLE, UNSPELLABLE, check_split, clean_text, prepare, read_table
+from ds2.corpora.mydata import EMPTY, UNREADABLE, UNSPELLABLE, check_split, clean_text, prepare_mydata, read_table
 from ds2.text import normalize_english
 
 REPO = Path(__file__).resolve().parents[1]
@@ -292,7 +292,7 @@ def test_prepare_writes_nothing_when_a_split_has_nothing_usable(one_voice, tmp_p
         "Error: dev (dev.csv): none of its 2 utterances is usable: 1 with empty transcript (e.g. ok), 1 with "
         f"missing or unreadable audio (e.g. missing: {tmp_path / 'missing.wav'}: no such file)")]
     assert not (tmp_path / "out").exists()
-    written = prepare({"train": tmp_path / "train.csv"}, tmp_path / "out2", prefix="own")
+    written = prepare_mydata({"train": tmp_path / "train.csv"}, tmp_path / "out2", prefix="own")
     assert sorted(p.name for p in written.values()) == ["own_recordings_train.jsonl.gz",
                                                          "own_supervisions_train.jsonl.gz"]
 
@@ -304,7 +304,7 @@ def test_a_split_whose_audio_is_all_missing_says_where_relative_paths_are_read_f
     (d / "wav.scp").write_text("u1 wavs/u1.wav\nu2 wavs/u2.wav\n")
     (d / "text").write_text("u1 hello\nu2 world\n")
     with pytest.raises(CorpusError) as e:
-        prepare({"train": d}, tmp_path / "out")
+        prepare_mydata({"train": d}, tmp_path / "out")
     assert str(e.value) == (f"train ({d}): none of its 2 utterances is usable: 2 with missing or unreadable audio "
                             f"(e.g. u1: {tmp_path / 'wavs/u1.wav'}: no such file) - wav.scp's relative paths are "
                             "read from the current folder")

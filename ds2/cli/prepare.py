@@ -1,10 +1,76 @@
-"""`ds2 prepare <corpus>`: download and/or prepare Lhotse manifests of a corpus."""
+"""`ds2 prepare <corpus>`: download and/or prepare Lhotse manifests of a corpus.
+
+A downloadable corpus is one subcommand: `@corpus_options(...)` gives it OUTPUT_DIR, --corpus-dir,
+--download-dir and --base-url, and `download_check_prepare("<name>", ...)` runs
+`ds2.corpora.<name>`'s `download_<name>` (unless --corpus-dir), `check_corpus` and `prepare_<name>`.
+"""
 
 from __future__ import annotations
 
+import importlib
+import inspect
+from contextlib import contextmanager
 from pathlib import Path
 
 import click
+
+OPENSLR = "https://www.openslr.org/resources"
+
+
+def corpus_options(copy: str, download: str, url: str):
+    """OUTPUT_DIR, --corpus-dir, --download-dir and --base-url of a downloadable corpus; their help
+    says what a copy on disk is (`copy`), what is downloaded where (`download`) and from where (`url`)."""
+    params = [
+        click.argument("output_dir", type=click.Path(file_okay=False, path_type=Path)),
+        click.option("--corpus-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+                     help=f"Use this {copy} instead of downloading."),
+        click.option("--download-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+                     help=f"Where {download} [default: OUTPUT_DIR/../download]."),
+        click.option("--base-url", default=OPENSLR, help=f"OpenSLR or a mirror of it: {url}."),
+    ]
+
+    def decorate(f):
+        for param in reversed(params):
+            f = param(f)
+        return f
+    return decorate
+
+
+@contextmanager
+def corpus_errors():
+    """A CorpusError (a download or a copy that cannot be used) as click's one-line `Error: ...`."""
+    from ds2.corpora import CorpusError
+
+    try:
+        yield
+    except CorpusError as e:
+        raise click.ClickException(str(e)) from None
+
+
+def echo_written(written: dict[str, Path]) -> None:
+    for name, path in written.items():
+        click.echo(f"{name}: {path}")
+
+
+def download_check_prepare(corpus: str, output_dir: Path, corpus_dir: Path | None, download_dir: Path | None,
+                           base_url: str, **options) -> None:
+    """Download `corpus` into `download_dir` (OUTPUT_DIR/../download) unless `corpus_dir` is given,
+    check the copy and write its manifests into `output_dir`, with `ds2.corpora.<corpus>`'s
+    `download_<corpus>`, `check_corpus` and `prepare_<corpus>`, each given those of `options`
+    (and `base_url`) that it takes; echo what was written."""
+    module = importlib.import_module(f"ds2.corpora.{corpus}")
+    options["base_url"] = base_url
+
+    def call(fn, *args):
+        taken = inspect.signature(fn).parameters
+        return fn(*args, **{k: v for k, v in options.items() if k in taken})
+
+    with corpus_errors():
+        if corpus_dir is None:
+            corpus_dir = call(getattr(module, f"download_{corpus}"), download_dir or output_dir.parent / "download")
+        corpus_dir = call(module.check_corpus, corpus_dir)
+        written = call(getattr(module, f"prepare_{corpus}"), corpus_dir, output_dir)
+    echo_written(written)
 
 
 @click.group("prepare")
@@ -106,19 +172,13 @@ def synth(output_dir, audio_dir, num_train, num_dev, num_test, num_dev_voices, n
         written = prepare_synth(output_dir, audio_dir or output_dir.parent / "audio", opts, num_jobs)
     except RuntimeError as e:
         raise click.ClickException(str(e)) from None
-    for name, path in written.items():
-        click.echo(f"{name}: {path}")
+    echo_written(written)
 
 
 @command.command("aishell")
-@click.argument("output_dir", type=click.Path(file_okay=False, path_type=Path))
-@click.option("--corpus-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
-              help="Use this AISHELL-1 copy (the folder holding data_aishell/, with wav/<speaker>.tar.gz "
-                   "untarred) instead of downloading.")
-@click.option("--download-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
-              help="Where the archives are downloaded and untarred (about 50 GB) [default: OUTPUT_DIR/../download].")
-@click.option("--base-url", default="https://www.openslr.org/resources",
-              help="OpenSLR or a mirror of it: the archives are <URL>/33/data_aishell.tgz and resource_aishell.tgz.")
+@corpus_options(copy="AISHELL-1 copy (the folder holding data_aishell/, with wav/<speaker>.tar.gz untarred)",
+                download="the archives are downloaded and untarred (about 50 GB)",
+                url="the archives are <URL>/33/data_aishell.tgz and resource_aishell.tgz")
 def aishell(output_dir, corpus_dir, download_dir, base_url):
     """Download AISHELL-1 (OpenSLR 33, 178 h of Mandarin read speech) and write its manifests into OUTPUT_DIR.
 
@@ -135,18 +195,7 @@ def aishell(output_dir, corpus_dir, download_dir, base_url):
       ds2 prepare aishell data/manifests --download-dir data/download
       ds2 prepare aishell data/manifests --corpus-dir /corpora/aishell   # holds data_aishell/
     """
-    from ds2.corpora.aishell import CorpusError, check_corpus, download, prepare
-
-    try:
-        if corpus_dir is not None:
-            corpus_dir = check_corpus(corpus_dir)
-        else:
-            corpus_dir = download(download_dir or output_dir.parent / "download", base_url)
-        written = prepare(corpus_dir, output_dir)
-    except CorpusError as e:
-        raise click.ClickException(str(e)) from None
-    for name, path in written.items():
-        click.echo(f"{name}: {path}")
+    download_check_prepare("aishell", output_dir, corpus_dir, download_dir, base_url)
 
 
 def _parts(value: str) -> list[str]:
@@ -154,18 +203,14 @@ def _parts(value: str) -> list[str]:
 
 
 @command.command("librispeech")
-@click.argument("output_dir", type=click.Path(file_okay=False, path_type=Path))
 @click.option("--parts", default="train-clean-100,train-clean-360,train-other-500,dev-clean,dev-other,test-clean,"
               "test-other", show_default=True,
               help="Comma-separated parts: LibriSpeech's (OpenSLR 12) and mini-LibriSpeech's train-clean-5, "
                    "dev-clean-2 (OpenSLR 31).")
-@click.option("--corpus-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
-              help="Use this copy (the folder holding LibriSpeech/<part>/, untarred) instead of downloading.")
-@click.option("--download-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
-              help="Where the archives are downloaded and untarred (LibriSpeech 960 h: about 60 GB of archives and "
-                   "as much untarred) [default: OUTPUT_DIR/../download].")
-@click.option("--base-url", default="https://www.openslr.org/resources",
-              help="OpenSLR or a mirror of it: the archives are <URL>/12/<part>.tar.gz (mini: <URL>/31/<part>.tar.gz).")
+@corpus_options(copy="copy (the folder holding LibriSpeech/<part>/, untarred)",
+                download="the archives are downloaded and untarred (LibriSpeech 960 h: about 60 GB of archives and "
+                         "as much untarred)",
+                url="the archives are <URL>/12/<part>.tar.gz (mini: <URL>/31/<part>.tar.gz)")
 @click.option("--num-jobs", "-j", default=1, show_default=True, help="Threads that read the FLAC headers.")
 def librispeech(output_dir, parts, corpus_dir, download_dir, base_url, num_jobs):
     """Download LibriSpeech (OpenSLR 12) or mini-LibriSpeech (OpenSLR 31) and write manifests of its
@@ -183,17 +228,8 @@ def librispeech(output_dir, parts, corpus_dir, download_dir, base_url, num_jobs)
       ds2 prepare librispeech data/manifests --parts train-clean-5,dev-clean-2        # mini-LibriSpeech
       ds2 prepare librispeech data/manifests --corpus-dir /corpora --parts dev-clean   # holds LibriSpeech/
     """
-    from ds2.corpora.librispeech import CorpusError, check_corpus, download, prepare
-
-    try:
-        if corpus_dir is None:
-            corpus_dir = download(download_dir or output_dir.parent / "download", _parts(parts), base_url)
-        check_corpus(corpus_dir, _parts(parts))
-        written = prepare(corpus_dir, output_dir, _parts(parts), num_jobs)
-    except CorpusError as e:
-        raise click.ClickException(str(e)) from None
-    for name, path in written.items():
-        click.echo(f"{name}: {path}")
+    download_check_prepare("librispeech", output_dir, corpus_dir, download_dir, base_url, parts=_parts(parts),
+                           num_jobs=num_jobs)
 
 
 @command.command("librispeech-lm")
@@ -206,7 +242,7 @@ def librispeech(output_dir, parts, corpus_dir, download_dir, base_url, num_jobs)
                    "3-gram.arpa.gz or 3-gram.pruned.3e-7.arpa.gz; `ds2 lm import` takes it.")
 @click.option("--download-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Where the files are downloaded [default: OUTPUT_DIR/../download/lm].")
-@click.option("--base-url", default="https://www.openslr.org/resources",
+@click.option("--base-url", default=OPENSLR,
               help="OpenSLR or a mirror of it: the files are <URL>/11/<name>.")
 @click.option("--num-jobs", "-j", default=1, show_default=True, help="Processes that normalise the LM corpus.")
 def librispeech_lm(output_dir, text, arpas, download_dir, base_url, num_jobs):
@@ -223,13 +259,13 @@ def librispeech_lm(output_dir, text, arpas, download_dir, base_url, num_jobs):
       ds2 prepare librispeech-lm data/manifests --arpa 3-gram.pruned.1e-7.arpa.gz --arpa 4-gram.arpa.gz
       ds2 prepare librispeech-lm data/manifests --text --num-jobs 8
     """
-    from ds2.corpora.librispeech import (LM_TEXT, NORMALISED_LM_TEXT, CorpusError, download_lm,
+    from ds2.corpora.librispeech import (LM_TEXT, NORMALISED_LM_TEXT, download_lm,
                                          normalize_lm_text)
 
     if not text and not arpas:
         raise click.UsageError("nothing to do: give --text, --arpa NAME or both")
     download_dir = download_dir or output_dir.parent / "download" / "lm"
-    try:
+    with corpus_errors():
         paths = download_lm(download_dir, list(arpas) + ([LM_TEXT] if text else []), base_url)
         for name in arpas:
             click.echo(f"{name}: {paths[name]}")
@@ -237,22 +273,14 @@ def librispeech_lm(output_dir, text, arpas, download_dir, base_url, num_jobs):
             dst = output_dir / NORMALISED_LM_TEXT
             kept, dropped = normalize_lm_text(paths[LM_TEXT], dst, num_jobs)
             click.echo(f"{dst}: {kept} sentences ({dropped} that cannot be spelled left out)")
-    except CorpusError as e:
-        raise click.ClickException(str(e)) from None
 
 
 @command.command("musan")
-@click.argument("output_dir", type=click.Path(file_okay=False, path_type=Path))
 @click.option("--parts", default="music,noise", show_default=True,
               help="Comma-separated MUSAN parts: music, noise, speech (babble-like speech).")
-@click.option("--corpus-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
-              help="Use this MUSAN copy (the folder holding music/ noise/ speech/, or its parent) instead of "
-                   "downloading.")
-@click.option("--download-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
-              help="Where the archive is downloaded and untarred (about 11 GB, as much untarred) "
-                   "[default: OUTPUT_DIR/../download].")
-@click.option("--base-url", default="https://www.openslr.org/resources",
-              help="OpenSLR or a mirror of it: the archive is <URL>/17/musan.tar.gz.")
+@corpus_options(copy="MUSAN copy (the folder holding music/ noise/ speech/, or its parent)",
+                download="the archive is downloaded and untarred (about 11 GB, as much untarred)",
+                url="the archive is <URL>/17/musan.tar.gz")
 def musan(output_dir, parts, corpus_dir, download_dir, base_url):
     """Download MUSAN (OpenSLR 17: music, speech and noise for augmentation) and write manifests of
     its recordings into OUTPUT_DIR.
@@ -267,22 +295,13 @@ def musan(output_dir, parts, corpus_dir, download_dir, base_url):
       ds2 prepare musan data/manifests --download-dir data/download
       ds2 prepare musan data/manifests --corpus-dir /corpora/musan --parts music,noise,speech
     """
-    from ds2.corpora.musan import PARTS, CorpusError, check_corpus, download, prepare
+    from ds2.corpora.musan import PARTS
 
-    names = list(dict.fromkeys(p.strip() for p in parts.split(",") if p.strip()))
+    names = list(dict.fromkeys(_parts(parts)))
     unknown = [p for p in names if p not in PARTS]
     if unknown or not names:
         raise click.BadParameter(f"{parts!r}: choose among {', '.join(PARTS)}", param_hint="--parts")
-    try:
-        if corpus_dir is not None:
-            corpus_dir = check_corpus(corpus_dir, names)
-        else:
-            corpus_dir = download(download_dir or output_dir.parent / "download", base_url)
-        written = prepare(corpus_dir, output_dir, names)
-    except CorpusError as e:
-        raise click.ClickException(str(e)) from None
-    for name, path in written.items():
-        click.echo(f"{name}: {path}")
+    download_check_prepare("musan", output_dir, corpus_dir, download_dir, base_url, parts=names)
 
 
 @command.command("mydata")
@@ -321,13 +340,9 @@ def mydata(output_dir, train, dev, test, prefix, token_type, num_jobs):
       ds2 prepare mydata data/manifests --train /data/kaldi/train --dev /data/kaldi/dev --test /data/kaldi/test
       ds2 prepare mydata data/manifests --train train.csv --dev dev.tsv --token-type bpe
     """
-    from ds2.corpora import CorpusError
-    from ds2.corpora.mydata import prepare
+    from ds2.corpora.mydata import prepare_mydata
 
     inputs = {"train": train, "dev": dev, **({"test": test} if test is not None else {})}
-    try:
-        written = prepare(inputs, output_dir, prefix, token_type, num_jobs)
-    except CorpusError as e:
-        raise click.ClickException(str(e)) from None
-    for name, path in written.items():
-        click.echo(f"{name}: {path}")
+    with corpus_errors():
+        written = prepare_mydata(inputs, output_dir, prefix, token_type, num_jobs)
+    echo_written(written)

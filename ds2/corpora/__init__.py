@@ -1,6 +1,9 @@
-"""Corpora that Lhotse does not prepare itself, and what the corpus stages share: downloads
-that resume (and start again from zero where a mirror ignores byte ranges), archives untarred
-once, audio files read or named as unreadable, and the one-line error of a download or a corpus
+"""The corpora: each `ds2/corpora/<name>.py` in Lhotse's shape (`download_<name>`, `check_corpus`,
+`prepare_<name>`), run by `ds2 prepare <name>`; the shared step after reading a corpus (normalise,
+drop and count, read the audio, log, write the manifests) is `ds2.corpora.manifests`.
+
+Here: what the downloads share: downloads that resume (and start again from zero where a mirror
+ignores byte ranges), archives untarred once, and the one-line error of a download or a corpus
 copy that cannot be used."""
 
 from __future__ import annotations
@@ -13,12 +16,7 @@ import tarfile
 import urllib.error
 import urllib.request
 import zlib
-from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
 from pathlib import Path
-
-from ds2.atomic import write_atomic
-from ds2.data.wav import wav_truncation
 
 log = logging.getLogger(__name__)
 
@@ -132,91 +130,3 @@ def gzip_error(path: Path) -> str | None:
     except (OSError, EOFError, zlib.error) as e:
         return one_line(e)
     return None
-
-
-# -- audio files ---------------------------------------------------------------------------------
-
-
-def short_error(e: BaseException) -> str:
-    """One short line of why Lhotse could not read an audio file."""
-    text = str(e)
-    m = re.search(r"Error opening .*?: (.+)", text)
-    return (m.group(1).strip() if m else text.splitlines()[0] if text else type(e).__name__)[:200]
-
-
-def read_recording(path: str | Path, recording_id: str):
-    """The Lhotse Recording of an audio file (its header read), or a string saying why there is
-    none: no such file, not audio, no samples, or a WAV shorter than its header says."""
-    from lhotse import Recording
-
-    path = Path(path)
-    if not path.is_file():
-        return f"{path}: no such file"
-    try:
-        recording = Recording.from_file(path, recording_id=recording_id)
-        truncated = wav_truncation(path)
-    except Exception as e:  # noqa: BLE001 - every way a file cannot be read is reported, not fatal
-        return f"{path}: {short_error(e)}"
-    if truncated:
-        return f"{path}: truncated ({truncated})"
-    if recording.num_samples <= 0:
-        return f"{path}: no samples"
-    return recording
-
-
-def read_recordings(paths: dict[str, Path], num_jobs: int = 1) -> tuple[dict, list[str]]:
-    """({id: Recording} of the files of `paths` ({id: path}) that can be read, [why] of those
-    that cannot), reading headers in `num_jobs` threads."""
-    with ThreadPoolExecutor(max(1, num_jobs)) as pool, quiet_root_logger():
-        read = dict(zip(paths, pool.map(lambda kv: read_recording(kv[1], kv[0]), paths.items())))
-    return ({i: r for i, r in read.items() if not isinstance(r, str)},
-            sorted(r for r in read.values() if isinstance(r, str)))
-
-
-def log_unreadable(name: str, unreadable: list[str]) -> None:
-    """One warning line counting the audio files of `name` that cannot be read and naming the first."""
-    if unreadable:
-        log.warning("%s: dropped %d unreadable audio file%s: %s%s", name, len(unreadable),
-                    "s" if len(unreadable) != 1 else "", "; ".join(unreadable[:NAMED]),
-                    f" and {len(unreadable) - NAMED} more" if len(unreadable) > NAMED else "")
-
-
-def read_utterances(name: str, audio: dict[str, Path], texts: dict[str, str], speakers: dict[str, str],
-                    language: str, num_jobs: int = 1):
-    """(RecordingSet, SupervisionSet) of whole-file utterances (id -> audio file, its transcript and
-    speaker), sorted by id: a file that cannot be read is dropped with its transcript and named in
-    one warning line; CorpusError naming `name` where none can be read."""
-    from lhotse import RecordingSet, SupervisionSegment, SupervisionSet
-
-    recordings, unreadable = read_recordings({i: audio[i] for i in sorted(texts)}, num_jobs)
-    log_unreadable(name, unreadable)
-    if not recordings:
-        raise CorpusError(f"{name}: none of its {len(unreadable)} audio files with a usable transcript can be read "
-                          f"(e.g. {unreadable[0]})" if unreadable else f"{name}: no utterance with a usable transcript")
-    return RecordingSet.from_recordings(recordings.values()), SupervisionSet.from_segments(
-        SupervisionSegment(id=i, recording_id=i, start=0.0, duration=r.duration, channel=0, language=language,
-                           speaker=speakers[i], text=texts[i]) for i, r in recordings.items())
-
-
-def write_manifests(output_dir: Path, prefix: str, split: str, recordings, supervisions) -> dict[str, Path]:
-    """Write `<prefix>_{recordings,supervisions}_<split>.jsonl.gz` into `output_dir`, each atomically;
-    returns {"recordings_<split>": path, "supervisions_<split>": path}."""
-    written = {}
-    for kind, items in (("recordings", recordings), ("supervisions", supervisions)):
-        written[f"{kind}_{split}"] = Path(output_dir) / f"{prefix}_{kind}_{split}.jsonl.gz"
-        write_atomic(written[f"{kind}_{split}"], items.to_file)
-    return written
-
-
-@contextmanager
-def quiet_root_logger():
-    """Lhotse warns through the root logger once per file it skips or reads with a fallback
-    backend (hundreds of lines on a real corpus); the preparations count those and log one
-    line per set instead."""
-    root = logging.getLogger()
-    level = root.level
-    root.setLevel(logging.ERROR)
-    try:
-        yield
-    finally:
-        root.setLevel(level)

@@ -27,8 +27,8 @@ import zlib
 from pathlib import Path
 
 from ds2.atomic import write_text_atomic
-from ds2.corpora import (NAMED, CorpusError, download_archive, gzip_error, one_line, read_utterances, untar,
-                         write_manifests)
+from ds2.corpora import NAMED, CorpusError, download_archive, gzip_error, one_line, untar
+from ds2.corpora.manifests import Utterance, finish_split
 from ds2.text import normalize_mandarin
 
 DEFAULT_BASE_URL = "https://www.openslr.org/resources"
@@ -60,7 +60,7 @@ def _untar_speakers(wav: Path, archive: Path, url: str) -> None:
                               f"mirror (--base-url)") from None
 
 
-def download(download_dir: str | Path, base_url: str = DEFAULT_BASE_URL) -> Path:
+def download_aishell(download_dir: str | Path, base_url: str = DEFAULT_BASE_URL) -> Path:
     """Download and untar AISHELL-1 into `download_dir` (the archives there, the corpus in
     `download_dir/aishell`); returns the corpus folder, which holds `data_aishell/`.
 
@@ -134,7 +134,7 @@ def _named(ids: list[str]) -> str:
     return f" ({', '.join(ids[:NAMED])}{f' and {len(ids) - NAMED} more' if len(ids) > NAMED else ''})" if ids else ""
 
 
-def prepare(corpus_dir: str | Path, output_dir: str | Path, num_jobs: int = 1) -> dict[str, Path]:
+def prepare_aishell(corpus_dir: str | Path, output_dir: str | Path, num_jobs: int = 1) -> dict[str, Path]:
     """Write the normalised manifests of train, dev and test into `output_dir` (each atomically),
     and the word-segmented training transcripts (`aishell_words_train.txt`); returns
     {"recordings_train": path, ..., "words_train": path}. `num_jobs` threads read the WAV headers."""
@@ -149,19 +149,16 @@ def prepare(corpus_dir: str | Path, output_dir: str | Path, num_jobs: int = 1) -
                     "s" if len(no_wav) > 1 else "", wav_dir, _named(no_wav))
     written = {}
     for split in SPLITS:
-        texts = {uid: normalize_mandarin(transcripts[uid]) for uid in wavs[split] if uid in transcripts}
-        unspellable = [uid for uid, text in texts.items() if text is None]
-        texts = {uid: text for uid, text in texts.items() if text is not None}
-        recs, sups = read_utterances(f"aishell {split} ({wav_dir / split})", wavs[split], texts,
-                                     {uid: wavs[split][uid].parent.name for uid in texts}, "Chinese", num_jobs)
-        log.info("aishell %s: %d utterances, %.2f hours; left out: %d WAVs without a transcript, %d transcripts "
-                 "that cannot be spelled in characters (digits, other scripts)%s", split, len(sups),
-                 sum(r.duration for r in recs) / 3600, len(wavs[split]) - len(texts) - len(unspellable),
-                 len(unspellable), f", e.g. {unspellable[0]} {transcripts[unspellable[0]]!r}" if unspellable else "")
-        written.update(write_manifests(output_dir, PREFIX, split, recs, sups))
+        utterances = {uid: Utterance(wav, transcripts[uid], wav.parent.name)
+                      for uid, wav in wavs[split].items() if uid in transcripts}
+        paths, supervisions = finish_split(
+            PREFIX, split, wav_dir / split, utterances, output_dir, token_type="char-zh", language="Chinese",
+            unspellable="transcripts that cannot be spelled in characters (digits, other scripts)",
+            left_out=[f"{len(wavs[split]) - len(utterances)} WAVs without a transcript"], num_jobs=num_jobs)
+        written.update(paths)
         if split == "train":
             segmented = segmented_transcripts(corpus_dir)
             path = output_dir / f"{PREFIX}_words_train.txt"
-            write_text_atomic(path, "".join(segmented[s.id] + "\n" for s in sups if s.id in segmented))
+            write_text_atomic(path, "".join(segmented[s.id] + "\n" for s in supervisions if s.id in segmented))
             written["words_train"] = path
     return written

@@ -34,8 +34,8 @@ from contextlib import nullcontext
 from pathlib import Path
 
 from ds2.atomic import write_atomic
-from ds2.corpora import (NAMED, CorpusError, download_archive, download_error, fetch, gzip_error, read_utterances,
-                         write_manifests)
+from ds2.corpora import NAMED, CorpusError, download_archive, download_error, fetch, gzip_error
+from ds2.corpora.manifests import Utterance, finish_split
 from ds2.text import normalize_english
 
 DEFAULT_BASE_URL = "https://www.openslr.org/resources"
@@ -72,7 +72,7 @@ def check_parts(parts: list[str] | tuple[str, ...]) -> list[str]:
     return list(dict.fromkeys(parts))
 
 
-def download(download_dir: str | Path, parts: list[str], base_url: str = DEFAULT_BASE_URL) -> Path:
+def download_librispeech(download_dir: str | Path, parts: list[str], base_url: str = DEFAULT_BASE_URL) -> Path:
     """Download and untar `parts` into `download_dir` (the archives there, the corpus in
     `download_dir/LibriSpeech/<part>`); returns `download_dir`, the folder holding LibriSpeech/.
 
@@ -118,7 +118,8 @@ def check_corpus(corpus_dir: str | Path, parts: list[str]) -> Path:
     return root
 
 
-def prepare(corpus_dir: str | Path, output_dir: str | Path, parts: list[str], num_jobs: int = 1) -> dict[str, Path]:
+def prepare_librispeech(corpus_dir: str | Path, output_dir: str | Path, parts: list[str],
+                        num_jobs: int = 1) -> dict[str, Path]:
     """Write the normalised manifests of `parts` from the copy in `corpus_dir` (the folder holding
     LibriSpeech/, as `check_corpus` takes it) into `output_dir`, each atomically; returns
     {"recordings_dev-clean": path, ...}. `num_jobs` threads read the FLAC headers."""
@@ -134,18 +135,16 @@ def prepare(corpus_dir: str | Path, output_dir: str | Path, parts: list[str], nu
                     lines[uid] = text
         flacs = {uid: root / part / "/".join(uid.split("-")[:2]) / f"{uid}.flac" for uid in lines}
         no_flac = sorted(uid for uid, path in flacs.items() if not path.is_file())
-        texts = {uid: normalize_english(text) for uid, text in lines.items() if uid not in no_flac}
-        unspellable = sorted(uid for uid, text in texts.items() if text is None)
-        texts = {uid: text for uid, text in texts.items() if text is not None}
-        recs, sups = read_utterances(f"librispeech {part} ({root / part})", flacs, texts,
-                                     {uid: uid.split("-")[0] for uid in texts}, "English", num_jobs)
+        utterances = {uid: Utterance(flacs[uid], text, uid.split("-")[0])
+                      for uid, text in lines.items() if uid not in no_flac}
         num_flacs = sum(1 for _ in (root / part).rglob("*.flac"))
-        log.info("librispeech %s: %d utterances, %.2f hours; left out: %d FLACs without a transcript line, %d "
-                 "transcript lines without a FLAC%s, %d transcripts that cannot be spelled with the 28 characters%s",
-                 part, len(sups), sum(r.duration for r in recs) / 3600, num_flacs - len(lines) + len(no_flac),
-                 len(no_flac), f" ({', '.join(no_flac[:NAMED])}{' ...' if len(no_flac) > NAMED else ''})" if no_flac
-                 else "", len(unspellable), f", e.g. {unspellable[0]} {lines[unspellable[0]]!r}" if unspellable else "")
-        written.update(write_manifests(output_dir, PREFIX, part, recs, sups))
+        left_out = [f"{num_flacs - len(lines) + len(no_flac)} FLACs without a transcript line",
+                    f"{len(no_flac)} transcript lines without a FLAC"
+                    + (f" ({', '.join(no_flac[:NAMED])}{' ...' if len(no_flac) > NAMED else ''})" if no_flac else "")]
+        paths, _ = finish_split(PREFIX, part, root / part, utterances, output_dir, token_type="char-en",
+                                language="English", unspellable="transcripts that cannot be spelled with the 28 "
+                                "characters", left_out=left_out, num_jobs=num_jobs)
+        written.update(paths)
     return written
 
 

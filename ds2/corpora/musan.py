@@ -11,17 +11,14 @@ Entry point: `ds2 prepare musan data/manifests --download-dir data/download` (or
 
 from __future__ import annotations
 
-import logging
 from pathlib import Path
 
-from ds2.atomic import write_atomic
-from ds2.corpora import CorpusError, download_archive, quiet_root_logger
+from ds2.corpora import CorpusError, download_archive
+from ds2.corpora.manifests import log_split, quiet_root_logger, write_manifests
 
 DEFAULT_BASE_URL = "https://www.openslr.org/resources"
 PARTS = ("music", "noise", "speech")
 PREFIX = "musan"
-
-log = logging.getLogger(__name__)
 
 
 def archive_url(base_url: str) -> str:
@@ -29,7 +26,7 @@ def archive_url(base_url: str) -> str:
     return f"{base_url.rstrip('/')}/17/musan.tar.gz"
 
 
-def download(download_dir: str | Path, base_url: str = DEFAULT_BASE_URL) -> Path:
+def download_musan(download_dir: str | Path, base_url: str = DEFAULT_BASE_URL) -> Path:
     """Download and untar MUSAN into `download_dir` (the archive there, the corpus in
     `download_dir/musan`); returns the corpus folder. Once untarred (Lhotse's `.musan_completed`
     marker) it is not fetched again; a partly downloaded archive is resumed. A failed download
@@ -54,21 +51,17 @@ def check_corpus(corpus_dir: str | Path, parts: list[str]) -> Path:
     return corpus_dir
 
 
-def prepare(corpus_dir: str | Path, output_dir: str | Path, parts: list[str]) -> dict[str, Path]:
+def prepare_musan(corpus_dir: str | Path, output_dir: str | Path, parts: list[str]) -> dict[str, Path]:
     """Write `musan_recordings_<part>.jsonl.gz` of each part into `output_dir` (atomically); returns
     {"recordings_<part>": path}. Audio paths are absolute, so the manifests work from any folder."""
-    from lhotse.recipes.musan import prepare_musan
+    from lhotse.recipes.musan import prepare_musan as lhotse_prepare_musan
 
     corpus_dir = check_corpus(corpus_dir, parts).resolve()
-    output_dir = Path(output_dir)
     with quiet_root_logger():
-        manifests = prepare_musan(corpus_dir, parts=parts)
+        manifests = lhotse_prepare_musan(corpus_dir, parts=parts)
     written = {}
     for part in parts:
         recordings = manifests[part]["recordings"]
-        log.info("musan %s: %d recordings, %.2f hours", part, len(recordings),
-                 sum(r.duration for r in recordings) / 3600)
-        path = output_dir / f"{PREFIX}_recordings_{part}.jsonl.gz"
-        write_atomic(path, recordings.to_file)
-        written[f"recordings_{part}"] = path
+        log_split(f"{PREFIX} {part}", len(recordings), "recordings", sum(r.duration for r in recordings))
+        written.update(write_manifests(output_dir, PREFIX, part, recordings))
     return written

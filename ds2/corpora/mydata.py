@@ -39,23 +39,21 @@ import io
 import logging
 import re
 import subprocess
-import unicodedata
 from collections import Counter, defaultdict
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ds2.atomic import write_atomic
-from ds2.corpora import NAMED, CorpusError, quiet_root_logger, read_recording, short_error
-from ds2.text import normalize_english, normalize_mandarin
+from ds2.corpora import NAMED, CorpusError
+from ds2.corpora.manifests import (EMPTY, TOKEN_TYPES, UNSPELLABLE, clean_text, log_dropped, quiet_root_logger,
+                                   read_recording, short_error, write_manifests)
 
 log = logging.getLogger(__name__)
 
-TOKEN_TYPES = ("char-en", "char-zh", "char", "bpe")
 TABLE_COLUMNS = ("audio_path", "text", "speaker")  # the last one optional
 # the kinds of utterance that are dropped, in the order they are checked and logged
-EMPTY, UNSPELLABLE, UNREADABLE, OUTSIDE = KINDS = ("empty transcript", "characters the tokens cannot spell",
-                                                   "missing or unreadable audio", "segment outside its recording")
+UNREADABLE, OUTSIDE = "missing or unreadable audio", "segment outside its recording"
+KINDS = (EMPTY, UNSPELLABLE, UNREADABLE, OUTSIDE)
 MAX_OVERSHOOT = 0.5  # seconds a segment may end after its recording (cut there), as Kaldi's extract-segments
 
 
@@ -230,25 +228,6 @@ def read_table(path: str | Path) -> list[Entry]:
 # -- checks --------------------------------------------------------------------------------------
 
 
-def clean_text(text: str | None, token_type: str) -> tuple[str | None, str | None, str]:
-    """(text as the tokens read it, None) or (None, EMPTY or UNSPELLABLE, what cannot be spelled)."""
-    if token_type not in TOKEN_TYPES:
-        raise ValueError(f"token type {token_type!r} is none of {', '.join(TOKEN_TYPES)}")
-    raw = " ".join((text or "").split())
-    if not raw:
-        return None, EMPTY, ""
-    normalize = {"char-en": normalize_english, "char-zh": normalize_mandarin}.get(token_type)
-    if normalize is None:
-        return unicodedata.normalize("NFC", raw), None, ""
-    out = normalize(raw)
-    if out is not None:
-        return out, None, ""
-    bad = sorted({c for c in raw if (c.isalnum() or unicodedata.category(c).startswith("M")) and normalize(c) is None})
-    if not bad:
-        return None, EMPTY, ""  # nothing but punctuation
-    return None, UNSPELLABLE, " ".join(bad)
-
-
 def probe_audio(recording_id: str, audio: str, is_command: bool):
     """The Lhotse Recording of a file (as `read_recording` reads it) or a command's output (its
     header read: sampling rate, channels, samples), or a string saying why there is none."""
@@ -327,11 +306,8 @@ def _problem_name(kind: str, token_type: str) -> str:
 def report(split: Split, token_type: str, prefix: str) -> None:
     """Log one line per kind of dropped utterance (count and the first ids) and a summary."""
     for kind, items in split.dropped.items():
-        if items:
-            named = ", ".join(f"{uid} ({why})" if why else uid for uid, why in items[:NAMED])
-            log.warning("%s %s: dropped %d utterance%s with %s: %s%s", prefix, split.name, len(items),
-                        "s" if len(items) != 1 else "", _problem_name(kind, token_type), named,
-                        f" and {len(items) - NAMED} more" if len(items) > NAMED else "")
+        log_dropped(f"{prefix} {split.name}", "utterance", [f"{uid} ({why})" if why else uid for uid, why in items],
+                    reason=_problem_name(kind, token_type))
     rates = sorted({r.sampling_rate for r in split.recordings})
     multi = sum(1 for r in split.recordings if r.num_channels > 1)
     seconds = sum(s.duration for s in split.supervisions)
@@ -357,7 +333,7 @@ def _why_nothing(split: Split, token_type: str) -> str:
     return f"none of its {split.total} utterances is usable: {', '.join(parts) or 'it lists none'}{hint}"
 
 
-def prepare(inputs: dict[str, str | Path], output_dir: str | Path, prefix: str = "mydata",
+def prepare_mydata(inputs: dict[str, str | Path], output_dir: str | Path, prefix: str = "mydata",
             token_type: str = "char-en", num_jobs: int = 1) -> dict[str, Path]:
     """Check every split of `inputs` ({"train": path, "dev": path, ...}), then write
     `output_dir/<prefix>_{recordings,supervisions}_<split>.jsonl.gz` (atomically) for each;
@@ -378,9 +354,6 @@ def prepare(inputs: dict[str, str | Path], output_dir: str | Path, prefix: str =
         splits.append(split)
     written = {}
     for split in splits:
-        for kind, items in (("recordings", RecordingSet.from_recordings(split.recordings)),
-                            ("supervisions", SupervisionSet.from_segments(split.supervisions))):
-            path = Path(output_dir) / f"{prefix}_{kind}_{split.name}.jsonl.gz"
-            write_atomic(path, items.to_file)
-            written[f"{kind}_{split.name}"] = path
+        written.update(write_manifests(output_dir, prefix, split.name, RecordingSet.from_recordings(split.recordings),
+                                       SupervisionSet.from_segments(split.supervisions)))
     return written
