@@ -210,3 +210,65 @@ def test_design_md_floor_table_is_the_one_tested():
         for unit in re.findall(r"`(ds2\.[\w.]+)`", m.group(2)):
             documented[unit] = int(m.group(1))
     assert documented == FLOORS
+
+
+# What `--backend onnxruntime` loads: these modules, and every ds2 module they import when they are
+# imported, import no torch (imports inside functions and under TYPE_CHECKING run later or never).
+TORCH_FREE = ["ds2.infer", "ds2.infer.audio", "ds2.infer.frontend", "ds2.infer.stream", "ds2.infer.onnx_model",
+              "ds2.infer.long_audio", "ds2.infer.align", "ds2.infer.transcript", "ds2.infer.transcriber"]
+
+
+def module_path(module: str) -> Path | None:
+    base = PACKAGE.parent.joinpath(*module.split("."))
+    for path in (base.with_suffix(".py"), base / "__init__.py"):
+        if path.exists():
+            return path
+    return None  # a compiled extension (ds2.decode._prefix_beam) or a name inside a module
+
+
+def import_time_imports(path: Path) -> set[str]:
+    """The modules `path` imports when it is imported: module level, also inside if/try blocks,
+    not inside functions or classes' methods, nor under `if TYPE_CHECKING:`."""
+    out = set()
+
+    def visit(body):
+        for node in body:
+            if isinstance(node, ast.Import):
+                out.update(a.name for a in node.names)
+            elif isinstance(node, ast.ImportFrom) and node.module:
+                out.add(node.module)
+                out.update(f"{node.module}.{a.name}" for a in node.names)  # `from ds2.x import y` may be a module
+            elif isinstance(node, ast.If) and "TYPE_CHECKING" not in ast.unparse(node.test):
+                visit(node.body), visit(node.orelse)
+            elif isinstance(node, ast.Try):
+                visit(node.body), visit(node.orelse), visit(node.finalbody)
+                for handler in node.handlers:
+                    visit(handler.body)
+            elif isinstance(node, ast.ClassDef):
+                visit([n for n in node.body if not isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))])
+
+    visit(ast.parse(path.read_text()).body)
+    return out
+
+
+def test_the_onnxruntime_path_of_infer_imports_no_torch():
+    seen, todo, chains = set(), list(TORCH_FREE), {m: [m] for m in TORCH_FREE}
+    found = set()
+    while todo:
+        module = todo.pop()
+        parts = module.split(".")
+        # importing ds2.a.b runs ds2/a/__init__.py first
+        for parent in [".".join(parts[:i]) for i in range(2, len(parts))] + [module]:
+            path = module_path(parent)
+            if path is None or parent in seen:
+                continue
+            seen.add(parent)
+            chains.setdefault(parent, chains[module] + [parent])
+            for target in import_time_imports(path):
+                if target.split(".")[0] == "torch":
+                    found.add(" -> ".join(chains[parent]) + " imports torch")
+                elif target.startswith("ds2.") and target not in seen:
+                    chains.setdefault(target, chains[parent] + [target])
+                    todo.append(target)
+    assert "ds2.decode.greedy" in seen and "ds2.infer.frontend" in seen  # the walk followed the imports
+    assert not found, "\n".join(sorted(found))
