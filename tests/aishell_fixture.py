@@ -23,16 +23,12 @@ from __future__ import annotations
 
 import functools
 import io
-import subprocess
 import tarfile
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
-import soundfile as sf
-from scipy.signal import resample_poly
+from recipe_fixture import espeak
 
-SAMPLING_RATE = 16000
 TRANSCRIPT = "data_aishell/transcript/aishell_transcript_v0.8.txt"
 # speaker -> (split, espeak-ng voice variant, speed, pitch): each speaker one voice, as in AISHELL
 SPEAKERS = {
@@ -106,14 +102,7 @@ def speak(utt: Utterance) -> bytes:
     """The WAV file (16 kHz, mono, 16-bit PCM) of espeak-ng reading `utt` in its speaker's voice."""
     _, variant, speed, pitch = SPEAKERS[utt.speaker]
     # cmn-latn-pinyin: the `cmn` voice reads some characters as English words of their pinyin
-    out = subprocess.run(["espeak-ng", "-v", f"cmn-latn-pinyin+{variant}", "-s", str(speed), "-p", str(pitch),
-                          "--stdout", utt.words], capture_output=True, check=True).stdout
-    audio, sr = sf.read(io.BytesIO(out), dtype="float32")
-    g = np.gcd(sr, SAMPLING_RATE)
-    audio = resample_poly(audio, SAMPLING_RATE // g, sr // g)
-    buf = io.BytesIO()
-    sf.write(buf, np.clip(audio, -1, 1), SAMPLING_RATE, subtype="PCM_16", format="WAV")
-    return buf.getvalue()
+    return espeak(f"cmn-latn-pinyin+{variant}", speed, pitch, utt.words, "WAV")
 
 
 def _transcript(utts: list[Utterance]) -> str:

@@ -33,11 +33,8 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
-import soundfile as sf
-from scipy.signal import resample_poly
+from recipe_fixture import espeak
 
-SAMPLING_RATE = 16000
 MINI_PARTS = ("train-clean-5", "dev-clean-2")
 # part -> [(speaker, chapter, espeak-ng voice, speed, pitch)]: speaker and chapter ids of each real part
 SPEAKERS = {
@@ -130,14 +127,7 @@ def _voice(utt: Utterance) -> tuple[str, int, int]:
 def speak(utt: Utterance) -> bytes:
     """The FLAC file (16 kHz, mono, 16-bit) of espeak-ng reading `utt` in its speaker's voice."""
     voice, speed, pitch = _voice(utt)
-    out = subprocess.run(["espeak-ng", "-v", voice, "-s", str(speed), "-p", str(pitch), "--stdout", utt.text.lower()],
-                         capture_output=True, check=True).stdout
-    audio, sr = sf.read(io.BytesIO(out), dtype="float32")
-    g = np.gcd(sr, SAMPLING_RATE)
-    audio = resample_poly(audio, SAMPLING_RATE // g, sr // g)
-    buf = io.BytesIO()
-    sf.write(buf, np.clip(audio, -1, 1), SAMPLING_RATE, subtype="PCM_16", format="FLAC")
-    return buf.getvalue()
+    return espeak(voice, speed, pitch, utt.text.lower(), "FLAC")
 
 
 def _flacs(utts: list[Utterance], num_jobs: int = 4) -> dict[str, bytes]:

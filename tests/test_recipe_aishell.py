@@ -22,6 +22,7 @@ from pathlib import Path
 
 import pytest
 from aishell_fixture import UTTERANCES, make_archives, write_corpus
+from recipe_fixture import edit_distance
 from local_http import serving
 
 from ds2.lm.ngram import arpa_vocabulary
@@ -225,15 +226,6 @@ def test_dev_and_test_hold_characters_training_never_saw(aishell_recipe):
         assert set(unseen) <= set("".join(_texts(recipe, split).values())) - train_chars
 
 
-def _edit_distance(a: list[str], b: list[str]) -> int:
-    row = list(range(len(b) + 1))
-    for i, x in enumerate(a, 1):
-        prev, row[0] = row[0], i
-        for j, y in enumerate(b, 1):
-            prev, row[j] = row[j], min(row[j] + 1, row[j - 1] + 1, prev + (x != y))
-    return row[-1]
-
-
 @pytest.mark.slow
 def test_results_have_a_cer_row_per_set_and_method(aishell_recipe):
     recipe, _ = aishell_recipe
@@ -271,7 +263,7 @@ def test_cer_is_the_edit_distance_of_characters_without_spaces(aishell_recipe):
                 (refs if kind == "ref" else hyps)[uid] = "".join(ast.literal_eval(chars)).replace(" ", "")
             # every cut of the set, with its supervision's text (the manifest's text, once per utterance)
             assert refs == cut_texts and sorted(refs.values()) == sorted(texts.values())
-            errors = sum(_edit_distance(list(refs[u]), list(hyps[u])) for u in refs)
+            errors = sum(edit_distance(list(refs[u]), list(hyps[u])) for u in refs)
             ref_chars = sum(len(t) for t in refs.values())
             result = json.loads((out / "result.json").read_text())
             assert result["primary"] == "CER"

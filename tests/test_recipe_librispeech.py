@@ -42,6 +42,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 from librispeech_fixture import LM_SENTENCES, UTTERANCES, estimate_arpa, make_archives, write_corpus
+from recipe_fixture import edit_distance
 from local_http import serving
 
 from ds2.cli import main
@@ -311,15 +312,6 @@ def _recogs(out: Path) -> tuple[dict[str, list[str]], dict[str, list[str]]]:
     return refs, hyps
 
 
-def _edit_distance(a: list[str], b: list[str]) -> int:
-    row = list(range(len(b) + 1))
-    for i, x in enumerate(a, 1):
-        prev, row[0] = row[0], i
-        for j, y in enumerate(b, 1):
-            prev, row[j] = row[j], min(row[j] + 1, row[j - 1] + 1, prev + (x != y))
-    return row[-1]
-
-
 def _experiments(recipes):
     """(recipe, tag, sets, methods) of every trained model."""
     return [(recipes["librispeech"], "ds2", SETS, METHODS), (recipes["librispeech"], "ds2_bpe", SETS, METHODS),
@@ -357,7 +349,7 @@ def test_wer_is_the_word_edit_distance_of_the_recogs(recipes):
                 refs, hyps = _recogs(out)
                 assert sorted(" ".join(r) for r in refs.values()) == sorted(texts.values())
                 assert set(hyps) == set(refs)
-                errors = sum(_edit_distance(refs[u], hyps[u]) for u in refs)
+                errors = sum(edit_distance(refs[u], hyps[u]) for u in refs)
                 ref_words = sum(len(r) for r in refs.values())
                 result = json.loads((out / "result.json").read_text())
                 assert result["primary"] == "WER"
