@@ -1,11 +1,5 @@
-"""The acoustic model of a trained checkpoint behind the interface inference uses, in PyTorch.
-
-A backend has `tokenizer`, `front_end` (ds2.infer.frontend.FeatureFrontEnd), `model_config`
-(dict), `geometry` (ds2.infer.stream.StreamGeometry), `streaming` (whether it can stream),
-`log_probs(list of (T, F) features) -> list of (T', V)` and, for streaming models,
-`stream_start() -> state` (a list of arrays, one stream), `state_batch_dims` (along which
-dimension each state array stacks streams) and `stream_step(feats (B, N, F), valid_until (B,),
-state) -> ((B, n, V), state)`, B streams at once (ds2.infer.stream.run_steps stacks them).
+"""The acoustic model of a trained checkpoint in PyTorch: `TorchAcousticModel`, a backend of the
+interface inference uses (`ds2.infer.backend.AcousticModel`, a typing.Protocol).
 `ds2.infer.onnx_model.OnnxAcousticModel` is the same interface on onnxruntime, without torch.
 """
 

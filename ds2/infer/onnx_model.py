@@ -1,10 +1,8 @@
 """The acoustic model of a `ds2 export --format onnx` folder on onnxruntime: NumPy in and out,
 no torch (this module and what it imports never import it).
 
-Same interface as `ds2.infer.acoustic.TorchAcousticModel`: `tokenizer`, `features`, `front_end`,
-`model_config`, `geometry`, `streaming`, `streaming_problem`, `log_probs(feats)`, and for
-streaming models `stream_start()`, `state_batch_dims` and `stream_step(feats, valid_until, state)`
-on a batch of streams.
+`OnnxAcousticModel` is a backend of the interface inference uses (`ds2.infer.backend.AcousticModel`,
+a typing.Protocol), as `ds2.infer.acoustic.TorchAcousticModel` is.
 """
 
 from __future__ import annotations

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ds2.decode.greedy import collapse
+from ds2.infer.backend import AcousticModel
 
 NOT_FINAL = 2**62  # the step's valid_until while the utterance goes on (see streaming_step.py)
 
@@ -94,7 +95,7 @@ class Step:
     valid_until: int
 
 
-def run_steps(model, steps: list[tuple["StreamingRecognizer", Step]]) -> None:
+def run_steps(model: AcousticModel, steps: list[tuple["StreamingRecognizer", Step]]) -> None:
     """Run the steps of several streams of `model` as few forward passes as their shapes allow
     (one per distinct number of frames and state shapes: Batch Dispatch, DS2 section 7), and
     hand each stream its outputs and new state."""
@@ -114,14 +115,15 @@ def run_steps(model, steps: list[tuple["StreamingRecognizer", Step]]) -> None:
 
 
 class StreamingRecognizer:
-    """Recognise one utterance from audio chunks of any size with a streaming `model` (a backend
-    of ds2.infer.acoustic: stream_start, stream_step, state_batch_dims, front_end, geometry, tokenizer).
+    """Recognise one utterance from audio chunks of any size with a streaming `model` (an
+    `AcousticModel` backend, ds2.infer.backend: stream_start, stream_step, state_batch_dims, front_end,
+    geometry, tokenizer).
 
     `accept` and `finish` run the steps themselves. A server that batches many streams uses the
     parts instead: `push` the audio, take the `next_step` (or at the end the `final_step`), run
     the steps of many streams together with `run_steps`, which `apply`s their outputs."""
 
-    def __init__(self, model):
+    def __init__(self, model: AcousticModel):
         self.model = model
         self.geometry: StreamGeometry = model.geometry
         self.features = model.front_end.stream()

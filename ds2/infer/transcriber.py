@@ -22,6 +22,7 @@ import numpy as np
 from ds2.infer import ModelError
 from ds2.infer.align import ctc_align
 from ds2.infer.audio import AudioError, AudioReader
+from ds2.infer.backend import AcousticModel
 from ds2.infer.long_audio import Counted, joined, segments, streamed, windowed
 from ds2.infer.transcript import Transcript, Word, transcript
 
@@ -36,9 +37,9 @@ def _fragments(tokenizer) -> list[str]:
 
 
 class Transcriber:
-    """A model (a backend of ds2.infer.acoustic) and a decoding method (ds2.decode.methods)."""
+    """A model (an `AcousticModel` backend, ds2.infer.backend) and a decoding method (ds2.decode.methods)."""
 
-    def __init__(self, model, options=None, window_seconds: float = WINDOW_SECONDS):
+    def __init__(self, model: AcousticModel, options=None, window_seconds: float = WINDOW_SECONDS):
         from ds2.decode.methods import DecodeOptions, build_decoder
         from ds2.lm.ngram import lm_unit
 
@@ -196,8 +197,8 @@ class Transcriber:
         return StreamingRecognizer(self.model)
 
 
-def load_model(model_path: str | Path, backend: str = "torch", threads: int = 0):
-    """The acoustic model backend of `model_path`."""
+def load_model(model_path: str | Path, backend: str = "torch", threads: int = 0) -> AcousticModel:
+    """The acoustic model backend of `model_path` (the `AcousticModel` protocol's implementation named `backend`)."""
     if backend == "torch":
         from ds2.infer.acoustic import TorchAcousticModel
         from ds2.infer.onnx_model import MANIFEST
