@@ -18,9 +18,23 @@ def all_commands(group: click.Group = main, path: tuple[str, ...] = ()):
 COMMANDS = dict(all_commands())
 
 
+def _corpora() -> set[str]:
+    """`prepare <name>` of every ds2/corpora/<name>.py with a `prepare_<name>` (Lhotse's shape)."""
+    import importlib
+    import pkgutil
+
+    import ds2.corpora
+
+    return {f"prepare {m.name}" for m in pkgutil.iter_modules(ds2.corpora.__path__)
+            if hasattr(importlib.import_module(f"ds2.corpora.{m.name}"), f"prepare_{m.name}")}
+
+
 def test_every_verb_is_registered():
-    expected = {"prepare", "prepare synth", "prepare aishell", "prepare librispeech", "prepare librispeech-lm", "prepare musan", "prepare mydata", "features", "shar", "tokens", "lm", "lm train", "lm import", "lm graph", "train",
-                "average", "decode", "tune", "results", "export", "transcribe", "serve"}
+    corpora = _corpora()
+    assert {"prepare synth", "prepare aishell", "prepare librispeech", "prepare musan", "prepare mydata"} <= corpora
+    expected = {"prepare", *corpora, "prepare librispeech-lm", "features", "shar", "tokens", "lm", "lm train",
+                "lm import", "lm graph", "train", "average", "decode", "tune", "results", "export", "transcribe",
+                "serve"}
     assert {" ".join(words) for words in COMMANDS} == expected
     out = CliRunner().invoke(main, ["--help"])
     assert out.exit_code == 0
