@@ -1,5 +1,5 @@
-"""The synthetic corpus's engines (espeak-ng, festival's three voices), its waveform augmentations,
-and the voice held out of training."""
+"""The synthetic corpus's engines (espeak-ng, festival's three voices, flite's two), its waveform
+augmentations, and the voice held out of training."""
 
 import dataclasses
 import io
@@ -20,7 +20,7 @@ from ds2.data.features import FeatureConfig, make_extractor
 
 SENTENCE = "the quick brown fox jumps over the lazy dog and runs away"  # 12 words
 VOICES = ["en-us+m3", "en-gb-x-rp+f2", "festival/kal_diphone", "festival/ked_diphone",
-          "festival/cmu_us_slt_arctic_hts"]
+          "festival/cmu_us_slt_arctic_hts", "flite/rms", "flite/awb"]
 HTS = "festival/cmu_us_slt_arctic_hts"
 
 
@@ -92,6 +92,12 @@ def test_a_bad_festival_request_is_refused():
         split_voice("sapi/david")
 
 
+@pytest.mark.parametrize("voice", ["slt", "kal", "awb_time"])
+def test_flite_never_speaks_the_held_out_speaker_or_its_other_voices(voice):
+    with pytest.raises(EngineError, match="may not speak: one of rms, awb"):
+        ENGINES["flite"].synthesise("hello", voice)
+
+
 def test_each_augmentation_at_strength_zero_leaves_the_features_unchanged():
     audio = speak("en-us+m3")
     rng = np.random.default_rng(0)
@@ -132,12 +138,14 @@ def test_every_training_voice_speaks_a_speed_at_one_tempo(tmp_path):
     words = sum(len(t.split()) for t in sentences)
 
     def words_a_minute(voice):
-        jobs = [(Utterance(f"{voice[-6:]}{i}", "train", t, voice, 175, 50, None, 1), str(tmp_path / f"{voice[-6:]}{i}.wav"))
+        name = voice.replace("/", "_")
+        jobs = [(Utterance(f"{name}{i}", "train", t, voice, 175, 50, None, 1), str(tmp_path / f"{name}{i}.wav"))
                 for i, t in enumerate(sentences)]
         return 60 * words / (sum(n for _, n in _synthesise(jobs)) / 16000)
 
     espeak = np.mean([words_a_minute(v) for v in ("en-us+m3", "en-gb-x-rp+f2")])
-    for voice in ("festival/kal_diphone", "festival/ked_diphone"):  # 1.18x slower without TEMPO
+    # festival's 1.18x and flite's rms 1.2x slower without TEMPO
+    for voice in ("festival/kal_diphone", "festival/ked_diphone", "flite/rms", "flite/awb"):
         assert abs(words_a_minute(voice) / espeak - 1) < 0.08, voice
 
 
@@ -192,6 +200,13 @@ def test_an_augmentations_share_changes_no_other_draw():
     voices = [u.voice for u in plain if u.split == "train"]
     assert 0.25 < np.mean([v.startswith("festival/") for v in voices]) < 0.35
     assert all(a == b for a, b in zip(plain, espeak_only) if not a.voice.startswith("festival/"))
+    # flite takes its share from espeak-ng's utterances: festival's stay, and only the voice changes
+    with_flite = plan_utterances(sentences, variants, dataclasses.replace(base, flite_share=0.2))
+    flite = [u for u in with_flite if u.voice.startswith("flite/")]
+    assert {u.voice for u in flite} == {"flite/rms", "flite/awb"} and {u.split for u in flite} == {"train"}
+    assert 0.15 < len(flite) / len(voices) < 0.25
+    assert [dataclasses.replace(u, voice="") for u in with_flite] == [dataclasses.replace(u, voice="") for u in plain]
+    assert all(a == b for a, b in zip(with_flite, plain) if not a.voice.startswith("flite/"))
 
 
 def test_the_held_out_voice_is_never_planned_outside_its_set():
@@ -211,6 +226,8 @@ def test_the_held_out_voice_is_never_planned_outside_its_set():
     (["--held-out-voice", "sapi/david"], "unknown engine 'sapi'"),
     (["--festival-voices", "kal_diphone,rab_diphone", "--festival-share", "0.2"], "festival has no voice rab_diphone"),
     (["--language", "zh", "--festival-share", "0.2"], "festival's voices speak English only"),
+    (["--language", "zh", "--flite-share", "0.2"], "flite's voices speak English only"),
+    (["--festival-share", "0.6", "--flite-share", "0.5"], "add up to more than all of training"),
 ])
 def test_bad_corpus_options_are_one_line_errors_before_any_work(tmp_path, args, message):
     from click.testing import CliRunner
@@ -226,7 +243,7 @@ def test_bad_corpus_options_are_one_line_errors_before_any_work(tmp_path, args, 
 def engines_corpus(tmp_path_factory):
     root = tmp_path_factory.mktemp("engines")
     opts = SynthOptions(num_train=24, num_dev=4, num_test=6, num_dev_voices=4, num_test_voices=4, seed=5,
-                        festival_share=0.5, train_reverb_prob=0.3, train_telephone_prob=0.3, train_resample_prob=0.3,
+                        festival_share=0.4, flite_share=0.3, train_reverb_prob=0.3, train_telephone_prob=0.3, train_resample_prob=0.3,
                         held_out_voice=HTS,
                         num_held_out=4)
     prepare_synth(root / "manifests", root / "audio", opts, num_jobs=2)
@@ -239,8 +256,9 @@ def test_the_held_out_engine_never_appears_in_training_manifests(engines_corpus)
 
     train = speakers("train")
     assert {"festival/kal_diphone", "festival/ked_diphone"} <= set(train)
-    for split in ("train", "dev", "test"):
-        assert not [s for s in speakers(split) if "hts" in s], split
+    assert {s for s in train if s.startswith("flite/")} == {"flite/rms", "flite/awb"}
+    for split in ("train", "dev", "test"):  # neither the HTS voice nor flite's voice of its speaker
+        assert not [s for s in speakers(split) if "hts" in s or "slt" in s], split
     assert speakers(HELD_OUT_SET) == [HTS] * 4
     sups = list(SupervisionSet.from_file(engines_corpus / "manifests" / "synth_supervisions_train.jsonl.gz"))
     assert any(s.custom["reverb_t60"] for s in sups) and any(s.custom["telephone"] for s in sups)
@@ -250,12 +268,20 @@ def test_the_held_out_engine_never_appears_in_training_manifests(engines_corpus)
         assert info.samplerate == 16000 and 0.2 < info.duration / len(sup.text.split()) < 0.7
 
 
-def test_a_missing_engine_is_named_with_its_install_command(monkeypatch, tmp_path):
+@pytest.mark.parametrize("engine, share, install", [("festival", "--festival-share", "apt-get install -y festival festvox-"),
+                                                    ("flite", "--flite-share", "apt-get install -y flite")])
+def test_a_missing_engine_stops_stage_1_with_one_line_naming_its_apt_package(monkeypatch, tmp_path, engine, share,
+                                                                             install):
     import shutil
 
+    from click.testing import CliRunner
+
+    from ds2.cli import main
+
     real = shutil.which
-    monkeypatch.setattr(shutil, "which", lambda name: None if name == "festival" else real(name))
-    with pytest.raises(RuntimeError, match="apt-get install -y festival festvox-kallpc16k"):
-        prepare_synth(tmp_path / "m", tmp_path / "a", SynthOptions(num_train=4, num_dev=2, num_test=2,
-                                                                   festival_share=0.5))
+    monkeypatch.setattr(shutil, "which", lambda name: None if name == engine else real(name))
+    result = CliRunner().invoke(main, ["prepare", "synth", str(tmp_path / "m"), "--num-train", "4", "--num-dev", "2",
+                                       "--num-test", "2", share, "0.5"])
+    assert result.exit_code == 1 and result.output.strip().splitlines()[-1].startswith(f"Error: {engine} is not installed")
+    assert install in result.output and "Traceback" not in result.output, result.output
     assert not (tmp_path / "m").exists() or not list((tmp_path / "m").iterdir())

@@ -3,6 +3,7 @@
 #   espeak-ng, fortunes-min, fortunes, fortunes-zh   speech and sentences of the synthetic corpora
 #   festival festvox-kallpc16k festvox-kdlpc16k       festival and its English voices kal_diphone,
 #   festvox-us-slt-hts                                 ked_diphone and cmu_us_slt_arctic_hts (egs/synth)
+#   flite                                              flite and its voices rms and awb (egs/synth --flite-share)
 #   g++ make cmake, Boost, zlib/bz2/lzma dev packages   to build KenLM (tools/install_kenlm.sh
 #                                                       and the Python `kenlm` module)
 #   chromium chromium-driver fonts-liberation           a real browser for the page's test
@@ -12,7 +13,7 @@
 # Installs what is missing with apt when run as root; otherwise prints the exact command and fails.
 set -euo pipefail
 
-packages=(espeak-ng fortunes-min fortunes fortunes-zh festival festvox-kallpc16k festvox-kdlpc16k festvox-us-slt-hts
+packages=(espeak-ng fortunes-min fortunes fortunes-zh festival festvox-kallpc16k festvox-kdlpc16k festvox-us-slt-hts flite
           g++ make cmake libboost-program-options-dev libboost-system-dev libboost-thread-dev
           libboost-test-dev zlib1g-dev libbz2-dev liblzma-dev)
 browser=(chromium chromium-driver fonts-liberation)  # installed with --no-install-recommends

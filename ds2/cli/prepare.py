@@ -112,6 +112,9 @@ def command():
               help="Share of training utterances spoken by festival's voices (--festival-voices) instead of espeak-ng.")
 @click.option("--festival-voices", default="kal_diphone,ked_diphone", show_default=True,
               help="festival's training voices, comma-separated.")
+@click.option("--flite-share", default=0.0, show_default=True,
+              help="Share of training utterances spoken by flite's clustergen voices rms and awb instead of "
+                   "espeak-ng (never flite's slt: the speaker of festival's held-out HTS voice).")
 @click.option("--held-out-voice", default=None,
               help="engine/voice never heard in train, dev or test, e.g. festival/cmu_us_slt_arctic_hts: it reads "
                    "the first --num-held-out test sentences as the set 'heldout'.")
@@ -136,10 +139,10 @@ def command():
 @click.option("--num-jobs", "-j", default=2, help="Parallel espeak-ng processes.")
 def synth(output_dir, audio_dir, num_train, num_dev, num_test, num_dev_voices, num_test_voices,
           train_noise_prob, snr, train_reverb_prob, t60, train_telephone_prob, train_resample_prob, resample,
-          train_vocode_prob, festival_share, festival_voices,
+          train_vocode_prob, festival_share, festival_voices, flite_share,
           held_out_voice, num_held_out, language, text, min_length, max_length, speed, pitch, seed, num_jobs):
-    """Synthesise the offline English or Mandarin corpus into OUTPUT_DIR: espeak-ng, and for a
-    share of training (--festival-share) festival's voices.
+    """Synthesise the offline English or Mandarin corpus into OUTPUT_DIR: espeak-ng, and for
+    shares of training (--festival-share, --flite-share) festival's and flite's voices.
 
     Writes <prefix>_{recordings,supervisions}_{train,dev,test}.jsonl.gz (16 kHz WAV audio)
     and <prefix>_lm_text.txt (LM text without any dev/test sentence; Mandarin People's Daily
@@ -164,6 +167,7 @@ def synth(output_dir, audio_dir, num_train, num_dev, num_test, num_dev_voices, n
                             train_t60=t60, train_telephone_prob=train_telephone_prob, train_resample_prob=train_resample_prob,
                             train_resample=resample, train_vocode_prob=train_vocode_prob, festival_share=festival_share,
                             train_festival_voices=tuple(v.strip() for v in festival_voices.split(",") if v.strip()),
+                            flite_share=flite_share,
                             held_out_voice=held_out_voice or None, num_held_out=num_held_out, seed=seed,
                             language=language, text=text, min_words=min_length, max_words=max_length, speed=speed, pitch=pitch)
     except ValueError as e:

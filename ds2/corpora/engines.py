@@ -13,6 +13,10 @@ one process.
   The rate stretches the diphone voices' predicted durations (festival's `Duration_Stretch` / rate) and is
   the HTS voice's hts_engine rate (`-r`); the pitch scales the diphone voices' F0 targets (mean
   and range); the HTS voice speaks at its own pitch.
+- `Flite`: Debian's flite with its clustergen voices `rms` and `awb` (statistical parametric,
+  16 kHz), compiled into the program. The rate scales flite's `duration_stretch`; they speak at
+  their own pitch (the corpus's resampling gives them a range). Its `slt` is never offered: it is
+  the speaker of festival's held-out HTS voice.
 
 A new engine (another language's synthesiser) is one more class registered in `ENGINES`.
 """
@@ -137,7 +141,36 @@ class Festival(Engine):
             return audio
 
 
-ENGINES: dict[str, Engine] = {e.name: e for e in (Espeak(), Festival())}
+# flite's voices that may speak: never `slt` (the speaker of festival's cmu_us_slt_arctic_hts, held out),
+# nor its diphone `kal`/`kal16` (festival's kal_diphone) or `awb_time` (a talking clock)
+FLITE_VOICES = ("rms", "awb")
+
+
+class Flite(Engine):
+    name = "flite"
+    install = "apt-get install -y flite"
+
+    def check(self) -> None:
+        super().check()
+        listed = subprocess.run(["flite", "-lv"], capture_output=True, text=True).stdout.split()
+        missing = [v for v in FLITE_VOICES if v not in listed]
+        if missing:
+            raise EngineError(f"flite has no voice {', '.join(missing)}; install Debian's flite: {self.install}")
+
+    def synthesise(self, text: str, voice: str, rate: float = 1.0, pitch: float = 1.0) -> np.ndarray:
+        if voice not in FLITE_VOICES:
+            raise EngineError(f"flite: voice {voice!r} may not speak: one of {', '.join(FLITE_VOICES)}")
+        with tempfile.TemporaryDirectory(prefix="ds2-flite-") as tmp:
+            out = Path(tmp) / "out.wav"
+            done = subprocess.run(["flite", "-voice", voice, "--setf", f"duration_stretch={1 / rate:.4f}",
+                                   "-t", text, "-o", str(out)], capture_output=True, text=True)
+            if done.returncode != 0 or not out.exists():
+                raise EngineError(f"flite failed on {text!r}: {done.stderr.strip()[-300:]}")
+            samples, sr = sf.read(out, dtype="float32")
+        return to_16k(samples, sr)
+
+
+ENGINES: dict[str, Engine] = {e.name: e for e in (Espeak(), Festival(), Flite())}
 
 
 def split_voice(name: str) -> tuple[Engine, str]:

@@ -1,5 +1,5 @@
 """The offline synthetic corpora, English and Mandarin: fortune sentences spoken by speech
-synthesisers (`ds2.corpora.engines`): espeak-ng, and for English also festival's voices.
+synthesisers (`ds2.corpora.engines`): espeak-ng, and for English also festival's and flite's voices.
 
 English (`language="en"`): sentences from Debian's `fortunes` / `fortunes-min` packages (a
 clean subset of the files), normalised to the 28 DS2 characters, de-duplicated, 4-20 words.
@@ -11,10 +11,11 @@ The sentence sets of train, dev and test are disjoint. Every utterance gets a vo
 accent of espeak-ng with one of its voice variants), a speed and a pitch drawn at random;
 the voices of dev and test are held out of training, so the test set measures
 generalisation to unseen speakers as well as unseen sentences. A share of the training
-utterances is spoken by festival's voices instead (`festival_share`, `train_festival_voices`);
+utterances is spoken by festival's voices instead (`festival_share`, `train_festival_voices`), and
+a share by flite's (`flite_share`: rms and awb, never its slt, the held-out HTS voice's speaker);
 one more voice (`held_out_voice`, e.g. festival's HTS voice) never speaks in training, dev or
 test: it reads test sentences again as the set `heldout`, which measures generalisation to a
-synthesiser never heard. festival's diphone voices speak a speed at espeak-ng's tempo (`TEMPO`).
+synthesiser never heard. festival's diphone voices and flite's speak a speed at espeak-ng's tempo (`TEMPO`).
 Training utterances may be changed (`ds2.data.audio_augment`): resampled to another pitch and
 formants (the voice first speaking as much slower, so that the tempo stays), re-synthesised by a
 vocoder as parametric synthesis would speak them, noise, reverberation,
@@ -40,7 +41,7 @@ from pathlib import Path
 
 import numpy as np
 import soundfile as sf
-from ds2.corpora.engines import ENGINES, FESTIVAL_VOICES, split_voice
+from ds2.corpora.engines import ENGINES, FESTIVAL_VOICES, FLITE_VOICES, split_voice
 from ds2.data.audio_augment import add_noise, resample, reverberate, telephone, vocode
 from ds2.progress import progress
 
@@ -74,7 +75,10 @@ HELD_OUT_SET = "heldout"  # the set of the held-out voice (test sentences again)
 # festival's diphone voices speak slower than espeak-ng at the same rate factor: over egs/synth's
 # training corpus (speeds 140-200) 162 and 164 words a minute against espeak-ng's 193, pauses included.
 # Their rate is scaled by the ratio, so that an utterance's speed is one tempo whichever voice speaks it.
-TEMPO = {"festival/kal_diphone": 193.3 / 162.3, "festival/ked_diphone": 193.3 / 164.1}
+TEMPO = {"festival/kal_diphone": 193.3 / 162.3, "festival/ked_diphone": 193.3 / 164.1,
+         # flite's clustergen voices, over 80 random fortune sentences at rate 1: 167 (rms) and 187 (awb)
+         # words a minute against espeak-ng's 201 (three of its voices)
+         "flite/rms": 200.9 / 166.8, "flite/awb": 200.9 / 187.1}
 # ANSI colour codes (chinese.u8 colours its attribution lines)
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
 
@@ -239,6 +243,7 @@ class SynthOptions:
     train_vocode_prob: float = 0.0  # share of training utterances re-synthesised by a pulse/noise vocoder
     festival_share: float = 0.0  # share of training utterances spoken by festival (train_festival_voices)
     train_festival_voices: tuple[str, ...] = ("kal_diphone", "ked_diphone")
+    flite_share: float = 0.0  # share of training utterances spoken by flite's rms and awb (engines.FLITE_VOICES)
     held_out_voice: str | None = None  # `engine/voice` never in train, dev or test; it reads test sentences as set `heldout`
     num_held_out: int = 200  # utterances of the held-out voice (the first test sentences)
     seed: int = 0
@@ -258,7 +263,7 @@ class SynthOptions:
             if getattr(self, field) is None:
                 object.__setattr__(self, field, value)
         for field in ("train_noise_prob", "train_reverb_prob", "train_telephone_prob", "train_resample_prob",
-                      "train_vocode_prob", "festival_share"):
+                      "train_vocode_prob", "festival_share", "flite_share"):
             if not 0.0 <= getattr(self, field) <= 1.0:
                 raise ValueError(f"{field} must be in [0, 1], not {getattr(self, field)}")
         if self.festival_share > 0 and not self.train_festival_voices:
@@ -266,8 +271,12 @@ class SynthOptions:
         unknown = [v for v in self.train_festival_voices if v not in FESTIVAL_VOICES]
         if unknown:
             raise ValueError(f"festival has no voice {', '.join(unknown)}: one of {', '.join(FESTIVAL_VOICES)}")
-        if "festival" in self.engines and self.language != "en":
-            raise ValueError("festival's voices speak English only")
+        if self.festival_share + self.flite_share > 1:
+            raise ValueError(f"festival_share {self.festival_share} and flite_share {self.flite_share} add up to "
+                             "more than all of training")
+        for engine in ("festival", "flite"):
+            if engine in self.engines and self.language != "en":
+                raise ValueError(f"{engine}'s voices speak English only")
         if self.held_out_voice is not None:
             engine, voice = split_voice(self.held_out_voice)
             if engine.name == "festival" and voice not in FESTIVAL_VOICES:
@@ -281,6 +290,8 @@ class SynthOptions:
         needed = ["espeak-ng"]
         if self.festival_share > 0 or (self.held_out_voice and split_voice(self.held_out_voice)[0].name == "festival"):
             needed.append("festival")
+        if self.flite_share > 0:
+            needed.append("flite")
         return needed
 
     @property
@@ -381,8 +392,8 @@ def plan_utterances(sentences: list[str], variants: list[str], opts: SynthOption
         "train": [sentences[i] for i in order[n_test + n_dev:]],
     }
     voices = split_voices(variants, opts)
-    # festival's share of training: drawn from a generator of its own, so that the espeak-ng
-    # utterances are planned as without festival (the same draws)
+    # festival's and flite's shares of training: drawn from a generator of its own, so that the
+    # espeak-ng utterances are planned as without them (the same draws; and festival's as without flite)
     engine_rng = random.Random(f"{opts.seed}-engine")
     utts = []
     # Test and dev first: they stay the same utterances whatever the size of train.
@@ -391,8 +402,13 @@ def plan_utterances(sentences: list[str], variants: list[str], opts: SynthOption
         for i in range(count):
             accent, variant = rng.choice(voices[split])
             voice = f"{accent}+{variant}"
-            if split == "train" and opts.festival_share > 0 and engine_rng.random() < opts.festival_share:
-                voice = "festival/" + engine_rng.choice(opts.train_festival_voices)
+            if split == "train" and opts.festival_share + opts.flite_share > 0:
+                draw = engine_rng.random()
+                if draw < opts.festival_share:
+                    voice = "festival/" + engine_rng.choice(opts.train_festival_voices)
+                elif draw < opts.festival_share + opts.flite_share:  # its voice from the same draw: no other moves
+                    voice = "flite/" + FLITE_VOICES[int((draw - opts.festival_share) / opts.flite_share
+                                                        * len(FLITE_VOICES))]
             noisy = split == "train" and rng.random() < opts.train_noise_prob
             utts.append(_degradations(Utterance(
                 id=f"{opts.lang.prefix}-{split}-{i:06d}",

@@ -20,6 +20,7 @@ num_dev=200             # dev utterances (held-out sentences and voices)
 num_test=300            # test utterances (held-out sentences and voices)
 seed=0                  # seed of the corpus (texts, voices, speeds, pitches, noise)
 festival_share=0.2      # share of training utterances spoken by festival's kal_diphone and ked_diphone
+flite_share=0.0         # share of training utterances spoken by flite's rms and awb (never its slt)
 noise_prob=0.3          # share of training utterances with white or brown noise (15-35 dB SNR)
 reverb_prob=0.0         # share of training utterances in a random room (T60 0.2-0.8 s)
 telephone_prob=0.0      # share of training utterances through a telephone channel (8 kHz, 300-3400 Hz)
@@ -43,7 +44,7 @@ stage1_prepare() {
   run_stage data/.done/stage1.prepare \
     ds2 prepare synth data/manifests --audio-dir data/audio --num-train "$num_train" \
       --num-dev "$num_dev" --num-test "$num_test" --seed "$seed" --num-jobs "$num_jobs" \
-      --festival-share "$festival_share" --train-noise-prob "$noise_prob" --train-reverb-prob "$reverb_prob" \
+      --festival-share "$festival_share" --flite-share "$flite_share" --train-noise-prob "$noise_prob" --train-reverb-prob "$reverb_prob" \
       --train-telephone-prob "$telephone_prob" --train-resample-prob "$resample_prob" --resample $resample --train-vocode-prob "$vocode_prob" --speed $speed --pitch $pitch \
       --held-out-voice "$held_out_voice" --num-held-out "$num_held_out"
 }
