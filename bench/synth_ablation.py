@@ -30,7 +30,7 @@ sys.path.insert(0, str(REPO))
 from ds2.report import git_description  # noqa: E402
 
 # The corpus options of run.sh of the first row: no festival, no augmentation, every voice as it speaks
-PLAIN = {"--festival-share": "0", "--noise-prob": "0", "--reverb-prob": "0", "--telephone-prob": "0",
+PLAIN = {"--festival-share": "0", "--flite-share": "0", "--noise-prob": "0", "--reverb-prob": "0", "--telephone-prob": "0",
          "--resample-prob": "0", "--resample": "0.85 1.2", "--vocode-prob": "0", "--speed": "175 175", "--pitch": "50 50"}
 # (name, what it adds, corpus options it changes, training overrides it adds): each row adds to the one above
 ROWS = [
@@ -58,6 +58,10 @@ MIXES = [
     ("demo", "higher, festival 20 %: egs/synth's mix", DEMO, []),
     ("vocoder", "demo, a third re-synthesised by a pulse/noise vocoder (as parametric synthesis sounds)",
      {**DEMO, "--vocode-prob": "0.3"}, []),
+    ("flite-10", "demo, flite's clustergen voices rms and awb for 10 %", {**DEMO, "--flite-share": "0.1"}, []),
+    ("flite-20", "demo, flite's rms and awb for 20 %", {**DEMO, "--flite-share": "0.2"}, []),
+    ("flite-20-festival-10", "demo, flite 20 % and festival 10 % (espeak-ng keeps 70 %)",
+     {**DEMO, "--flite-share": "0.2", "--festival-share": "0.1"}, []),
 ]
 
 
@@ -131,6 +135,7 @@ def main() -> None:
     parser.add_argument("--write", type=Path, default=None, help="also write the table here")
     args = parser.parse_args()
     wanted = set(args.rows.split(",")) if args.rows else None
+    kept = kept_rows(args.write) if wanted and args.write and args.write.exists() else {}
     header = ["| {} | what it {} | test %CER (unseen espeak-ng voices) | heldout %CER (festival HTS, never heard) "
               "| test %WER | heldout %WER | minutes | git |", "| --- | --- | ---: | ---: | ---: | ---: | ---: | --- |"]
     tables = {}
@@ -140,6 +145,8 @@ def main() -> None:
             if not wanted or name in wanted:
                 tables[section].append(measure(args, name, what, corpus, overrides))
                 print(tables[section][-1], flush=True)
+            elif name in kept:
+                tables[section].append(kept[name])
     text = "\n".join([
         "# egs/synth: what each engine and augmentation does",
         "",
@@ -158,7 +165,8 @@ def main() -> None:
         *tables["mixes"],
         "",
         f"- git of this table: `{git_description(REPO)}`; each row's in its last column",
-        f"- CPU: {cpu_name()}, {len(os.sched_getaffinity(0))} cores; torch {torch_version()}",
+        f"- CPU: {cpu_name()}, {len(os.sched_getaffinity(0))} cores; torch {torch_version()}"
+        + (f" (rows {', '.join(n for n in kept if n != 'CPU')} kept from the previous table: {kept['CPU']})" if kept else ""),
         f"- command: `python bench/synth_ablation.py {' '.join(sys.argv[1:])}`",
         "",
     ])
@@ -166,6 +174,16 @@ def main() -> None:
     if args.write:
         args.write.write_text(text)
     print(text)
+
+
+def kept_rows(table: Path) -> dict[str, str]:
+    """The rows of a table written before, by name, and its CPU line under "CPU": a run of some rows
+    (--rows) keeps the others as they were measured (each row names its commit)."""
+    text = table.read_text()
+    rows = {m.group(1): m.group(0) for m in re.finditer(r"^\| ([\w-]+) \|.*\|$", text, re.M)
+            if m.group(1) not in ("row", "mix") and set(m.group(1)) != {"-"}}
+    cpu = re.search(r"^- CPU: (.*?)(?: \(rows .*)?$", text, re.M)
+    return {**rows, "CPU": cpu.group(1) if cpu else "unknown CPU"} if rows else {}
 
 
 def logged_minutes(log: Path) -> float:
