@@ -133,6 +133,9 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=3)
     parser.add_argument("--rows", default=None, help="comma-separated row and mix names (default: all)")
     parser.add_argument("--write", type=Path, default=None, help="also write the table here")
+    parser.add_argument("--curve", type=Path, default=None,
+                        help="EXP_DIR of a full egs/synth run (e.g. egs/synth/exp/ds2): add its epochs' test and "
+                        "heldout CER (default: keep the section of the --write table)")
     args = parser.parse_args()
     wanted = set(args.rows.split(",")) if args.rows else None
     kept = kept_rows(args.write) if wanted and args.write and args.write.exists() else {}
@@ -164,6 +167,7 @@ def main() -> None:
         "",
         *tables["mixes"],
         "",
+        *(epoch_curve(args.curve, args.out) if args.curve else kept_curve(args.write)),
         f"- git of this table: `{git_description(REPO)}`; each row's in its last column",
         f"- CPU: {cpu_name()}, {len(os.sched_getaffinity(0))} cores; torch {torch_version()}"
         + (f" (rows {', '.join(n for n in kept if n != 'CPU')} kept from the previous table: {kept['CPU']})" if kept else ""),
@@ -174,6 +178,64 @@ def main() -> None:
     if args.write:
         args.write.write_text(text)
     print(text)
+
+
+CURVE_TITLE = "## The demo's model by epoch"
+
+
+def epoch_curve(exp: Path, out: Path) -> list[str]:
+    """The section of CURVE_TITLE: every epoch checkpoint of a trained egs/synth experiment (EXP_DIR
+    of `./run.sh`, e.g. `make demo`'s egs/synth/exp/ds2) decoded greedily on test and heldout, beside
+    the dev CER and train loss of its training log. The decodings go to OUT/curve (EXP_DIR's
+    RESULTS.md does not see them) and are reused when there."""
+    recipe = exp.resolve().parents[1]
+    history = json.loads((exp / "log" / "history.json").read_text())["epochs"]
+    work = out / "curve"
+    work.mkdir(parents=True, exist_ok=True)
+    shutil.copy(exp / "config.yaml", work / "config.yaml")
+    sets = [x for split in ("test", "heldout") for x in ("--cuts", f"{split}={recipe / 'data' / 'fbank' / f'synth_cuts_{split}.jsonl.gz'}")]
+    rows = []
+    for entry in history:
+        epoch = entry["epoch"] + 1
+        checkpoint = exp / "checkpoints" / f"epoch-{epoch}.pt"
+        if not all((work / f"decode_{s}_epoch-{epoch}" / "result.json").exists() for s in ("test", "heldout")):
+            subprocess.run(["ds2", "decode", str(work), "--checkpoint", str(checkpoint), "--name", f"epoch-{epoch}",
+                            *sets], check=True, env=dict(os.environ, PATH=f"{Path(sys.executable).parent}:{os.environ['PATH']}"),
+                           stdout=subprocess.DEVNULL)
+        test, held = (json.loads((work / f"decode_{s}_epoch-{epoch}" / "result.json").read_text())["CER"]["rate"]
+                      for s in ("test", "heldout"))
+        rows.append(f"| {epoch} | {entry['step']} | {entry['train_loss']:.3f} | {100 * entry['dev_cer']:.2f} "
+                    f"| {test:.2f} | {held:.2f} |")
+    prepare = (recipe / "data" / ".done" / "stage1.prepare").read_text().splitlines()[0]
+    train = (recipe / "exp" / ".done" / f"stage6.train.{exp.name}").read_text().splitlines()[0]
+    results = recipe / "RESULTS.md"
+    made = re.search(r"^- git: `([^`]+)`", results.read_text(), re.M) if results.exists() else None
+    return [
+        CURVE_TITLE,
+        "",
+        "The configuration chosen for the demo at its full budget (not the budget of the tables above): "
+        "each epoch's checkpoint decoded greedily; dev is the training log's (the sentences and voices of "
+        "test's kind that pick best.pt).",
+        "",
+        "| epoch | step | train loss | dev %CER | test %CER | heldout %CER |",
+        "| ---: | ---: | ---: | ---: | ---: | ---: |",
+        *rows,
+        "",
+        f"- corpus: `{prepare.strip()}`",
+        f"- training: `{train.strip()}`",
+        f"- the run's git: `{made.group(1) if made else '?'}` (its RESULTS.md)",
+        "",
+    ]
+
+
+def kept_curve(table: Path) -> list[str]:
+    """The CURVE_TITLE section of a table written before (a run without --curve keeps it)."""
+    text = table.read_text() if table and table.exists() else ""
+    start = text.find(CURVE_TITLE)
+    if start < 0:
+        return []
+    end = text.find("\n- git of this table", start)
+    return text[start:end].rstrip("\n").splitlines() + [""]
 
 
 def kept_rows(table: Path) -> dict[str, str]:
