@@ -62,6 +62,8 @@ MIXES = [
     ("flite-20", "demo, flite's rms and awb for 20 %", {**DEMO, "--flite-share": "0.2"}, []),
     ("flite-20-festival-10", "demo, flite 20 % and festival 10 % (espeak-ng keeps 70 %)",
      {**DEMO, "--flite-share": "0.2", "--festival-share": "0.1"}, []),
+    ("flite-20-lr", "flite-20 trained at half the peak learning rate (3e-3 to 1.5e-3)",
+     {**DEMO, "--flite-share": "0.2"}, ["train.lr=1.5e-3"]),
 ]
 
 
@@ -157,7 +159,8 @@ def main() -> None:
         f"{args.epochs} epochs of conf/ds2.yaml's model, greedy search; each row adds one thing to the row above. "
         "test: 300 sentences read by espeak-ng voices held out of training; heldout: 200 of those sentences read by "
         "festival's cmu_us_slt_arctic_hts (statistical parametric synthesis), an engine and voice never heard "
-        "in training. A row's minutes include synthesis, features, training and decoding.",
+        "in training. A row's minutes include synthesis, features, training and decoding; its commit (last "
+        "column) holds the conf/ds2.yaml it trained.",
         "",
         *tables["rows"],
         "",
