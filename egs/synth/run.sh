@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Deep Speech 2 on an offline synthetic English corpus: espeak-ng reads fortune sentences with
-# many voices, festival's two diphone voices a share of them; dev and test use sentences and
+# many voices, festival's two diphone voices and flite's two clustergen voices a share each; dev and test use sentences and
 # espeak-ng voices that training never sees, and the set heldout has test sentences read by a
 # synthesiser never heard (festival's HTS voice). Half of the training audio is resampled to higher
 # (or a little lower) pitch and formants, and 30 % gets noise; reverberation and a telephone channel
@@ -20,7 +20,7 @@ num_dev=200             # dev utterances (held-out sentences and voices)
 num_test=300            # test utterances (held-out sentences and voices)
 seed=0                  # seed of the corpus (texts, voices, speeds, pitches, noise)
 festival_share=0.2      # share of training utterances spoken by festival's kal_diphone and ked_diphone
-flite_share=0.0         # share of training utterances spoken by flite's rms and awb (never its slt)
+flite_share=0.2         # share of training utterances spoken by flite's rms and awb (never its slt)
 noise_prob=0.3          # share of training utterances with white or brown noise (15-35 dB SNR)
 reverb_prob=0.0         # share of training utterances in a random room (T60 0.2-0.8 s)
 telephone_prob=0.0      # share of training utterances through a telephone channel (8 kHz, 300-3400 Hz)
