@@ -199,3 +199,61 @@ def test_every_test_contributing_md_names_exists():
                                            if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))}:
             bad.append(f"{file}::{function}")
     assert bad == []
+
+
+def markdown_tables(text: str) -> list[tuple[int, list[list[str]]]]:
+    """(line number of the header, rows of cells) of each pipe table in `text`, separator row left out."""
+    tables, lines = [], text.splitlines()
+    i = 0
+    while i < len(lines):
+        if lines[i].startswith("|") and i + 1 < len(lines) and re.match(r"^\|[\s:|-]+\|$", lines[i + 1]):
+            start, rows = i, [cells(lines[i])]
+            i += 2
+            while i < len(lines) and lines[i].startswith("|"):
+                rows.append(cells(lines[i]))
+                i += 1
+            tables.append((start, rows))
+        else:
+            i += 1
+    return tables
+
+
+def cells(line: str) -> list[str]:
+    return [c.strip() for c in line.strip().strip("|").split("|")]
+
+
+def readme_results_tables() -> list[tuple[str, list[list[str]]]]:
+    """(recipe, table) of each table under a README paragraph that links egs/<recipe>/RESULTS.md."""
+    text = README.read_text()
+    lines = text.splitlines()
+    found = []
+    for start, rows in markdown_tables(text):
+        before = "\n".join(lines[max(0, start - 8):start])
+        recipes = re.findall(r"\(egs/([\w-]+)/RESULTS\.md\)", before)
+        if recipes:
+            found.append((recipes[-1], rows))
+    return found
+
+
+def test_readme_results_are_the_figures_of_the_recipes_results_md():
+    """Every figure of the README's results tables is the one its recipe's RESULTS.md holds (the
+    first table: experiment, method, then '<set> %<measure>' columns): a RESULTS.md regenerated
+    without the README (or the other way round) fails here. A README column is '[experiment]
+    <set> %<measure>' (experiment ds2 when not named); a row's method is its first word."""
+    tables = readme_results_tables()
+    assert {recipe for recipe, _ in tables} >= {"synth", "synth_zh"}, tables
+    for recipe, rows in tables:
+        results = (ROOT / "egs" / recipe / "RESULTS.md").read_text()
+        header, *body = markdown_tables(results)[0][1]
+        assert header[:2] == ["experiment", "method"], header
+        figures = {(row[0], row[1], column): row[i] for row in body for i, column in enumerate(header) if i >= 2}
+        for row in rows[1:]:
+            method = row[0].split()[0]
+            for column, value in zip(rows[0][1:], row[1:]):
+                words = column.split()
+                experiment, measure = (words[0], " ".join(words[1:])) if len(words) == 3 else ("ds2", column)
+                key = (experiment, method, measure)
+                assert key in figures, f"README: {recipe} {key} is not in egs/{recipe}/RESULTS.md"
+                assert figures[key] == value, (
+                    f"README: {recipe} {experiment} {method} {measure} reads {value}, "
+                    f"egs/{recipe}/RESULTS.md {figures[key]}")
