@@ -15,7 +15,7 @@
 set -euo pipefail
 cd "$(dirname "$0")"
 
-num_train=14000         # training utterances to synthesise
+num_train=18000         # training utterances to synthesise
 num_dev=200             # dev utterances (held-out sentences and voices)
 num_test=300            # test utterances (held-out sentences and voices)
 seed=0                  # seed of the corpus (texts, voices, speeds, pitches, noise)
