@@ -30,8 +30,10 @@ from pathlib import Path
 
 import numpy as np
 
+from ds2.report import cpu_description
+
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from transcribe import cpu_name, load_audio  # noqa: E402 - bench/transcribe.py's audio and CPU name
+from transcribe import load_audio  # noqa: E402 - bench/transcribe.py's audio
 
 
 def cpu_seconds(pid: int) -> float:
@@ -98,7 +100,7 @@ def main():
     with tempfile.TemporaryDirectory() as tmp:
         audio = load_audio(None, args.num_audio, 16000, Path(tmp))
     seconds = sum(len(x) for x in audio) / len(audio) / 16000
-    print(f"# ds2 serve under load: {args.model} ({args.backend}, --threads {args.threads}); CPU: {cpu_name()}, {os.cpu_count()} cores; "
+    print(f"# ds2 serve under load: {args.model} ({args.backend}, --threads {args.threads}); CPU: {cpu_description()}, {os.cpu_count()} cores; "
           f"ATEN_CPU_CAPABILITY={os.environ.get('ATEN_CPU_CAPABILITY', 'default')}")
     print(f"# {args.utterances} utterances per client of {seconds:.1f} s on average, at real-time pace in "
           f"100 ms chunks; clients and server share this machine\n")

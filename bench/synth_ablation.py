@@ -27,7 +27,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
-from ds2.report import git_description  # noqa: E402
+from ds2.report import cpu_description, git_description  # noqa: E402
 
 # The corpus options of run.sh of the first row: no festival, no augmentation, every voice as it speaks
 PLAIN = {"--festival-share": "0", "--flite-share": "0", "--noise-prob": "0", "--reverb-prob": "0", "--telephone-prob": "0",
@@ -172,7 +172,7 @@ def main() -> None:
         "",
         *(epoch_curve(args.curve, args.out) if args.curve else kept_curve(args.write)),
         f"- git of this table: `{git_description(REPO)}`; each row's in its last column",
-        f"- CPU: {cpu_name()}, {len(os.sched_getaffinity(0))} cores; torch {torch_version()}"
+        f"- CPU: {cpu_description()}, {len(os.sched_getaffinity(0))} cores; torch {torch_version()}"
         + (f" (rows {', '.join(n for n in kept if n != 'CPU')} kept from the previous table: {kept['CPU']})" if kept else ""),
         f"- command: `python bench/synth_ablation.py {' '.join(sys.argv[1:])}`",
         "",
@@ -257,14 +257,6 @@ def logged_minutes(log: Path) -> float:
     stamps = [datetime.strptime(m.group(0), "%Y-%m-%d %H:%M:%S")
               for m in re.finditer(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d", log.read_text(), re.M)]
     return (max(stamps) - min(stamps)).total_seconds() / 60
-
-
-def cpu_name() -> str:
-    info = Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").exists() else ""
-    name = next((line.split(":", 1)[1].strip() for line in info.splitlines() if line.startswith("model name")), "unknown CPU")
-    flags = next((line.split(":", 1)[1].split() for line in info.splitlines() if line.startswith("flags")), [])
-    isa = "AVX-512-BF16" if "avx512_bf16" in flags else "AVX-512" if "avx512f" in flags else "AVX2" if "avx2" in flags else "no AVX2"
-    return f"{name} ({isa})"
 
 
 def torch_version() -> str:

@@ -17,13 +17,14 @@ right context and the row convolution's future frames) + that compute.
 from __future__ import annotations
 
 import argparse
-import platform
 import subprocess
 import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
+
+from ds2.report import cpu_description
 
 SENTENCES = [
     "the quick brown fox jumps over the lazy dog",
@@ -35,16 +36,6 @@ SENTENCES = [
     "she sells sea shells by the sea shore",
     "numbers in a readme must come from a command that was run",
 ]
-
-
-def cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown CPU"
 
 
 def load_audio(audio_dir: str | None, num: int, rate: int, tmp: Path) -> list[np.ndarray]:
@@ -114,7 +105,7 @@ def main():
         first = TorchAcousticModel(args.model)
         audio = load_audio(args.audio_dir, args.num, first.front_end.sampling_rate, tmp)
         seconds = sum(len(x) for x in audio) / first.front_end.sampling_rate
-        print(f"CPU: {cpu_name()}; one thread; {len(audio)} utterances, {seconds:.1f} s of audio; "
+        print(f"CPU: {cpu_description()}; one thread; {len(audio)} utterances, {seconds:.1f} s of audio; "
               f"torch {torch.__version__}, onnxruntime {__import__('onnxruntime').__version__}\n")
         start = time.perf_counter()
         feats = [first.front_end(x) for x in audio]

@@ -230,8 +230,8 @@ def write_results(recipe_dir: str | Path, output: str | Path | None = None, titl
         f"- ds2 {_version('ds2')}, torch {_version('torch')}, lhotse {_version('lhotse')}, "
         f"kaldialign {_version('kaldialign')}, kenlm {_version('kenlm')}, kaldifst {_version('kaldifst')}, "
         f"kaldilm {_version('kaldilm')}, kaldi-decoder {_version('kaldi-decoder')}, Python {platform.python_version()}",
-        f"- machine: {platform.machine()}, {platform.system()} {platform.release()}, "
-        f"{_cpu_count()} CPU cores",
+        f"- machine: {cpu_description()}, {_cpu_count()} cores; {platform.machine()}, "
+        f"{platform.system()} {platform.release()}",
         "",
         "## Commands",
         "",
@@ -246,6 +246,26 @@ def write_results(recipe_dir: str | Path, output: str | Path | None = None, titl
     if output is not None:
         Path(output).write_text(rendered)
     return rendered
+
+
+def cpu_description() -> str:
+    """The CPU's model name and the widest of the instruction sets that decide ds2's speed, e.g.
+    "Intel(R) Xeon(R) Processor (AMX, AVX-512-BF16)": bfloat16 is native only with AVX-512-BF16 or
+    AMX (docs/training.md, "Precision"); on AVX2 alone it is emulated."""
+    name, flags = "", set()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name") and not name:
+                name = line.split(":", 1)[1].strip()
+            elif line.startswith("flags") and not flags:
+                flags = set(line.split(":", 1)[1].split())
+    except OSError:
+        pass
+    name = name or platform.processor() or "unknown CPU"
+    isa = [label for flag, label in (("amx_bf16", "AMX"), ("avx512_bf16", "AVX-512-BF16")) if flag in flags]
+    if not isa:
+        isa = ["AVX-512"] if "avx512f" in flags else ["AVX2"] if "avx2" in flags else []
+    return f"{name} ({', '.join(isa)})" if isa else name
 
 
 def _cpu_count() -> int:

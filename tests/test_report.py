@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import logging
 import re
+from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
@@ -20,7 +21,7 @@ from ds2.cli import main
 from ds2.decode.methods import DecodeOptions
 from ds2.decode.runner import LogProbs, decode_cuts, decode_dir, decode_log_probs, write_result
 from ds2.lm.ngram import train_ngram
-from ds2.report import set_order, write_results
+from ds2.report import cpu_description, set_order, write_results
 
 SETS = {"test-other": ["bad2", "clean", "bad1"], "dev_clean": ["bad1", "bad2"], "test_clean": ["clean", "bad1"],
         "dev-other": ["bad2"]}
@@ -79,6 +80,13 @@ def test_every_set_and_method_lands_in_its_own_cell(decoded):
     assert "`rescore_alpha=1.0`" in text and "`alpha=0.05`" in text
     assert CliRunner().invoke(main, ["results", str(recipe)]).exit_code == 0
     assert (recipe / "RESULTS.md").read_text().split("## Environment")[0] == text.split("## Environment")[0]
+    # the CPU is named, with whether it computes bfloat16 natively (the figures depend on it)
+    machine = next(line for line in text.splitlines() if line.startswith("- machine: "))
+    cpu = cpu_description()
+    assert machine.startswith(f"- machine: {cpu}, "), machine
+    cpuinfo = Path("/proc/cpuinfo").read_text()
+    assert cpu.split(" (")[0] in cpuinfo
+    assert ("AVX-512-BF16" in cpu) == ("avx512_bf16" in cpuinfo.split()), cpu
 
 
 def test_a_decoding_folder_without_result_json_is_left_out_with_a_warning(decoded, caplog):
