@@ -226,7 +226,7 @@ def epoch_curve(exp: Path, out: Path) -> list[str]:
         "",
         f"- corpus: `{prepare.strip()}`",
         f"- training: `{train.strip()}`",
-        f"- the run's git: `{made.group(1) if made else '?'}` (its RESULTS.md)",
+        f"- git named by the run's RESULTS.md (its last stage 9): `{made.group(1) if made else '?'}`",
         "",
     ]
 
