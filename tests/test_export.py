@@ -43,6 +43,7 @@ MODELS = {  # name: ModelConfig overrides
     "bilstm": dict(SMALL, rnn_type="lstm", conv_channels=[8], conv_kernels=[[5, 11]], conv_strides=[[2, 2]]),
     "stream_rnn": dict(SMALL, **STREAMING, rnn_type="rnn", lookahead=2, conv_channels=[8, 8],
                        conv_kernels=[[5, 11], [3, 11]], conv_strides=[[2, 2], [2, 1]]),
+    "bigru_no_batch_norm": dict(SMALL, batch_norm=False),  # the recurrent layers without their batch norm
     # an auxiliary pinyin CTC head (training only) on the first recurrent layer: not in the export
     "stream_gru_aux": dict(SMALL, **STREAMING, lookahead=3, aux_units="pinyin", aux_layer=1),
 }

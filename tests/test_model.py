@@ -248,3 +248,29 @@ def test_aux_forward_of_a_model_without_an_aux_head_is_a_clear_error():
     with_head = DeepSpeech2(AUX_CONFIGS[1], num_features=20, vocab_size=29)
     assert {k for k in with_head.state_dict() if k.startswith("aux_head.")} == {"aux_head.weight", "aux_head.bias"}
     assert not any(k.startswith("aux_head.") for k in model.state_dict())
+
+
+def test_batch_norm_false_leaves_the_recurrent_layers_without_one_and_the_rest_as_it_is():
+    """model.batch_norm: false (the paper's baseline without sequence-wise batch norm) drops exactly the
+    recurrent layers' batch norm (a weight, a bias and running statistics per input feature); the
+    convolutions keep theirs, and the model still trains (its loss falls on a fixed batch)."""
+    options = dict(conv_channels=[4], conv_kernels=[[5, 7]], conv_strides=[[2, 2]], rnn_layers=3, rnn_hidden=8)
+    torch.manual_seed(0)
+    with_bn, without = DeepSpeech2(ModelConfig(**options), 20, 6), DeepSpeech2(ModelConfig(**options, batch_norm=False), 20, 6)
+    assert all(isinstance(layer.bn, SequenceBatchNorm) for layer in with_bn.rnns)
+    assert all(layer.bn is None for layer in without.rnns)
+    assert not any(isinstance(m, SequenceBatchNorm) for m in without.modules())
+    inputs = [layer.rnn.input_size for layer in with_bn.rnns]
+    count = lambda m: sum(p.numel() for p in m.parameters())  # noqa: E731
+    assert count(with_bn) - count(without) == 2 * sum(inputs)
+    x, lengths, targets = torch.randn(4, 40, 20), torch.tensor([40, 35, 30, 22]), torch.randint(1, 6, (4, 5))
+    opt = torch.optim.Adam(without.parameters(), 1e-2)
+    losses = []
+    for _ in range(30):
+        log_probs, out_lens = without(x, lengths)
+        loss = torch.nn.functional.ctc_loss(log_probs.transpose(0, 1), targets, out_lens, torch.full((4,), 5))
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        losses.append(loss.item())
+    assert losses[-1] < 0.5 * losses[0], losses

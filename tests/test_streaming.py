@@ -69,6 +69,8 @@ MODELS = {
                              conv_strides=[[2, 2], [2, 1], [1, 2]], lookahead=2),
     "rnn_no_lookahead": dict(rnn_type="rnn", conv_channels=[8], conv_kernels=[[4, 11]], conv_strides=[[2, 2]],
                              lookahead=0),
+    "gru_no_batch_norm": dict(conv_channels=[8], conv_kernels=[[11, 21]], conv_strides=[[3, 4]], lookahead=4,
+                              batch_norm=False),
 }
 
 

@@ -25,6 +25,7 @@ class ModelConfig:
     rnn_layers: int = 5  # 1-7 in the paper
     rnn_hidden: int = 512  # units per direction; directions are summed, as in the paper
     bidirectional: bool = True  # False: forward-only layers followed by a row convolution
+    batch_norm: bool = True  # sequence-wise batch norm on each recurrent layer's input (DS2 section 3.2); False: none
     lookahead: int = 20  # row convolution: future frames seen (tau); forward-only models only
     # Fully connected layers between the last recurrent layer and the softmax.
     fc_dims: list[int] = field(default_factory=list)  # hidden sizes; [] goes straight to the softmax

@@ -32,7 +32,7 @@ class DeepSpeech2(nn.Module):
         dims = [self.front_end.output_dim] + [cfg.rnn_hidden] * cfg.rnn_layers
         self.rnns = nn.ModuleList(
             RecurrentLayer(dims[i], cfg.rnn_hidden, cfg.rnn_type, cfg.bidirectional,
-                           dropout=cfg.dropout if i > 0 else 0.0)
+                           batch_norm=cfg.batch_norm, dropout=cfg.dropout if i > 0 else 0.0)
             for i in range(cfg.rnn_layers))
         self.row_conv = None if cfg.bidirectional else RowConvolution(cfg.rnn_hidden, cfg.lookahead)
         fc, dim = [], cfg.rnn_hidden
