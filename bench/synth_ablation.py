@@ -98,9 +98,13 @@ def recipe_copy(root: Path) -> Path:
     return recipe
 
 
+def venv_env() -> dict[str, str]:
+    """The environment with this Python's bin folder (ds2, torchrun) first on PATH."""
+    return dict(os.environ, PATH=f"{Path(sys.executable).parent}:{os.environ['PATH']}")
+
+
 def run(recipe: Path, args: list[str], log) -> None:
-    env = dict(os.environ, PATH=f"{Path(sys.executable).parent}:{os.environ['PATH']}")
-    proc = subprocess.run(["bash", "run.sh", *args], cwd=recipe, env=env, stdout=log, stderr=subprocess.STDOUT)
+    proc = subprocess.run(["bash", "run.sh", *args], cwd=recipe, env=venv_env(), stdout=log, stderr=subprocess.STDOUT)
     if proc.returncode != 0:
         raise SystemExit(f"run.sh {' '.join(args)} failed in {recipe} (exit {proc.returncode}): see {log.name}")
 
@@ -124,7 +128,12 @@ def measure(args, name: str, what: str, corpus: list[str], overrides: list[str])
 
 
 def cer(recipe: Path, split: str) -> tuple[float, float]:
-    result = json.loads((recipe / "exp" / "ds2" / f"decode_{split}_greedy" / "result.json").read_text())
+    return rates(recipe / "exp" / "ds2" / f"decode_{split}_greedy")
+
+
+def rates(decoding: Path) -> tuple[float, float]:
+    """(%CER, %WER) of a `ds2 decode` folder."""
+    result = json.loads((decoding / "result.json").read_text())
     return result["CER"]["rate"], result["WER"]["rate"]
 
 
@@ -203,10 +212,8 @@ def epoch_curve(exp: Path, out: Path) -> list[str]:
         checkpoint = exp / "checkpoints" / f"epoch-{epoch}.pt"
         if not all((work / f"decode_{s}_epoch-{epoch}" / "result.json").exists() for s in ("test", "heldout")):
             subprocess.run(["ds2", "decode", str(work), "--checkpoint", str(checkpoint), "--name", f"epoch-{epoch}",
-                            *sets], check=True, env=dict(os.environ, PATH=f"{Path(sys.executable).parent}:{os.environ['PATH']}"),
-                           stdout=subprocess.DEVNULL)
-        test, held = (json.loads((work / f"decode_{s}_epoch-{epoch}" / "result.json").read_text())["CER"]["rate"]
-                      for s in ("test", "heldout"))
+                            *sets], check=True, env=venv_env(), stdout=subprocess.DEVNULL)
+        test, held = (rates(work / f"decode_{s}_epoch-{epoch}")[0] for s in ("test", "heldout"))
         rows.append(f"| {epoch} | {entry['step']} | {entry['train_loss']:.3f} | {100 * entry['dev_cer']:.2f} "
                     f"| {test:.2f} | {held:.2f} |")
     prepare = (recipe / "data" / ".done" / "stage1.prepare").read_text().splitlines()[0]
