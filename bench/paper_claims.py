@@ -1,0 +1,498 @@
+"""Deep Speech 2's claims measured with ds2: one small model per row, trained on one egs/synth corpus at
+one budget, decoded greedily, and a table per claim with what the paper says and what the numbers say.
+
+    python bench/paper_claims.py --out /tmp/paper --num-train 3200 --epochs 2 --write egs/synth/PAPER.md
+
+The corpus is egs/synth's own recipe (a copy under OUT/corpus: stages 1-3 at --num-train training
+utterances, and BPE tokens for the stride claim). Every row trains the same reference model (conf/ds2.yaml
+with 3 recurrent layers) with the row's overrides for --epochs epochs, then decodes test with the last
+epoch's weights; dev is the training log's greedy CER of those weights. Rows shared by several claims
+(the reference) are trained once. A row already decoded is read, not re-run, so an interrupted run goes
+on where it stopped; each row's log is OUT/logs/<row>.log (printed when it starts). --seeds runs every
+selected row once per seed; the tables average every seed found on disk and show each.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+from ds2.report import cpu_description, git_description  # noqa: E402
+from synth_ablation import rates, recipe_copy, torch_version, venv_env  # noqa: E402
+
+BPE_SIZE = 300  # BPE pieces of the stride claim (blank included): "a few hundred"
+SEED = 42       # train.seed of conf/ds2.yaml: the first seed of every row
+# Every row starts from conf/ds2.yaml with these: 3 recurrent layers (the 3 of the depth claim), and
+# no mid-epoch checkpoints (a row is short; resuming restarts its epoch)
+REFERENCE = ["model.rnn_layers=3", "train.save_every_steps=0"]
+
+
+@dataclass
+class Row:
+    what: str
+    overrides: list[str] = field(default_factory=list)
+    fraction: int = 1          # 1/fraction of the training utterances, each repeated fraction times
+    world_size: int = 1        # training processes (torchrun)
+    bpe: bool = False          # BPE_SIZE pieces instead of characters
+
+
+def rows(equal: dict[str, int]) -> dict[str, Row]:
+    """Every row by name. `equal`: the hidden size of "rnn" and "lstm" layers with the reference GRU's
+    parameters."""
+    stride = "model.conv_strides=[[{},4]]"
+    return {
+        "reference": Row("3 bidirectional GRU layers of 256, batch norm, SortaGrad, time stride 3, characters"),
+        "no-bn": Row("no batch norm", ["model.batch_norm=false"]),
+        "5-layers": Row("5 recurrent layers", ["model.rnn_layers=5"]),
+        "5-layers-no-bn": Row("5 recurrent layers, no batch norm", ["model.rnn_layers=5", "model.batch_norm=false"]),
+        "no-sortagrad": Row("first epoch shuffled", ["train.sortagrad=false"]),
+        "no-bn-no-sortagrad": Row("no batch norm, first epoch shuffled",
+                                  ["model.batch_norm=false", "train.sortagrad=false"]),
+        "rnn": Row("simple RNN (clipped ReLU), the GRU's parameters",
+                   ["model.rnn_type=rnn", f"model.rnn_hidden={equal['rnn']}"]),
+        "lstm": Row("LSTM, the GRU's parameters", ["model.rnn_type=lstm", f"model.rnn_hidden={equal['lstm']}"]),
+        "data-1/8": Row("1/8 of the utterances, each 8 times", fraction=8),
+        "data-1/4": Row("1/4 of the utterances, each 4 times", fraction=4),
+        "data-1/2": Row("1/2 of the utterances, each twice", fraction=2),
+        "forward": Row("forward-only, no look-ahead (row convolution of width 1)",
+                       ["model.bidirectional=false", "model.lookahead=0"]),
+        "forward-row-5": Row("forward-only, row convolution over 5 future frames (150 ms)",
+                             ["model.bidirectional=false", "model.lookahead=5"]),
+        "forward-row-20": Row("forward-only, row convolution over 20 future frames (600 ms)",
+                              ["model.bidirectional=false", "model.lookahead=20"]),
+        "stride-2": Row("time stride 2", [stride.format(2)]),
+        "stride-4": Row("time stride 4", [stride.format(4)]),
+        "bpe-stride-2": Row(f"{BPE_SIZE} BPE pieces, time stride 2", [stride.format(2)], bpe=True),
+        "bpe-stride-3": Row(f"{BPE_SIZE} BPE pieces, time stride 3", bpe=True),
+        "bpe-stride-4": Row(f"{BPE_SIZE} BPE pieces, time stride 4", [stride.format(4)], bpe=True),
+        "ddp-2": Row("2 processes (torchrun, DDP) of 1 thread, each half of the batch's seconds",
+                     ["train.max_duration={half}", "train.threads=1"], world_size=2),
+    }
+
+
+@dataclass
+class Result:
+    """One row's figures, averaged over its seeds."""
+    params: int
+    steps: int
+    minutes: float          # training (and the per-epoch dev decoding) wall time
+    epoch_minutes: float
+    loss: tuple[float, float, float]  # train loss at 25, 50 and 100 % of the steps
+    dev: float
+    test: float
+    tests: list[float]      # test CER of each seed
+    hours: float            # distinct training audio
+    commits: set[str]
+    seconds: float          # wall time of every seed's training and decoding
+
+
+# ---------------------------------------------------------------------------------------------------
+# Running the rows
+
+
+def corpus(args, bpe: bool) -> Path:
+    """OUT/corpus/egs/synth with stages 1-3 done (and BPE tokens if `bpe`)."""
+    recipe = recipe_copy(args.out / "corpus")
+    sizes = ["--num-train", str(args.num_train), "--num-dev", str(args.num_dev), "--num-test", str(args.num_test)]
+    with open(args.out / "logs" / "corpus.log", "a") as log:
+        run_logged(["bash", "run.sh", "--stop-stage", "3", *sizes], recipe, log)
+        if bpe:
+            run_logged(["bash", "run.sh", "--stage", "3", "--stop-stage", "3", *sizes, "--token-type", "bpe",
+                        "--vocab-size", str(BPE_SIZE)], recipe, log)
+    return recipe
+
+
+def run_logged(cmd: list[str], cwd: Path, log) -> None:
+    log.write(f"$ {' '.join(cmd)}\n")
+    log.flush()
+    proc = subprocess.run(cmd, cwd=cwd, env=venv_env(), stdout=log, stderr=subprocess.STDOUT)
+    if proc.returncode != 0:
+        raise SystemExit(f"{cmd[0]} {cmd[1]} failed in {cwd} (exit {proc.returncode}): see {log.name}")
+
+
+def base_config(recipe: Path) -> Path:
+    return recipe / "conf" / "ds2.yaml"
+
+
+def train_cuts(recipe: Path, fraction: int) -> Path:
+    """The training cuts, or the first 1/fraction of them (the corpus draws them at random) each
+    repeated fraction times, so that an epoch has the steps of the whole set."""
+    full = recipe / "data" / "fbank" / "synth_cuts_train.jsonl.gz"
+    if fraction == 1:
+        return full
+    part = recipe / "data" / "fbank" / f"synth_cuts_train_1of{fraction}.jsonl.gz"
+    if not part.exists():
+        from lhotse import CutSet
+
+        cuts = CutSet.from_file(full)
+        cuts.subset(first=len(cuts) // fraction).repeat(times=fraction).to_file(part)
+    return part
+
+
+def hours(cuts: Path) -> float:
+    """Hours of distinct audio in a cut file (a repeated cut counts once)."""
+    from lhotse import CutSet
+
+    seen = {}
+    for cut in CutSet.from_file(cuts):
+        seen[cut.recording_id] = cut.duration
+    return sum(seen.values()) / 3600
+
+
+def exp_dir(args, name: str, seed: int) -> Path:
+    return args.out / "rows" / (name.replace("/", "of") + ("" if seed == SEED else f"-seed{seed}"))
+
+
+def train_and_decode(args, recipe: Path, name: str, row: Row, seed: int) -> None:
+    exp = exp_dir(args, name, seed)
+    if (exp / "decode_test_final" / "result.json").exists():
+        return
+    log_path = args.out / "logs" / f"{exp.name}.log"
+    print(f"row {name} (seed {seed}): training, log {log_path}", flush=True)
+    exp.mkdir(parents=True, exist_ok=True)
+    (exp / "commit").write_text(git_description(REPO) + "\n")
+    half = f"{float(train_max_duration(recipe)) / row.world_size:g}"
+    overrides = [*REFERENCE, f"train.epochs={args.epochs}", f"train.seed={seed}", *args.set,
+                 *(o.format(half=half) for o in row.overrides)]
+    start = time.time()
+    lang = recipe / "data" / (f"lang_bpe_{BPE_SIZE}" if row.bpe else "lang_char")
+    fbank = recipe / "data" / "fbank"
+    ds2 = str(Path(sys.executable).parent / "ds2")
+    train = [ds2, "train"] if row.world_size == 1 else [
+        str(Path(sys.executable).parent / "torchrun"), "--standalone", "--nproc-per-node", str(row.world_size), ds2, "train"]
+    with open(log_path, "a") as log:
+        run_logged([*train, "--config", str(base_config(recipe)), "--exp-dir", str(exp), "--resume",
+                    "--train-cuts", str(train_cuts(recipe, row.fraction)),
+                    "--dev-cuts", str(fbank / "synth_cuts_dev.jsonl.gz"), "--stats", str(fbank / "synth_stats_train.pt"),
+                    "--lang-dir", str(lang), *(x for o in overrides for x in ("--set", o))], recipe, log)
+        last = len(history(exp)["epochs"])
+        run_logged([ds2, "decode", str(exp), "--checkpoint", str(exp / "checkpoints" / f"epoch-{last}.pt"),
+                    "--name", "final", "--cuts", f"test={fbank / 'synth_cuts_test.jsonl.gz'}"], recipe, log)
+    (exp / "row_seconds").write_text(f"{time.time() - start:.1f}\n")
+
+
+def train_max_duration(recipe: Path) -> str:
+    from ds2.config import resolve_config
+
+    return str(resolve_config(base_config(recipe)).train.max_duration)
+
+
+def equal_hidden(recipe: Path, extra: list[str]) -> dict[str, int]:
+    """Hidden sizes (multiples of 8) of "rnn" and "lstm" layers whose model has the parameter count
+    nearest the reference GRU model's (with the overrides `extra` of every row)."""
+    base, vocab = [*REFERENCE, *extra], vocabulary(recipe, bpe=False)
+    target = parameters(base_config(recipe), base, vocab)
+    return {kind: min(range(8, 1025, 8), key=lambda h: abs(
+        parameters(base_config(recipe), [*base, f"model.rnn_type={kind}", f"model.rnn_hidden={h}"], vocab) - target))
+        for kind in ("rnn", "lstm")}
+
+
+# ---------------------------------------------------------------------------------------------------
+# Reading them
+
+
+def history(exp: Path) -> dict:
+    return json.loads((exp / "log" / "history.json").read_text())
+
+
+def parameters(config: Path | None, overrides: list[str], vocab: int) -> int:
+    """Parameters of the model of a config file (or conf/ds2.yaml's) with overrides, over 80 fbank bins."""
+    from ds2.config import resolve_config
+    from ds2.model.deepspeech2 import DeepSpeech2
+
+    return DeepSpeech2(resolve_config(config, overrides).model, 80, vocab).num_params()
+
+
+def vocabulary(recipe: Path, bpe: bool) -> int:
+    tokens = recipe / "data" / (f"lang_bpe_{BPE_SIZE}" if bpe else "lang_char") / "tokens.txt"
+    return len(tokens.read_text().splitlines())
+
+
+def loss_at(steps: list[dict], share: float) -> float:
+    """The logged train loss nearest `share` of the steps (NaN if no step was logged: fewer steps than
+    train.log_interval)."""
+    if not steps:
+        return math.nan
+    total = steps[-1]["step"]
+    return min(steps, key=lambda s: abs(s["step"] - share * total))["loss"]
+
+
+def result(args, recipe: Path, name: str, row: Row) -> Result | None:
+    exps = sorted(exp for exp in (args.out / "rows").glob(name.replace("/", "of") + "*")
+                  if exp.name.split("-seed")[0] == name.replace("/", "of")
+                  and (exp / "decode_test_final" / "result.json").exists())
+    if not exps:
+        return None
+    figures = []
+    for exp in exps:
+        h = history(exp)
+        epochs = h["epochs"]
+        figures.append(dict(
+            params=parameters(exp / "config.yaml", [], vocabulary(recipe, row.bpe)), steps=epochs[-1]["step"], minutes=sum(e["seconds"] for e in epochs) / 60,
+            epoch_minutes=sum(e["seconds"] for e in epochs) / 60 / len(epochs),
+            loss=tuple(loss_at(h["steps"], s) for s in (0.25, 0.5, 1.0)), dev=100 * epochs[-1]["dev_cer"],
+            test=rates(exp / "decode_test_final")[0], commit=(exp / "commit").read_text().strip(),
+            seconds=float((exp / "row_seconds").read_text())))
+
+    def mean(key):
+        return sum(f[key] for f in figures) / len(figures)
+
+    return Result(params=figures[0]["params"], steps=round(mean("steps")), minutes=mean("minutes"),
+                  epoch_minutes=mean("epoch_minutes"),
+                  loss=tuple(sum(f["loss"][i] for f in figures) / len(figures) for i in range(3)),
+                  dev=mean("dev"), test=mean("test"), tests=[f["test"] for f in figures],
+                  hours=hours(train_cuts(recipe, row.fraction)), commits={f["commit"] for f in figures},
+                  seconds=sum(f["seconds"] for f in figures))
+
+
+# ---------------------------------------------------------------------------------------------------
+# The claims: rows, what the paper says, and what the numbers say
+
+
+def verdict(agrees: bool | None) -> str:
+    return {True: "agrees", False: "**disagrees**", None: "not testable here"}[agrees]
+
+
+def claim_batch_norm(r):
+    d3 = r["no-bn"].test - r["reference"].test
+    d5 = r["5-layers-no-bn"].test - r["5-layers"].test
+    early3 = r["no-bn"].loss[0] - r["reference"].loss[0]
+    early5 = r["5-layers-no-bn"].loss[0] - r["5-layers"].loss[0]
+    seen = (f"without batch norm test CER is {d3:+.2f} points at 3 layers and {d5:+.2f} at 5; "
+            f"loss at 25 % of the steps {early3:+.3f} and {early5:+.3f}")
+    return seen, d3 > 0 and d5 > 0 and d5 > d3
+
+
+def claim_sortagrad(r):
+    with_bn = r["no-sortagrad"].test - r["reference"].test
+    without = r["no-bn-no-sortagrad"].test - r["no-bn"].test
+    early = (r["no-sortagrad"].loss[0] - r["reference"].loss[0], r["no-bn-no-sortagrad"].loss[0] - r["no-bn"].loss[0])
+    seen = (f"a shuffled first epoch moves test CER {with_bn:+.2f} points with batch norm and {without:+.2f} without; "
+            f"loss at 25 % of the steps {early[0]:+.3f} and {early[1]:+.3f}")
+    return seen, with_bn > 0 and without > 0 and without > with_bn
+
+
+def claim_cell(r):
+    gru, rnn, lstm = r["reference"].test, r["rnn"].test, r["lstm"].test
+    seen = f"test CER GRU {gru:.2f}, simple RNN {rnn:.2f}, LSTM {lstm:.2f}"
+    return seen, gru < rnn
+
+
+def claim_data(r):
+    names = ["data-1/8", "data-1/4", "data-1/2", "reference"]
+    xs = [math.log10(r[n].hours) for n in names]
+    ys = [math.log10(r[n].test) for n in names]
+    slope, intercept, r2 = fit(xs, ys)
+    per10 = 100 * (1 - 10 ** slope)
+    seen = (f"log10 CER = {intercept:.3f} {slope:+.3f} log10 hours (R² {r2:.3f}): "
+            f"CER {'-' if per10 >= 0 else '+'}{abs(per10):.0f} % relative per 10x data")
+    return seen, slope < 0 and r2 > 0.9
+
+
+def fit(xs: list[float], ys: list[float]) -> tuple[float, float, float]:
+    """Least squares y = intercept + slope x: (slope, intercept, R²)."""
+    n = len(xs)
+    mx, my = sum(xs) / n, sum(ys) / n
+    sxx = sum((x - mx) ** 2 for x in xs)
+    slope = sum((x - mx) * (y - my) for x, y in zip(xs, ys)) / sxx
+    intercept = my - slope * mx
+    ss_res = sum((y - intercept - slope * x) ** 2 for x, y in zip(xs, ys))
+    ss_tot = sum((y - my) ** 2 for y in ys)
+    return slope, intercept, 1 - ss_res / ss_tot if ss_tot else 1.0
+
+
+def claim_row_conv(r):
+    fwd, bi = r["forward"].test, r["reference"].test
+    closed = [(fwd - r[n].test) / (fwd - bi) * 100 if fwd != bi else float("nan") for n in ("forward-row-5", "forward-row-20")]
+    seen = (f"forward-only {fwd:.2f}, with row convolution {r['forward-row-5'].test:.2f} (5 frames) and "
+            f"{r['forward-row-20'].test:.2f} (20), bidirectional {bi:.2f}: the row convolution closes "
+            f"{closed[0]:.0f} % and {closed[1]:.0f} % of the gap")
+    return seen, all(c > 50 for c in closed)
+
+
+def claim_stride(r):
+    char = [r[n].test for n in ("stride-2", "reference", "stride-4")]
+    bpe = [r[n].test for n in ("bpe-stride-2", "bpe-stride-3", "bpe-stride-4")]
+    seen = (f"from stride 2 to 4, characters {char[0]:.2f} -> {char[2]:.2f} ({char[2] - char[0]:+.2f}), "
+            f"BPE {bpe[0]:.2f} -> {bpe[2]:.2f} ({bpe[2] - bpe[0]:+.2f})")
+    return seen, (bpe[2] - bpe[0]) < (char[2] - char[0])
+
+
+def claim_ddp(r):
+    one, two = r["reference"], r["ddp-2"]
+    speedup = one.epoch_minutes / two.epoch_minutes
+    seen = (f"an epoch takes {one.epoch_minutes:.2f} min in one process and {two.epoch_minutes:.2f} in two "
+            f"({speedup:.2f}x); test CER {one.test:.2f} and {two.test:.2f}")
+    return seen, None
+
+
+@dataclass
+class Claim:
+    title: str
+    paper: str
+    rows: list[str]
+    judge: object
+    unlike: str  # the likeliest reason where the numbers disagree
+
+
+CLAIMS = {
+    "1": Claim("Batch norm, by depth",
+               "Sequence-wise batch norm on the recurrent layers' inputs speeds convergence and lowers the "
+               "final error, and the gain grows with depth (section 3.2, Table 1).",
+               ["reference", "no-bn", "5-layers", "5-layers-no-bn"], claim_batch_norm,
+               "at a few hundred steps on a few hours of synthetic speech, the deeper model is still far from "
+               "where the paper's models ended; the paper's gain shows at convergence on 12,000 hours"),
+    "2": Claim("SortaGrad",
+               "Presenting the first epoch shortest utterances first stabilises early training and lowers "
+               "the final error, more so without batch norm (section 3.1, Table 2).",
+               ["reference", "no-sortagrad", "no-bn", "no-bn-no-sortagrad"], claim_sortagrad,
+               "the synthetic utterances are short (2-6 s) and alike in length, so the first epoch's order "
+               "changes little; the paper's utterances run to 16 s"),
+    "3": Claim("Recurrent cell at equal parameters",
+               "GRUs reach a lower error than simple RNNs at the same parameter count for small networks "
+               "(section 3.3, Table 3); LSTMs are not tabulated (GRUs were chosen as faster and as accurate).",
+               ["reference", "rnn", "lstm"], claim_cell,
+               "one seed at a short budget; the simple RNN's wider layers may fit a small corpus as well"),
+    "4": Claim("Training data",
+               "Error falls as a power of the training hours: about 40 % relative per 10x data (section 6.1, "
+               "Table 10: a straight line on log-log axes).",
+               ["data-1/8", "data-1/4", "data-1/2", "reference"], claim_data,
+               "every row has the same steps, so the small sets are seen many times over; synthetic voices "
+               "repeat across sentences, so added utterances bring less new than added hours of real speech"),
+    "5": Claim("Row convolution",
+               "A forward-only model with a row convolution (a few frames of look-ahead) comes close to the "
+               "bidirectional model (section 3.5).",
+               ["forward", "forward-row-5", "forward-row-20", "reference"], claim_row_conv,
+               "the forward-only rows have half the recurrent parameters of the bidirectional one at the same "
+               "hidden size"),
+    "6": Claim("Time stride and output units",
+               "A larger time stride costs accuracy with characters, much less with larger units (bigrams in "
+               "the paper, BPE pieces here), which keep enough output frames per unit (section 3.4, Table 4).",
+               ["stride-2", "reference", "stride-4", "bpe-stride-2", "bpe-stride-3", "bpe-stride-4"],
+               claim_stride,
+               f"{BPE_SIZE} pieces learnt from a few thousand sentences are mostly short, and each piece is seen "
+               "far less often than a character in a few hundred steps"),
+    "7": Claim("Synchronous data parallelism",
+               "Synchronous SGD over GPUs scales near-linearly (section 4.1).",
+               ["reference", "ddp-2"], claim_ddp,
+               "two processes share this machine's 2 cores, which one process already uses: there is nothing "
+               "to scale into; this row checks that DDP trains as well at the same global batch"),
+}
+
+
+def claim_table(claim: Claim, r: dict[str, Result], defs: dict[str, Row]) -> list[str]:
+    lines = ["| row | config diff | params | steps | minutes | loss 25 % | loss 50 % | loss 100 % "
+             "| dev %CER | test %CER |",
+             "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
+    for name in claim.rows:
+        row, res = defs[name], r.get(name)
+        diff = row.what if name == "reference" else "; ".join(
+            [row.what, *(f"`{o}`" for o in row.overrides)] + ([f"{res.hours:.2f} h"] if row.fraction > 1 and res else []))
+        if res is None:
+            lines.append(f"| {name} | {diff} | | | | | | | | not run |")
+            continue
+        test = f"{res.test:.2f}" + (f" ({', '.join(f'{t:.2f}' for t in res.tests)})" if len(res.tests) > 1 else "")
+        lines.append(f"| {name} | {diff} | {res.params / 1e6:.2f} M | {res.steps} | {res.minutes:.1f} "
+                     f"| {res.loss[0]:.3f} | {res.loss[1]:.3f} | {res.loss[2]:.3f} | {res.dev:.2f} | {test} |")
+    return lines
+
+
+def report(args, recipe: Path, defs: dict[str, Row], claims: list[str]) -> str:
+    r = {name: res for name in defs if (res := result(args, recipe, name, defs[name])) is not None}
+    summary = ["| claim | paper says | we see | |", "| --- | --- | --- | --- |"]
+    sections = []
+    for key in claims:
+        claim = CLAIMS[key]
+        sections += [f"## {key}. {claim.title}", "", f"**Paper:** {claim.paper}", ""]
+        sections += claim_table(claim, r, defs)
+        if all(name in r for name in claim.rows):
+            seen, agrees = claim.judge(r)
+            sections += ["", f"**We see:** {seen}: {verdict(agrees)}."]
+            if agrees is not True:
+                sections += ["", f"**Likeliest reason:** {claim.unlike}."]
+            summary.append(f"| {key}. {claim.title} | {claim.paper} | {seen} | {verdict(agrees)} |")
+        sections.append("")
+    commits = sorted({c for res in r.values() for c in res.commits})
+    row_hours = sum(res.seconds for res in r.values()) / 3600
+    corpus_hours = float((args.out / "corpus_seconds").read_text()) / 3600
+    hours_of = f"{r['reference'].hours:.2f} hours of audio" if "reference" in r else "its audio"
+    return "\n".join([
+        "# Deep Speech 2's claims, measured with ds2",
+        "",
+        "Each row trains one small model on the same synthetic English corpus (egs/synth's recipe at "
+        f"{args.num_train} training utterances, {hours_of}; dev {args.num_dev} and test {args.num_test} "
+        f"utterances of held-out sentences and espeak-ng voices) for {args.epochs} epochs with the same seed, "
+        "and is scored by greedy decoding (no LM) of its last epoch's weights. The reference row is "
+        "conf/ds2.yaml with 3 recurrent layers; every other row changes what its config diff says. "
+        "loss: the train CTC loss logged nearest 25, 50 and 100 % of the steps; minutes: training with its "
+        "per-epoch dev decoding. Where a test CER lists values in brackets, the row ran once per seed and "
+        "its figures are their mean.",
+        "",
+        "These are small models trained for minutes on a few hours of synthetic speech, not the paper's "
+        "12,000 hours: a disagreement says what happens at this scale, not that the paper is wrong. "
+        "Nothing here has heard a person.",
+        "",
+        *summary,
+        "",
+        *sections,
+        "## How it was made",
+        "",
+        f"- CPU: {cpu_description()}, {len(os.sched_getaffinity(0))} cores; torch {torch_version()}",
+        f"- git of the rows: {', '.join(f'`{c}`' for c in commits)}; of this report: `{git_description(REPO)}`",
+        f"- wall time: {corpus_hours + row_hours:.1f} h in all ({corpus_hours * 60:.0f} min for the corpus, "
+        f"{row_hours:.1f} h for the {sum(len(res.tests) for res in r.values())} trainings and decodings)",
+        f"- command: `python bench/paper_claims.py {' '.join(sys.argv[1:])}`",
+        "",
+    ])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--out", type=Path, required=True, help="working folder (corpus, rows, logs)")
+    parser.add_argument("--num-train", type=int, default=3200, help="training utterances of the corpus")
+    parser.add_argument("--num-dev", type=int, default=200)
+    parser.add_argument("--num-test", type=int, default=300)
+    parser.add_argument("--epochs", type=int, default=2, help="epochs of every row")
+    parser.add_argument("--claims", default=",".join(CLAIMS), help="comma-separated claim numbers (default: all)")
+    parser.add_argument("--rows", default=None, help="comma-separated rows to run (default: every row of --claims)")
+    parser.add_argument("--seeds", default=str(SEED), help="comma-separated train.seed values run for each row")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="an override of every row (e.g. a tiny model for a test)")
+    parser.add_argument("--write", type=Path, default=None, help="also write the report here")
+    args = parser.parse_args()
+    claims = args.claims.split(",")
+    unknown = [c for c in claims if c not in CLAIMS]
+    if unknown:
+        parser.error(f"no claim {', '.join(unknown)}: the claims are {', '.join(CLAIMS)}")
+    wanted = args.rows.split(",") if args.rows else list(dict.fromkeys(n for c in claims for n in CLAIMS[c].rows))
+    names = rows({"rnn": 0, "lstm": 0})
+    missing = [n for n in wanted if n not in names]
+    if missing:
+        parser.error(f"no row {', '.join(missing)}: the rows are {', '.join(names)}")
+    (args.out / "logs").mkdir(parents=True, exist_ok=True)
+    start = time.time()
+    recipe = corpus(args, bpe=any(names[n].bpe for n in wanted))
+    if not (args.out / "corpus_seconds").exists():
+        (args.out / "corpus_seconds").write_text(f"{time.time() - start:.1f}\n")
+    defs = rows(equal_hidden(recipe, args.set))
+    for name in wanted:
+        for seed in (int(s) for s in args.seeds.split(",")):
+            train_and_decode(args, recipe, name, defs[name], seed)
+    text = report(args, recipe, defs, claims)
+    (args.out / "paper.md").write_text(text)
+    if args.write:
+        args.write.write_text(text)
+    print(text)
+
+
+if __name__ == "__main__":
+    main()
