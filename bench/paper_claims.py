@@ -347,42 +347,42 @@ class Claim:
 CLAIMS = {
     "1": Claim("Batch norm, by depth",
                "Sequence-wise batch norm on the recurrent layers' inputs speeds convergence and lowers the "
-               "final error, and the gain grows with depth (section 3.2, Table 1).",
+               "final error, and the gain grows with depth (\"Batch Normalization for Deep RNNs\").",
                ["reference", "no-bn", "5-layers", "5-layers-no-bn"], claim_batch_norm,
                "at a few hundred steps on a few hours of synthetic speech, the deeper model is still far from "
                "where the paper's models ended; the paper's gain shows at convergence on 12,000 hours"),
     "2": Claim("SortaGrad",
                "Presenting the first epoch shortest utterances first stabilises early training and lowers "
-               "the final error, more so without batch norm (section 3.1, Table 2).",
+               "the final error, more so without batch norm (\"SortaGrad\").",
                ["reference", "no-sortagrad", "no-bn", "no-bn-no-sortagrad"], claim_sortagrad,
                "the synthetic utterances are short (2-6 s) and alike in length, so the first epoch's order "
                "changes little; the paper's utterances run to 16 s"),
     "3": Claim("Recurrent cell at equal parameters",
-               "GRUs reach a lower error than simple RNNs at the same parameter count for small networks "
-               "(section 3.3, Table 3); LSTMs are not tabulated (GRUs were chosen as faster and as accurate).",
+               "At the same parameter count, GRUs reach a lower error than simple RNNs in small networks "
+               "(\"Comparison of simple RNNs and GRUs\"); the paper tabulates no LSTM.",
                ["reference", "rnn", "lstm"], claim_cell,
                "one seed at a short budget; the simple RNN's wider layers may fit a small corpus as well"),
     "4": Claim("Training data",
-               "Error falls as a power of the training hours: about 40 % relative per 10x data (section 6.1, "
-               "Table 10: a straight line on log-log axes).",
+               "Error falls log-linearly with the training hours: about 40 % relative per 10x data, a straight "
+               "line on log-log axes (\"Scaling Data\").",
                ["data-1/8", "data-1/4", "data-1/2", "reference"], claim_data,
                "every row has the same steps, so the small sets are seen many times over; synthetic voices "
                "repeat across sentences, so added utterances bring less new than added hours of real speech"),
     "5": Claim("Row convolution",
                "A forward-only model with a row convolution (a few frames of look-ahead) comes close to the "
-               "bidirectional model (section 3.5).",
+               "bidirectional model (\"Row Convolution and Unidirectional Models\").",
                ["forward", "forward-row-5", "forward-row-20", "reference"], claim_row_conv,
                "the forward-only rows have half the recurrent parameters of the bidirectional one at the same "
                "hidden size"),
     "6": Claim("Time stride and output units",
                "A larger time stride costs accuracy with characters, much less with larger units (bigrams in "
-               "the paper, BPE pieces here), which keep enough output frames per unit (section 3.4, Table 4).",
+               "the paper, BPE pieces here), which need fewer output frames (\"Striding\").",
                ["stride-2", "reference", "stride-4", "bpe-stride-2", "bpe-stride-3", "bpe-stride-4"],
                claim_stride,
                f"{BPE_SIZE} pieces learnt from a few thousand sentences are mostly short, and each piece is seen "
                "far less often than a character in a few hundred steps"),
     "7": Claim("Synchronous data parallelism",
-               "Synchronous SGD over GPUs scales near-linearly (section 4.1).",
+               "Synchronous SGD over GPUs scales near-linearly with their number (\"Scalability and Data-Parallelism\").",
                ["reference", "ddp-2"], claim_ddp,
                "two processes share this machine's 2 cores, which one process already uses: there is nothing "
                "to scale into; this row checks that DDP trains as well at the same global batch"),
@@ -395,8 +395,8 @@ def claim_table(claim: Claim, r: dict[str, Result], defs: dict[str, Row]) -> lis
              "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
     for name in claim.rows:
         row, res = defs[name], r.get(name)
-        diff = row.what if name == "reference" else "; ".join(
-            [row.what, *(f"`{o}`" for o in row.overrides)] + ([f"{res.hours:.2f} h"] if row.fraction > 1 and res else []))
+        diff = "; ".join([row.what, *(f"`{o}`" for o in row.overrides)]
+                         + ([f"{res.hours:.2f} hours of audio"] if claim.judge is claim_data and res else []))
         if res is None:
             lines.append(f"| {name} | {diff} | | | | | | | | not run |")
             continue
@@ -428,9 +428,14 @@ def report(args, recipe: Path, defs: dict[str, Row], claims: list[str]) -> str:
     return "\n".join([
         "# Deep Speech 2's claims, measured with ds2",
         "",
+        "The claims of Amodei et al., *Deep Speech 2: End-to-End Speech Recognition in English and Mandarin* "
+        "(ICML 2016; arXiv:1512.02595), each beside what ds2 does with the same switch; the paper's sections "
+        "are named by their titles. Generated by `bench/paper_claims.py` (command below).",
+        "",
         "Each row trains one small model on the same synthetic English corpus (egs/synth's recipe at "
         f"{args.num_train} training utterances, {hours_of}; dev {args.num_dev} and test {args.num_test} "
-        f"utterances of held-out sentences and espeak-ng voices) for {args.epochs} epochs with the same seed, "
+        f"utterances of held-out sentences and espeak-ng voices) for {args.epochs} epoch{'s' * (args.epochs != 1)} "
+        "with the same seed, "
         "and is scored by greedy decoding (no LM) of its last epoch's weights. The reference row is "
         "conf/ds2.yaml with 3 recurrent layers; every other row changes what its config diff says. "
         "loss: the train CTC loss logged nearest 25, 50 and 100 % of the steps; minutes: training with its "
