@@ -111,12 +111,16 @@ def corpus(args, bpe: bool) -> Path:
     return recipe
 
 
+class StepFailed(Exception):
+    pass
+
+
 def run_logged(cmd: list[str], cwd: Path, log) -> None:
     log.write(f"$ {' '.join(cmd)}\n")
     log.flush()
     proc = subprocess.run(cmd, cwd=cwd, env=venv_env(), stdout=log, stderr=subprocess.STDOUT)
     if proc.returncode != 0:
-        raise SystemExit(f"{cmd[0]} {cmd[1]} failed in {cwd} (exit {proc.returncode}): see {log.name}")
+        raise StepFailed(f"{Path(cmd[0]).name} {cmd[1]} failed (exit {proc.returncode}): see {log.name}")
 
 
 def base_config(recipe: Path) -> Path:
@@ -148,36 +152,65 @@ def hours(cuts: Path) -> float:
     return sum(seen.values()) / 3600
 
 
+def folder(name: str) -> str:
+    """A row's folder name under OUT/rows (and its log's): data-1/8 -> data-1of8."""
+    return name.replace("/", "of")
+
+
 def exp_dir(args, name: str, seed: int) -> Path:
-    return args.out / "rows" / (name.replace("/", "of") + ("" if seed == SEED else f"-seed{seed}"))
+    return args.out / "rows" / (folder(name) + ("" if seed == SEED else f"-seed{seed}"))
 
 
-def train_and_decode(args, recipe: Path, name: str, row: Row, seed: int) -> None:
+def seed_dirs(args, name: str) -> list[Path]:
+    """The folders of a row's seeds that were started."""
+    return sorted(exp for exp in (args.out / "rows").glob(folder(name) + "*") if exp.name.split("-seed")[0] == folder(name))
+
+
+def train_and_decode(args, recipe: Path, name: str, row: Row, seed: int) -> bool:
+    """Train and decode a row (unless done); False if it failed, now or in an earlier run (its folder
+    holds `failed`: remove the folder to try again). A failed row does not stop the others."""
     exp = exp_dir(args, name, seed)
     if (exp / "decode_test_final" / "result.json").exists():
-        return
+        return True
+    if (exp / "failed").exists():
+        print(f"row {name} (seed {seed}) failed in an earlier run ({(exp / 'failed').read_text().strip()}); "
+              f"remove {exp} to run it again", file=sys.stderr)
+        return False
     log_path = args.out / "logs" / f"{exp.name}.log"
     print(f"row {name} (seed {seed}): training, log {log_path}", flush=True)
     exp.mkdir(parents=True, exist_ok=True)
     (exp / "commit").write_text(git_description(REPO) + "\n")
+    start = time.time()
+    with open(log_path, "a") as log:
+        try:
+            train_row(args, recipe, exp, row, seed, log)
+        except StepFailed as e:
+            (exp / "failed").write_text(f"{e}\n")
+            print(f"row {name} (seed {seed}): {e}", file=sys.stderr)
+            return False
+    (exp / "row_seconds").write_text(f"{time.time() - start:.1f}\n")
+    return True
+
+
+def train_row(args, recipe: Path, exp: Path, row: Row, seed: int, log) -> None:
+    """`ds2 train` (under torchrun for several processes) of a row into `exp`, then `ds2 decode` of test
+    with its last epoch's weights."""
     half = f"{float(train_max_duration(recipe)) / row.world_size:g}"
     overrides = [*REFERENCE, f"train.epochs={args.epochs}", f"train.seed={seed}", *args.set,
                  *(o.format(half=half) for o in row.overrides)]
-    start = time.time()
     lang = recipe / "data" / (f"lang_bpe_{BPE_SIZE}" if row.bpe else "lang_char")
     fbank = recipe / "data" / "fbank"
-    ds2 = str(Path(sys.executable).parent / "ds2")
+    bin_dir = Path(sys.executable).parent
+    ds2 = str(bin_dir / "ds2")
     train = [ds2, "train"] if row.world_size == 1 else [
-        str(Path(sys.executable).parent / "torchrun"), "--standalone", "--nproc-per-node", str(row.world_size), ds2, "train"]
-    with open(log_path, "a") as log:
-        run_logged([*train, "--config", str(base_config(recipe)), "--exp-dir", str(exp), "--resume",
-                    "--train-cuts", str(train_cuts(recipe, row.fraction)),
-                    "--dev-cuts", str(fbank / "synth_cuts_dev.jsonl.gz"), "--stats", str(fbank / "synth_stats_train.pt"),
-                    "--lang-dir", str(lang), *(x for o in overrides for x in ("--set", o))], recipe, log)
-        last = len(history(exp)["epochs"])
-        run_logged([ds2, "decode", str(exp), "--checkpoint", str(exp / "checkpoints" / f"epoch-{last}.pt"),
-                    "--name", "final", "--cuts", f"test={fbank / 'synth_cuts_test.jsonl.gz'}"], recipe, log)
-    (exp / "row_seconds").write_text(f"{time.time() - start:.1f}\n")
+        str(bin_dir / "torchrun"), "--standalone", "--nproc-per-node", str(row.world_size), ds2, "train"]
+    run_logged([*train, "--config", str(base_config(recipe)), "--exp-dir", str(exp), "--resume",
+                "--train-cuts", str(train_cuts(recipe, row.fraction)),
+                "--dev-cuts", str(fbank / "synth_cuts_dev.jsonl.gz"), "--stats", str(fbank / "synth_stats_train.pt"),
+                "--lang-dir", str(lang), *(x for o in overrides for x in ("--set", o))], recipe, log)
+    last = len(history(exp)["epochs"])
+    run_logged([ds2, "decode", str(exp), "--checkpoint", str(exp / "checkpoints" / f"epoch-{last}.pt"),
+                "--name", "final", "--cuts", f"test={fbank / 'synth_cuts_test.jsonl.gz'}"], recipe, log)
 
 
 def train_max_duration(recipe: Path) -> str:
@@ -227,9 +260,7 @@ def loss_at(steps: list[dict], share: float) -> float:
 
 
 def result(args, recipe: Path, name: str, row: Row) -> Result | None:
-    exps = sorted(exp for exp in (args.out / "rows").glob(name.replace("/", "of") + "*")
-                  if exp.name.split("-seed")[0] == name.replace("/", "of")
-                  and (exp / "decode_test_final" / "result.json").exists())
+    exps = [exp for exp in seed_dirs(args, name) if (exp / "decode_test_final" / "result.json").exists()]
     if not exps:
         return None
     figures = []
@@ -389,7 +420,7 @@ CLAIMS = {
 }
 
 
-def claim_table(claim: Claim, r: dict[str, Result], defs: dict[str, Row]) -> list[str]:
+def claim_table(claim: Claim, r: dict[str, Result], defs: dict[str, Row], failed: dict[str, str]) -> list[str]:
     lines = ["| row | config diff | params | steps | minutes | loss 25 % | loss 50 % | loss 100 % "
              "| dev %CER | test %CER |",
              "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
@@ -398,7 +429,7 @@ def claim_table(claim: Claim, r: dict[str, Result], defs: dict[str, Row]) -> lis
         diff = "; ".join([row.what, *(f"`{o}`" for o in row.overrides)]
                          + ([f"{res.hours:.2f} hours of audio"] if claim.judge is claim_data and res else []))
         if res is None:
-            lines.append(f"| {name} | {diff} | | | | | | | | not run |")
+            lines.append(f"| {name} | {diff} | | | | | | | | {'failed: ' + failed[name] if name in failed else 'not run'} |")
             continue
         test = f"{res.test:.2f}" + (f" ({', '.join(f'{t:.2f}' for t in res.tests)})" if len(res.tests) > 1 else "")
         lines.append(f"| {name} | {diff} | {res.params / 1e6:.2f} M | {res.steps} | {res.minutes:.1f} "
@@ -408,13 +439,18 @@ def claim_table(claim: Claim, r: dict[str, Result], defs: dict[str, Row]) -> lis
 
 def report(args, recipe: Path, defs: dict[str, Row], claims: list[str]) -> str:
     r = {name: res for name in defs if (res := result(args, recipe, name, defs[name])) is not None}
+    failed = {name: f"see logs/{exp.name}.log" for name in defs for exp in seed_dirs(args, name)
+              if (exp / "failed").exists()}
     summary = ["| claim | paper says | we see | |", "| --- | --- | --- | --- |"]
     sections = []
     for key in claims:
         claim = CLAIMS[key]
         sections += [f"## {key}. {claim.title}", "", f"**Paper:** {claim.paper}", ""]
-        sections += claim_table(claim, r, defs)
-        if all(name in r for name in claim.rows):
+        sections += claim_table(claim, r, defs, failed)
+        missing = [name for name in claim.rows if name not in r]
+        if missing:
+            sections += ["", f"**We see:** no verdict: row {', '.join(missing)} not measured."]
+        else:
             seen, agrees = claim.judge(r)
             sections += ["", f"**We see:** {seen}: {verdict(agrees)}."]
             if agrees is not True:
@@ -483,20 +519,30 @@ def main() -> None:
     missing = [n for n in wanted if n not in names]
     if missing:
         parser.error(f"no row {', '.join(missing)}: the rows are {', '.join(names)}")
+    try:
+        from ds2.config import resolve_config
+
+        resolve_config(REPO / "egs" / "synth" / "conf" / "ds2.yaml", [*REFERENCE, *args.set])
+    except ValueError as e:
+        parser.error(f"--set: {e}")
     (args.out / "logs").mkdir(parents=True, exist_ok=True)
     start = time.time()
-    recipe = corpus(args, bpe=any(names[n].bpe for n in wanted))
+    try:
+        recipe = corpus(args, bpe=any(names[n].bpe for n in wanted))
+    except StepFailed as e:
+        raise SystemExit(f"the corpus: {e}") from None
     if not (args.out / "corpus_seconds").exists():
         (args.out / "corpus_seconds").write_text(f"{time.time() - start:.1f}\n")
     defs = rows(equal_hidden(recipe, args.set))
-    for name in wanted:
-        for seed in (int(s) for s in args.seeds.split(",")):
-            train_and_decode(args, recipe, name, defs[name], seed)
+    failed = [f"{name} (seed {seed})" for name in wanted for seed in (int(s) for s in args.seeds.split(","))
+              if not train_and_decode(args, recipe, name, defs[name], seed)]
     text = report(args, recipe, defs, claims)
     (args.out / "paper.md").write_text(text)
     if args.write:
         args.write.write_text(text)
     print(text)
+    if failed:
+        raise SystemExit(f"failed rows (the report names them): {', '.join(failed)}")
 
 
 if __name__ == "__main__":

@@ -81,3 +81,30 @@ def test_the_log_linear_fit_recovers_a_power_law():
     hours = [0.5, 1, 2, 4]
     slope, intercept, r2 = fit([math.log10(h) for h in hours], [math.log10(30 * h ** -0.2) for h in hours])
     assert slope == pytest.approx(-0.2) and 10 ** intercept == pytest.approx(30) and r2 == pytest.approx(1)
+
+
+def test_a_row_that_fails_is_recorded_and_not_retried_and_the_table_says_so(tmp_path, capsys):
+    sys.path.insert(0, str(REPO / "bench"))
+    import argparse
+
+    import paper_claims
+
+    recipe = tmp_path / "recipe"  # a recipe whose stages never ran: no cuts to train on
+    (recipe / "conf").mkdir(parents=True)
+    (recipe / "conf" / "ds2.yaml").write_text((REPO / "egs" / "synth" / "conf" / "ds2.yaml").read_text())
+    args = argparse.Namespace(out=tmp_path / "out", epochs=1, set=[])
+    (args.out / "logs").mkdir(parents=True)
+    row = paper_claims.rows({"rnn": 8, "lstm": 8})["no-bn"]
+
+    assert paper_claims.train_and_decode(args, recipe, "no-bn", row, 42) is False
+    failed = (args.out / "rows" / "no-bn" / "failed").read_text()
+    assert "ds2 train failed (exit" in failed and "logs/no-bn.log" in failed
+    assert "Error: Invalid value for '--train-cuts'" in (args.out / "logs" / "no-bn.log").read_text()  # ds2's own
+    log_size = (args.out / "logs" / "no-bn.log").stat().st_size
+    assert paper_claims.train_and_decode(args, recipe, "no-bn", row, 42) is False
+    assert (args.out / "logs" / "no-bn.log").stat().st_size == log_size  # not run again
+    assert "remove" in capsys.readouterr().err
+
+    table = paper_claims.claim_table(paper_claims.CLAIMS["1"], {}, paper_claims.rows({"rnn": 8, "lstm": 8}),
+                                     {"no-bn": "see logs/no-bn.log"})
+    assert any(line.startswith("| no-bn |") and line.endswith("| failed: see logs/no-bn.log |") for line in table)
