@@ -63,7 +63,7 @@ def rows(equal: dict[str, int]) -> dict[str, Row]:
         "data-1/8": Row("1/8 of the utterances, each 8 times", fraction=8),
         "data-1/4": Row("1/4 of the utterances, each 4 times", fraction=4),
         "data-1/2": Row("1/2 of the utterances, each twice", fraction=2),
-        "forward": Row("forward-only, no look-ahead (row convolution of width 1)",
+        "forward": Row("forward-only, row convolution of width 1 (no look-ahead past the convolution's 50 ms)",
                        ["model.bidirectional=false", "model.lookahead=0"]),
         "forward-row-5": Row("forward-only, row convolution over 5 future frames (150 ms)",
                              ["model.bidirectional=false", "model.lookahead=5"]),
@@ -155,6 +155,14 @@ def hours(cuts: Path) -> float:
 def folder(name: str) -> str:
     """A row's folder name under OUT/rows (and its log's): data-1/8 -> data-1of8."""
     return name.replace("/", "of")
+
+
+def durations(cuts: Path) -> tuple[float, float, float]:
+    """Shortest, median and longest duration (s) of a cut file."""
+    from lhotse import CutSet
+
+    seconds = sorted(cut.duration for cut in CutSet.from_file(cuts))
+    return seconds[0], seconds[len(seconds) // 2], seconds[-1]
 
 
 def exp_dir(args, name: str, seed: int) -> Path:
@@ -293,29 +301,43 @@ def verdict(agrees: bool | None) -> str:
     return {True: "agrees", False: "**disagrees**", None: "not testable here"}[agrees]
 
 
+# Each claim's judge reads the rows' results and returns (what we see, agrees: True, False or None, the
+# likeliest reason where it does not agree). Its numbers are the tables'.
+
+
 def claim_batch_norm(r):
     d3 = r["no-bn"].test - r["reference"].test
     d5 = r["5-layers-no-bn"].test - r["5-layers"].test
     early3 = r["no-bn"].loss[0] - r["reference"].loss[0]
     early5 = r["5-layers-no-bn"].loss[0] - r["5-layers"].loss[0]
-    seen = (f"without batch norm test CER is {d3:+.2f} points at 3 layers and {d5:+.2f} at 5; "
-            f"loss at 25 % of the steps {early3:+.3f} and {early5:+.3f}")
-    return seen, d3 > 0 and d5 > 0 and d5 > d3
+    seen = (f"without batch norm, test CER is {d3:+.2f} points at 3 layers and {d5:+.2f} at 5, and the loss at "
+            f"25 % of the steps {early3:+.3f} and {early5:+.3f}")
+    why = ("the rows are a few hundred steps on under 3 hours of synthetic speech, far from the converged "
+           "models on thousands of hours the paper compares")
+    return seen, d3 > 0 and d5 > 0 and d5 > d3 and early3 > 0 and early5 > 0, why
 
 
 def claim_sortagrad(r):
     with_bn = r["no-sortagrad"].test - r["reference"].test
     without = r["no-bn-no-sortagrad"].test - r["no-bn"].test
-    early = (r["no-sortagrad"].loss[0] - r["reference"].loss[0], r["no-bn-no-sortagrad"].loss[0] - r["no-bn"].loss[0])
-    seen = (f"a shuffled first epoch moves test CER {with_bn:+.2f} points with batch norm and {without:+.2f} without; "
-            f"loss at 25 % of the steps {early[0]:+.3f} and {early[1]:+.3f}")
-    return seen, with_bn > 0 and without > 0 and without > with_bn
+    seen = (f"a shuffled first epoch moves test CER {with_bn:+.2f} points with batch norm and {without:+.2f} "
+            "without (the loss at 25 % is not comparable: a sorted epoch's first quarter is its shortest "
+            "utterances)")
+    why = ("the training utterances are short and alike (see the durations above), so a shuffled first epoch "
+           "holds no batch much longer than a sorted one; and ds2 trains with AdamW, a learning-rate warm-up "
+           "and gradient clipping, which tame the first steps whatever their order. The paper trained with "
+           "SGD and momentum on far longer utterances, where the long ones early on are what SortaGrad keeps away")
+    return seen, with_bn > 0 and without > 0 and without > with_bn, why
 
 
 def claim_cell(r):
-    gru, rnn, lstm = r["reference"].test, r["rnn"].test, r["lstm"].test
-    seen = f"test CER GRU {gru:.2f}, simple RNN {rnn:.2f}, LSTM {lstm:.2f}"
-    return seen, gru < rnn
+    gru, rnn, lstm = r["reference"], r["rnn"], r["lstm"]
+    seen = (f"test CER GRU {gru.test:.2f}, simple RNN {rnn.test:.2f}, LSTM {lstm.test:.2f}; "
+            f"{rnn.minutes / gru.minutes:.1f}x and {lstm.minutes / gru.minutes:.1f}x the GRU's training time")
+    why = ("at equal parameters the simple RNN layer is almost twice as wide as the GRU's (see the config diff); "
+           "over a few hundred steps on utterances of a few seconds, width counts for more than the gates' "
+           "longer memory. The paper compares much larger networks trained to convergence")
+    return seen, gru.test < rnn.test, why
 
 
 def claim_data(r):
@@ -324,9 +346,11 @@ def claim_data(r):
     ys = [math.log10(r[n].test) for n in names]
     slope, intercept, r2 = fit(xs, ys)
     per10 = 100 * (1 - 10 ** slope)
-    seen = (f"log10 CER = {intercept:.3f} {slope:+.3f} log10 hours (R² {r2:.3f}): "
-            f"CER {'-' if per10 >= 0 else '+'}{abs(per10):.0f} % relative per 10x data")
-    return seen, slope < 0 and r2 > 0.9
+    seen = (f"the fit log10 CER = {intercept:.3f} {slope:+.3f} log10 hours (R² {r2:.3f}): CER "
+            f"{'-' if per10 >= 0 else '+'}{abs(per10):.0f} % relative per 10x data")
+    why = ("every row has the same steps, so the small sets are seen many times over, and synthetic voices "
+           "repeat across sentences: added utterances bring less that is new than added hours of real speech")
+    return seen, slope < 0 and r2 > 0.9, why
 
 
 def fit(xs: list[float], ys: list[float]) -> tuple[float, float, float]:
@@ -342,28 +366,45 @@ def fit(xs: list[float], ys: list[float]) -> tuple[float, float, float]:
 
 
 def claim_row_conv(r):
-    fwd, bi = r["forward"].test, r["reference"].test
-    closed = [(fwd - r[n].test) / (fwd - bi) * 100 if fwd != bi else float("nan") for n in ("forward-row-5", "forward-row-20")]
-    seen = (f"forward-only {fwd:.2f}, with row convolution {r['forward-row-5'].test:.2f} (5 frames) and "
-            f"{r['forward-row-20'].test:.2f} (20), bidirectional {bi:.2f}: the row convolution closes "
-            f"{closed[0]:.0f} % and {closed[1]:.0f} % of the gap")
-    return seen, all(c > 50 for c in closed)
+    fwd, bi, row5, row20 = r["forward"], r["reference"], r["forward-row-5"], r["forward-row-20"]
+    closed = [(fwd.test - x.test) / (fwd.test - bi.test) * 100 if fwd.test != bi.test else math.nan for x in (row5, row20)]
+    seen = (f"forward-only {fwd.test:.2f}, with a row convolution {row5.test:.2f} (5 frames) and {row20.test:.2f} "
+            f"(20), bidirectional {bi.test:.2f}: the row convolution closes {closed[0]:.0f} % and {closed[1]:.0f} % "
+            "of the gap")
+    why = ("a row convolution starts as a random mix of its frames (PyTorch's initialisation of a depthwise "
+           "convolution), which scrambles the forward GRUs' outputs until it is learnt: over 20 frames the "
+           f"train loss at 50 % of the steps is {row20.loss[1]:.3f} against {fwd.loss[1]:.3f} without, and a few "
+           "hundred steps do not undo it. The forward-only rows also have half the bidirectional row's "
+           f"recurrent parameters ({fwd.params / 1e6:.2f} M against {bi.params / 1e6:.2f} M in all)")
+    return seen, all(c > 50 for c in closed), why
 
 
 def claim_stride(r):
-    char = [r[n].test for n in ("stride-2", "reference", "stride-4")]
-    bpe = [r[n].test for n in ("bpe-stride-2", "bpe-stride-3", "bpe-stride-4")]
-    seen = (f"from stride 2 to 4, characters {char[0]:.2f} -> {char[2]:.2f} ({char[2] - char[0]:+.2f}), "
-            f"BPE {bpe[0]:.2f} -> {bpe[2]:.2f} ({bpe[2] - bpe[0]:+.2f})")
-    return seen, (bpe[2] - bpe[0]) < (char[2] - char[0])
+    char = [r[n] for n in ("stride-2", "reference", "stride-4")]
+    bpe = [r[n] for n in ("bpe-stride-2", "bpe-stride-3", "bpe-stride-4")]
+    seen = (f"from stride 2 to 4, characters {char[0].test:.2f} -> {char[2].test:.2f} "
+            f"({char[2].test - char[0].test:+.2f}; stride 3 {char[1].test:.2f}), BPE {bpe[0].test:.2f} -> "
+            f"{bpe[2].test:.2f} ({bpe[2].test - bpe[0].test:+.2f})")
+    if min(x.test for x in bpe) >= 80:
+        why = (f"the BPE rows did not learn in {bpe[1].steps} steps: test CER {min(x.test for x in bpe):.0f}-"
+               f"{max(x.test for x in bpe):.0f} % and a final train loss of {min(x.loss[2] for x in bpe):.2f} or more "
+               f"against {max(x.loss[2] for x in char):.2f} or less with characters. {BPE_SIZE} pieces learnt from "
+               "a few thousand sentences are each seen far less often than a character; the claim needs a "
+               "budget (--epochs) this run did not have")
+        return seen, None, why
+    why = "the pieces are learnt from a few thousand sentences, and each is seen far less often than a character"
+    return seen, (bpe[2].test - bpe[0].test) < (char[2].test - char[0].test), why
 
 
 def claim_ddp(r):
     one, two = r["reference"], r["ddp-2"]
     speedup = one.epoch_minutes / two.epoch_minutes
-    seen = (f"an epoch takes {one.epoch_minutes:.2f} min in one process and {two.epoch_minutes:.2f} in two "
-            f"({speedup:.2f}x); test CER {one.test:.2f} and {two.test:.2f}")
-    return seen, None
+    seen = (f"an epoch takes {one.epoch_minutes:.2f} min in one process of 2 threads and {two.epoch_minutes:.2f} "
+            f"in two processes of 1 thread ({speedup:.2f}x); test CER {one.test:.2f} and {two.test:.2f}")
+    why = ("both rows run on the same 2 cores, so there is nothing to scale into: the row checks that DDP "
+           "trains as well at the same global batch. (An epoch here includes loading the data and the dev "
+           "pass; bench/ddp_scaling.py times training steps alone.) Scaling needs GPUs or more cores")
+    return seen, None, why
 
 
 @dataclass
@@ -371,52 +412,37 @@ class Claim:
     title: str
     paper: str
     rows: list[str]
-    judge: object
-    unlike: str  # the likeliest reason where the numbers disagree
+    judge: object  # (results by row) -> (what we see, agrees, the likeliest reason where it does not)
 
 
 CLAIMS = {
     "1": Claim("Batch norm, by depth",
                "Sequence-wise batch norm on the recurrent layers' inputs speeds convergence and lowers the "
                "final error, and the gain grows with depth (\"Batch Normalization for Deep RNNs\").",
-               ["reference", "no-bn", "5-layers", "5-layers-no-bn"], claim_batch_norm,
-               "at a few hundred steps on a few hours of synthetic speech, the deeper model is still far from "
-               "where the paper's models ended; the paper's gain shows at convergence on 12,000 hours"),
+               ["reference", "no-bn", "5-layers", "5-layers-no-bn"], claim_batch_norm),
     "2": Claim("SortaGrad",
                "Presenting the first epoch shortest utterances first stabilises early training and lowers "
                "the final error, more so without batch norm (\"SortaGrad\").",
-               ["reference", "no-sortagrad", "no-bn", "no-bn-no-sortagrad"], claim_sortagrad,
-               "the synthetic utterances are short (2-6 s) and alike in length, so the first epoch's order "
-               "changes little; the paper's utterances run to 16 s"),
+               ["reference", "no-sortagrad", "no-bn", "no-bn-no-sortagrad"], claim_sortagrad),
     "3": Claim("Recurrent cell at equal parameters",
                "At the same parameter count, GRUs reach a lower error than simple RNNs in small networks "
                "(\"Comparison of simple RNNs and GRUs\"); the paper tabulates no LSTM.",
-               ["reference", "rnn", "lstm"], claim_cell,
-               "one seed at a short budget; the simple RNN's wider layers may fit a small corpus as well"),
+               ["reference", "rnn", "lstm"], claim_cell),
     "4": Claim("Training data",
                "Error falls log-linearly with the training hours: about 40 % relative per 10x data, a straight "
                "line on log-log axes (\"Scaling Data\").",
-               ["data-1/8", "data-1/4", "data-1/2", "reference"], claim_data,
-               "every row has the same steps, so the small sets are seen many times over; synthetic voices "
-               "repeat across sentences, so added utterances bring less new than added hours of real speech"),
+               ["data-1/8", "data-1/4", "data-1/2", "reference"], claim_data),
     "5": Claim("Row convolution",
                "A forward-only model with a row convolution (a few frames of look-ahead) comes close to the "
                "bidirectional model (\"Row Convolution and Unidirectional Models\").",
-               ["forward", "forward-row-5", "forward-row-20", "reference"], claim_row_conv,
-               "the forward-only rows have half the recurrent parameters of the bidirectional one at the same "
-               "hidden size"),
+               ["forward", "forward-row-5", "forward-row-20", "reference"], claim_row_conv),
     "6": Claim("Time stride and output units",
                "A larger time stride costs accuracy with characters, much less with larger units (bigrams in "
                "the paper, BPE pieces here), which need fewer output frames (\"Striding\").",
-               ["stride-2", "reference", "stride-4", "bpe-stride-2", "bpe-stride-3", "bpe-stride-4"],
-               claim_stride,
-               f"{BPE_SIZE} pieces learnt from a few thousand sentences are mostly short, and each piece is seen "
-               "far less often than a character in a few hundred steps"),
+               ["stride-2", "reference", "stride-4", "bpe-stride-2", "bpe-stride-3", "bpe-stride-4"], claim_stride),
     "7": Claim("Synchronous data parallelism",
                "Synchronous SGD over GPUs scales near-linearly with their number (\"Scalability and Data-Parallelism\").",
-               ["reference", "ddp-2"], claim_ddp,
-               "two processes share this machine's 2 cores, which one process already uses: there is nothing "
-               "to scale into; this row checks that DDP trains as well at the same global batch"),
+               ["reference", "ddp-2"], claim_ddp),
 }
 
 
@@ -451,16 +477,17 @@ def report(args, recipe: Path, defs: dict[str, Row], claims: list[str]) -> str:
         if missing:
             sections += ["", f"**We see:** no verdict: row {', '.join(missing)} not measured."]
         else:
-            seen, agrees = claim.judge(r)
+            seen, agrees, why = claim.judge(r)
             sections += ["", f"**We see:** {seen}: {verdict(agrees)}."]
             if agrees is not True:
-                sections += ["", f"**Likeliest reason:** {claim.unlike}."]
+                sections += ["", f"**Likeliest reason:** {why}."]
             summary.append(f"| {key}. {claim.title} | {claim.paper} | {seen} | {verdict(agrees)} |")
         sections.append("")
     commits = sorted({c for res in r.values() for c in res.commits})
     row_hours = sum(res.seconds for res in r.values()) / 3600
     corpus_hours = float((args.out / "corpus_seconds").read_text()) / 3600
     hours_of = f"{r['reference'].hours:.2f} hours of audio" if "reference" in r else "its audio"
+    lengths = durations(train_cuts(recipe, 1))
     return "\n".join([
         "# Deep Speech 2's claims, measured with ds2",
         "",
@@ -469,7 +496,8 @@ def report(args, recipe: Path, defs: dict[str, Row], claims: list[str]) -> str:
         "are named by their titles. Generated by `bench/paper_claims.py` (command below).",
         "",
         "Each row trains one small model on the same synthetic English corpus (egs/synth's recipe at "
-        f"{args.num_train} training utterances, {hours_of}; dev {args.num_dev} and test {args.num_test} "
+        f"{args.num_train} training utterances, {hours_of}, {lengths[0]:.1f}-{lengths[2]:.1f} s long, median "
+        f"{lengths[1]:.1f} s; dev {args.num_dev} and test {args.num_test} "
         f"utterances of held-out sentences and espeak-ng voices) for {args.epochs} epoch{'s' * (args.epochs != 1)} "
         "with the same seed, "
         "and is scored by greedy decoding (no LM) of its last epoch's weights. The reference row is "
