@@ -478,6 +478,9 @@ def report(args, recipe: Path, defs: dict[str, Row], claims: list[str]) -> str:
             sections += ["", f"**We see:** no verdict: row {', '.join(missing)} not measured."]
         else:
             seen, agrees, why = claim.judge(r)
+            spreads = [max(r[n].tests) - min(r[n].tests) for n in claim.rows if len(r[n].tests) > 1]
+            if spreads:
+                seen += f" (a row's seeds differ by up to {max(spreads):.2f} points of test CER)"
             sections += ["", f"**We see:** {seen}: {verdict(agrees)}."]
             if agrees is not True:
                 sections += ["", f"**Likeliest reason:** {why}."]
