@@ -45,9 +45,9 @@ class Row:
     bpe: bool = False          # BPE_SIZE pieces instead of characters
 
 
-def rows(equal: dict[str, int]) -> dict[str, Row]:
+def rows(equal: dict[str, int], max_duration: float) -> dict[str, Row]:
     """Every row by name. `equal`: the hidden size of "rnn" and "lstm" layers with the reference GRU's
-    parameters."""
+    parameters; `max_duration`: the reference's seconds of audio per batch (DDP's processes take half each)."""
     stride = "model.conv_strides=[[{},4]]"
     return {
         "reference": Row("3 bidirectional GRU layers of 256, batch norm, SortaGrad, time stride 3, characters"),
@@ -75,7 +75,7 @@ def rows(equal: dict[str, int]) -> dict[str, Row]:
         "bpe-stride-3": Row(f"{BPE_SIZE} BPE pieces, time stride 3", bpe=True),
         "bpe-stride-4": Row(f"{BPE_SIZE} BPE pieces, time stride 4", [stride.format(4)], bpe=True),
         "ddp-2": Row("2 processes (torchrun, DDP) of 1 thread, each half of the batch's seconds",
-                     ["train.max_duration={half}", "train.threads=1"], world_size=2),
+                     [f"train.max_duration={max_duration / 2:g}", "train.threads=1"], world_size=2),
     }
 
 
@@ -203,9 +203,7 @@ def train_and_decode(args, recipe: Path, name: str, row: Row, seed: int) -> bool
 def train_row(args, recipe: Path, exp: Path, row: Row, seed: int, log) -> None:
     """`ds2 train` (under torchrun for several processes) of a row into `exp`, then `ds2 decode` of test
     with its last epoch's weights."""
-    half = f"{float(train_max_duration(recipe)) / row.world_size:g}"
-    overrides = [*REFERENCE, f"train.epochs={args.epochs}", f"train.seed={seed}", *args.set,
-                 *(o.format(half=half) for o in row.overrides)]
+    overrides = [*REFERENCE, f"train.epochs={args.epochs}", f"train.seed={seed}", *args.set, *row.overrides]
     lang = recipe / "data" / (f"lang_bpe_{BPE_SIZE}" if row.bpe else "lang_char")
     fbank = recipe / "data" / "fbank"
     bin_dir = Path(sys.executable).parent
@@ -221,10 +219,10 @@ def train_row(args, recipe: Path, exp: Path, row: Row, seed: int, log) -> None:
                 "--name", "final", "--cuts", f"test={fbank / 'synth_cuts_test.jsonl.gz'}"], recipe, log)
 
 
-def train_max_duration(recipe: Path) -> str:
+def train_max_duration(recipe: Path, extra: list[str]) -> float:
     from ds2.config import resolve_config
 
-    return str(resolve_config(base_config(recipe)).train.max_duration)
+    return resolve_config(base_config(recipe), [*REFERENCE, *extra]).train.max_duration
 
 
 def equal_hidden(recipe: Path, extra: list[str]) -> dict[str, int]:
@@ -502,7 +500,7 @@ def report(args, recipe: Path, defs: dict[str, Row], claims: list[str]) -> str:
         f"{args.num_train} training utterances, {hours_of}, {lengths[0]:.1f}-{lengths[2]:.1f} s long, median "
         f"{lengths[1]:.1f} s; dev {args.num_dev} and test {args.num_test} "
         f"utterances of held-out sentences and espeak-ng voices) for {args.epochs} epoch{'s' * (args.epochs != 1)} "
-        "with the same seed, "
+        "with the same seeds (train.seed), "
         "and is scored by greedy decoding (no LM) of its last epoch's weights. The reference row is "
         "conf/ds2.yaml with 3 recurrent layers; every other row changes what its config diff says. "
         "loss: the train CTC loss logged nearest 25, 50 and 100 % of the steps; minutes: training with its "
@@ -546,7 +544,7 @@ def main() -> None:
     if unknown:
         parser.error(f"no claim {', '.join(unknown)}: the claims are {', '.join(CLAIMS)}")
     wanted = args.rows.split(",") if args.rows else list(dict.fromkeys(n for c in claims for n in CLAIMS[c].rows))
-    names = rows({"rnn": 0, "lstm": 0})
+    names = rows({"rnn": 0, "lstm": 0}, 0)
     missing = [n for n in wanted if n not in names]
     if missing:
         parser.error(f"no row {', '.join(missing)}: the rows are {', '.join(names)}")
@@ -564,7 +562,7 @@ def main() -> None:
         raise SystemExit(f"the corpus: {e}") from None
     if not (args.out / "corpus_seconds").exists():
         (args.out / "corpus_seconds").write_text(f"{time.time() - start:.1f}\n")
-    defs = rows(equal_hidden(recipe, args.set))
+    defs = rows(equal_hidden(recipe, args.set), train_max_duration(recipe, args.set))
     failed = [f"{name} (seed {seed})" for name in wanted for seed in (int(s) for s in args.seeds.split(","))
               if not train_and_decode(args, recipe, name, defs[name], seed)]
     text = report(args, recipe, defs, claims)

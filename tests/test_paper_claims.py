@@ -94,7 +94,7 @@ def test_a_row_that_fails_is_recorded_and_not_retried_and_the_table_says_so(tmp_
     (recipe / "conf" / "ds2.yaml").write_text((REPO / "egs" / "synth" / "conf" / "ds2.yaml").read_text())
     args = argparse.Namespace(out=tmp_path / "out", epochs=1, set=[])
     (args.out / "logs").mkdir(parents=True)
-    row = paper_claims.rows({"rnn": 8, "lstm": 8})["no-bn"]
+    row = paper_claims.rows({"rnn": 8, "lstm": 8}, 80)["no-bn"]
 
     assert paper_claims.train_and_decode(args, recipe, "no-bn", row, 42) is False
     failed = (args.out / "rows" / "no-bn" / "failed").read_text()
@@ -105,6 +105,6 @@ def test_a_row_that_fails_is_recorded_and_not_retried_and_the_table_says_so(tmp_
     assert (args.out / "logs" / "no-bn.log").stat().st_size == log_size  # not run again
     assert "remove" in capsys.readouterr().err
 
-    table = paper_claims.claim_table(paper_claims.CLAIMS["1"], {}, paper_claims.rows({"rnn": 8, "lstm": 8}),
+    table = paper_claims.claim_table(paper_claims.CLAIMS["1"], {}, paper_claims.rows({"rnn": 8, "lstm": 8}, 80),
                                      {"no-bn": "see logs/no-bn.log"})
     assert any(line.startswith("| no-bn |") and line.endswith("| failed: see logs/no-bn.log |") for line in table)
