@@ -366,9 +366,10 @@ def fit(xs: list[float], ys: list[float]) -> tuple[float, float, float]:
 def claim_row_conv(r):
     fwd, bi, row5, row20 = r["forward"], r["reference"], r["forward-row-5"], r["forward-row-20"]
     closed = [(fwd.test - x.test) / (fwd.test - bi.test) * 100 if fwd.test != bi.test else math.nan for x in (row5, row20)]
+    moved = [f"{frames} frames {'close' if c >= 0 else 'widen'} it by {abs(c):.0f} %" for frames, c in zip((5, 20), closed)]
     seen = (f"forward-only {fwd.test:.2f}, with a row convolution {row5.test:.2f} (5 frames) and {row20.test:.2f} "
-            f"(20), bidirectional {bi.test:.2f}: the row convolution closes {closed[0]:.0f} % and {closed[1]:.0f} % "
-            "of the gap")
+            f"(20), bidirectional {bi.test:.2f}: of the forward-only row's gap to the bidirectional one, a row "
+            f"convolution over {' and over '.join(moved)}")
     why = ("a row convolution starts as a random mix of its frames (PyTorch's initialisation of a depthwise "
            "convolution), which scrambles the forward GRUs' outputs until it is learnt: over 20 frames the "
            f"train loss at 50 % of the steps is {row20.loss[1]:.3f} against {fwd.loss[1]:.3f} without, and a few "
