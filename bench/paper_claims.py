@@ -366,7 +366,7 @@ def fit(xs: list[float], ys: list[float]) -> tuple[float, float, float]:
 def claim_row_conv(r):
     fwd, bi, row5, row20 = r["forward"], r["reference"], r["forward-row-5"], r["forward-row-20"]
     closed = [(fwd.test - x.test) / (fwd.test - bi.test) * 100 if fwd.test != bi.test else math.nan for x in (row5, row20)]
-    moved = [f"{frames} frames {'close' if c >= 0 else 'widen'} it by {abs(c):.0f} %" for frames, c in zip((5, 20), closed)]
+    moved = [f"{frames} frames {'closes' if c >= 0 else 'widens'} it by {abs(c):.0f} %" for frames, c in zip((5, 20), closed)]
     seen = (f"forward-only {fwd.test:.2f}, with a row convolution {row5.test:.2f} (5 frames) and {row20.test:.2f} "
             f"(20), bidirectional {bi.test:.2f}: of the forward-only row's gap to the bidirectional one, a row "
             f"convolution over {' and over '.join(moved)}")
