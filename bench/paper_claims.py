@@ -1,7 +1,8 @@
 """Deep Speech 2's claims measured with ds2: one small model per row, trained on one egs/synth corpus at
 one budget, decoded greedily, and a table per claim with what the paper says and what the numbers say.
 
-    python bench/paper_claims.py --out /tmp/paper --num-train 3200 --epochs 2 --write egs/synth/PAPER.md
+    python bench/paper_claims.py --out /tmp/paper --num-train 3200 --epochs 2 --seeds 42,43 \
+        --write egs/synth/PAPER.md
 
 The corpus is egs/synth's own recipe (a copy under OUT/corpus: stages 1-3 at --num-train training
 utterances, and BPE tokens for the stride claim). Every row trains the same reference model (conf/ds2.yaml
@@ -243,8 +244,8 @@ def history(exp: Path) -> dict:
     return json.loads((exp / "log" / "history.json").read_text())
 
 
-def parameters(config: Path | None, overrides: list[str], vocab: int) -> int:
-    """Parameters of the model of a config file (or conf/ds2.yaml's) with overrides, over 80 fbank bins."""
+def parameters(config: Path, overrides: list[str], vocab: int) -> int:
+    """Parameters of the model of a config file with overrides, over 80 fbank bins and `vocab` tokens."""
     from ds2.config import resolve_config
     from ds2.model.deepspeech2 import DeepSpeech2
 
@@ -274,8 +275,8 @@ def result(args, recipe: Path, name: str, row: Row) -> Result | None:
         h = history(exp)
         epochs = h["epochs"]
         figures.append(dict(
-            params=parameters(exp / "config.yaml", [], vocabulary(recipe, row.bpe)), steps=epochs[-1]["step"], minutes=sum(e["seconds"] for e in epochs) / 60,
-            epoch_minutes=sum(e["seconds"] for e in epochs) / 60 / len(epochs),
+            params=parameters(exp / "config.yaml", [], vocabulary(recipe, row.bpe)), steps=epochs[-1]["step"],
+            minutes=sum(e["seconds"] for e in epochs) / 60, epoch_minutes=sum(e["seconds"] for e in epochs) / 60 / len(epochs),
             loss=tuple(loss_at(h["steps"], s) for s in (0.25, 0.5, 1.0)), dev=100 * epochs[-1]["dev_cer"],
             test=rates(exp / "decode_test_final")[0], commit=(exp / "commit").read_text().strip(),
             seconds=float((exp / "row_seconds").read_text())))
