@@ -16,6 +16,7 @@ selected row once per seed; the tables average every seed found on disk and show
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import math
 import os
@@ -143,8 +144,9 @@ def train_cuts(recipe: Path, fraction: int) -> Path:
     return part
 
 
+@functools.cache
 def hours(cuts: Path) -> float:
-    """Hours of distinct audio in a cut file (a repeated cut counts once)."""
+    """Hours of distinct audio in a cut file (a repeated cut counts once); read once per file."""
     from lhotse import CutSet
 
     seen = {}
@@ -275,8 +277,7 @@ def result(args, recipe: Path, name: str, row: Row) -> Result | None:
         h = history(exp)
         epochs = h["epochs"]
         figures.append(dict(
-            params=parameters(exp / "config.yaml", [], vocabulary(recipe, row.bpe)), steps=epochs[-1]["step"],
-            minutes=sum(e["seconds"] for e in epochs) / 60, epoch_minutes=sum(e["seconds"] for e in epochs) / 60 / len(epochs),
+            steps=epochs[-1]["step"], minutes=sum(e["seconds"] for e in epochs) / 60, epoch_minutes=sum(e["seconds"] for e in epochs) / 60 / len(epochs),
             loss=tuple(loss_at(h["steps"], s) for s in (0.25, 0.5, 1.0)), dev=100 * epochs[-1]["dev_cer"],
             test=rates(exp / "decode_test_final")[0], commit=(exp / "commit").read_text().strip(),
             seconds=float((exp / "row_seconds").read_text())))
@@ -284,7 +285,8 @@ def result(args, recipe: Path, name: str, row: Row) -> Result | None:
     def mean(key):
         return sum(f[key] for f in figures) / len(figures)
 
-    return Result(params=figures[0]["params"], steps=round(mean("steps")), minutes=mean("minutes"),
+    # Every seed of a row has the same model: its parameters are counted once
+    return Result(params=parameters(exps[0] / "config.yaml", [], vocabulary(recipe, row.bpe)), steps=round(mean("steps")), minutes=mean("minutes"),
                   epoch_minutes=mean("epoch_minutes"),
                   loss=tuple(sum(f["loss"][i] for f in figures) / len(figures) for i in range(3)),
                   dev=mean("dev"), test=mean("test"), tests=[f["test"] for f in figures],
