@@ -28,6 +28,7 @@
 : "${num_jobs:=2}"                # parallel processes for features (and the corpus's stage 1)
 : "${feature_kind:=fbank}"        # fbank (80 log-mel bins) or spectrogram (DS2's 161-bin log spectrogram)
 : "${pitch_features:=false}"      # true: fbank with two pitch features (Mandarin's tones), into data/fbank_pitch
+: "${feature_window:=}"           # seconds per analysis window; empty: 0.025 for fbank (what sherpa-onnx computes), 0.02 spectrogram
 : "${vocab_size:=500}"            # BPE units, blank included (token_type bpe)
 : "${config:=conf/ds2.yaml}"      # model and training options
 : "${tag:=ds2}"                   # experiment name: exp/<tag>
@@ -53,6 +54,7 @@ if [ "$(type -t options_parsed)" = function ]; then options_parsed; fi
 
 feature_name=$feature_kind; [ "$pitch_features" = true ] && feature_name=${feature_kind}_pitch
 feature_args=(--kind "$feature_kind"); [ "$pitch_features" = true ] && feature_args+=(--pitch)
+[ -n "$feature_window" ] && feature_args+=(--window "$feature_window")
 feats=data/$feature_name
 lang=data/lang_char; [ "$token_type" = bpe ] && lang=data/lang_bpe_$vocab_size
 lm_unit=word; [ "$token_type" = char-zh ] && lm_unit=char  # text without spaces: character n-grams

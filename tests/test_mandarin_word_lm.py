@@ -46,7 +46,8 @@ VOICES = [("m1", 175, 40), ("f2", 195, 60), ("m3", 185, 50), ("f4", 200, 55)]
 TEST_VOICE = ("m1", 190, 45)
 LM_MARGIN = 1.0  # nats by which each LM prefers its homophone, more than the acoustics prefer either
 TOK = CharTokenizer.from_texts([f + s + "的" + h for f in FIRST for s in SECOND for h in HOMOPHONES], unk=True)
-FRONT_END = FeatureFrontEnd(feature_settings(FeatureConfig(kind="fbank"), 16000))
+# 20 ms windows (the fbank default before 25 ms), which the model's training steps were sized for
+FRONT_END = FeatureFrontEnd(feature_settings(FeatureConfig(kind="fbank", window=0.02), 16000))
 
 
 def speak(text: str, variant: str, speed: int, pitch: int) -> np.ndarray:

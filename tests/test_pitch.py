@@ -21,7 +21,7 @@ from lhotse.features.base import get_extractor_type
 from scipy.signal import resample_poly
 
 from ds2.data.features import (FbankPitch, FeatureConfig, compute_cut_features, feature_settings,
-                               feature_settings_of_cut, make_extractor)
+                               feature_settings_of_cut, make_extractor, LEGACY_FBANK_WINDOW)
 from ds2.data.pitch import MAX_F0, MIN_F0, NUM_PITCH_FEATURES, OCTAVE_TOLERANCE, PitchTracker
 from ds2.decode.greedy import collapse
 from ds2.infer.acoustic import TorchAcousticModel
@@ -30,11 +30,11 @@ from random_checkpoint import random_checkpoint
 
 SR = 16000
 DS2 = str(Path(sys.executable).with_name("ds2"))
-PITCH = FeatureConfig(kind="fbank", pitch=True)  # 80 bins, 10 ms shift, 20 ms window
+PITCH = FeatureConfig(kind="fbank", pitch=True)  # 80 bins, 10 ms shift, 25 ms window
 
 
 def tracker() -> PitchTracker:
-    """The tracker of the default fbank+pitch features (10 ms shift, 20 ms fbank window, 16 kHz)."""
+    """The tracker of the default fbank+pitch features (10 ms shift, 25 ms fbank window, 16 kHz)."""
     return PitchTracker(SR, 160, 320)
 
 
@@ -311,7 +311,8 @@ def test_features_cli_writes_fbank_and_pitch(tiny_corpus, pitch_features):
         assert len(cuts) == 8
         for cut in cuts:
             assert cut.features.type == "ds2-fbank-pitch" and cut.num_features == 82
-            assert feature_settings_of_cut(cut) == stats["features"]
+            # a manifest does not hold the window: a stats file without settings was of 20 ms ones
+            assert feature_settings_of_cut(cut) == {**stats["features"], "window": LEGACY_FBANK_WINDOW}
             feats = cut.load_features()
             assert feats.shape == (cut.num_frames, 82)
             audio = cut.load_audio()[0]

@@ -102,7 +102,8 @@ def test_torchrun_two_processes_train_like_one_process_with_the_global_batch(tin
                                                            dtype="float32"), train))
         losses_plain = step_losses(plain)
         assert losses_plain[0] == pytest.approx(losses_one[0], rel=1e-6), (losses_plain, losses_one)
-        assert all(abs(p - o) > 1e-4 * abs(o) for p, o in zip(losses_plain[1:], losses_one[1:])), (losses_plain,
+        # (one process each, float32: the same sums in the same order, so any difference is the head's)
+        assert all(abs(p - o) > 1e-5 * abs(o) for p, o in zip(losses_plain[1:], losses_one[1:])), (losses_plain,
                                                                                                   losses_one)
         c = model_params(plain / "checkpoints/last.pt")
         assert not torch.allclose(c["rnns.0.rnn.weight_ih_l0"], b["rnns.0.rnn.weight_ih_l0"], atol=1e-4)

@@ -17,7 +17,11 @@ import click
               help="Comma-separated training set(s) whose features give the global mean/std, written as "
                    "PREFIX_stats_SET[+SET...].pt; computed when they are among --splits.")
 @click.option("--kind", type=click.Choice(["fbank", "spectrogram"]), default="fbank",
-              help="Log-mel filterbank, or DS2's 161-bin log spectrogram (20 ms window, 10 ms hop).")
+              help="Log-mel filterbank (25 ms windows, 10 ms hop, as Kaldi and sherpa-onnx), or DS2's 161-bin "
+                   "log spectrogram (20 ms window, 10 ms hop).")
+@click.option("--window", type=click.FloatRange(min=0.005, max=0.1), default=None, metavar="SECONDS",
+              help="Analysis window [default: 0.025 for fbank, the only one `ds2 export --format sherpa-onnx` "
+                   "takes; 0.02 for spectrogram, 161 bins].")
 @click.option("--num-mel-bins", type=click.IntRange(min=4), default=80, show_default=True,
               help="Filterbank channels (fbank only; at least 4).")
 @click.option("--pitch", is_flag=True,
@@ -31,7 +35,7 @@ import click
 @click.option("--recordings-only", is_flag=True,
               help="Cuts of whole recordings from PREFIX_recordings_SPLIT.jsonl.gz alone (noise without "
                    "supervisions, e.g. MUSAN's from `ds2 prepare musan`, for train.noise_cuts); no statistics.")
-def command(manifest_dir, output_dir, prefix, splits, stats_from, kind, num_mel_bins, pitch, num_jobs,
+def command(manifest_dir, output_dir, prefix, splits, stats_from, kind, window, num_mel_bins, pitch, num_jobs,
             speed_perturb, recordings_only):
     """Compute features of MANIFEST_DIR/PREFIX_{recordings,supervisions}_SPLIT.jsonl.gz.
 
@@ -60,7 +64,7 @@ def command(manifest_dir, output_dir, prefix, splits, stats_from, kind, num_mel_
 
         if pitch and kind != "fbank":
             raise ValueError("--pitch comes with --kind fbank only")
-        cfg = FeatureConfig(kind=kind, num_mel_bins=num_mel_bins, pitch=pitch)
+        cfg = FeatureConfig(kind=kind, num_mel_bins=num_mel_bins, pitch=pitch, window=window)
         written = compute_features(manifest_dir, output_dir, prefix, _names(splits), cfg, num_jobs,
                                    _names(stats_from), _factors(speed_perturb), recordings_only)
     except KeyboardInterrupt:

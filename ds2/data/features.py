@@ -1,7 +1,8 @@
 """Acoustic features through Lhotse extractors, stored with Lilcom.
 
 Two kinds: DS2's log spectrogram (161 bins of a 20 ms window, 10 ms hop) and the log-mel
-filterbank, which may carry pitch features (`ds2.data.pitch`, for tonal languages) after its bins. The training sets may get speed-perturbed copies (Lhotse `perturb_speed`), and
+filterbank (25 ms windows as Kaldi's, icefall's and sherpa-onnx's, so that `ds2 export --format
+sherpa-onnx` can hand a model to sherpa-onnx's own feature extractor), which may carry pitch features (`ds2.data.pitch`, for tonal languages) after its bins. The training sets may get speed-perturbed copies (Lhotse `perturb_speed`), and
 sets of noise recordings without supervisions (MUSAN) get features for mixing into training
 batches (`ds2.data.augment.NoiseMix`). Entry point: `ds2 features data/manifests data/fbank --prefix synth`.
 """
@@ -108,8 +109,21 @@ class FeatureConfig:
     kind: str = "fbank"  # "fbank" (log-mel) or "spectrogram" (DS2's log spectrogram)
     num_mel_bins: int = 80  # fbank only
     frame_shift: float = 0.01  # seconds between frames
-    window: float = 0.02  # seconds per analysis window (DS2: 20 ms; 320 samples gives 161 bins)
+    window: float | None = None  # seconds per analysis window; None: DEFAULT_WINDOW of the kind
     pitch: bool = False  # fbank only: NUM_PITCH_FEATURES pitch features after the bins (`ds2.data.pitch`)
+
+    def __post_init__(self):
+        if self.window is None:
+            self.window = DEFAULT_WINDOW.get(self.kind, DEFAULT_WINDOW["fbank"])
+
+
+# Seconds per analysis window by kind. Spectrogram: DS2's 20 ms (320 samples give 161 bins). Fbank:
+# Kaldi's 25 ms, the window of the extractor sherpa-onnx runs (kaldi-native-fbank, whose frame length
+# its Python API does not expose). Models trained on 20 ms fbank windows (the default
+# until 25 ms) keep theirs: every checkpoint carries its own settings (`feature_settings`).
+DEFAULT_WINDOW = {"fbank": 0.025, "spectrogram": 0.02}
+# The fbank window of stats files written before they held their settings (feature_settings_of_cut)
+LEGACY_FBANK_WINDOW = 0.02
 
 
 def feature_settings(cfg: FeatureConfig, sampling_rate: int) -> dict:
@@ -122,14 +136,15 @@ def feature_settings(cfg: FeatureConfig, sampling_rate: int) -> dict:
 def feature_settings_of_cut(cut) -> dict | None:
     """The settings of a cut's stored features, as far as its manifest tells them (for stats files
     written before they held the settings): the kind, bins, frame shift and rate; the window is
-    FeatureConfig's (no command set another), or for a spectrogram the one its bins imply. None
-    for features of another extractor."""
+    the one of those days for fbank (LEGACY_FBANK_WINDOW: no command set another), or for a
+    spectrogram the one its bins imply. None for features of another extractor."""
     f = cut.features
     if f.type == Fbank.name:
-        cfg = FeatureConfig(kind="fbank", num_mel_bins=f.num_features, frame_shift=f.frame_shift)
+        cfg = FeatureConfig(kind="fbank", num_mel_bins=f.num_features, frame_shift=f.frame_shift,
+                            window=LEGACY_FBANK_WINDOW)
     elif f.type == FbankPitch.name:
         cfg = FeatureConfig(kind="fbank", num_mel_bins=f.num_features - NUM_PITCH_FEATURES,
-                            frame_shift=f.frame_shift, pitch=True)
+                            frame_shift=f.frame_shift, pitch=True, window=LEGACY_FBANK_WINDOW)
     elif f.type == LogSpectrogram.name:
         cfg = FeatureConfig(kind="spectrogram", frame_shift=f.frame_shift,
                             window=2 * (f.num_features - 1) / f.sampling_rate)
