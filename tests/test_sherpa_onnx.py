@@ -1,5 +1,5 @@
 """`ds2 export --format sherpa-onnx`: sherpa-onnx's own recogniser (PyPI `sherpa_onnx`, its
-kaldi-native-fbank features and greedy CTC search) transcribes real espeak-ng audio as `ds2
+kaldi-native-fbank features and greedy CTC search, the Zipformer CTC family's loader) transcribes real espeak-ng audio as `ds2
 transcribe` does, for English characters, BPE pieces and Mandarin characters, in float32 and int8;
 a model sherpa-onnx cannot feed is refused in one line, and nothing is written."""
 
@@ -17,6 +17,8 @@ import soundfile as sf
 from scipy.signal import resample_poly
 
 from ds2.data.features import FeatureConfig, feature_settings
+from ds2.infer.acoustic import TorchAcousticModel
+from ds2.infer.sherpa_export import sherpa_timestamps
 from ds2.model import ModelConfig
 from ds2.text import BpeTokenizer, CharTokenizer
 from tests.memorised import memorise_sentences
@@ -65,7 +67,7 @@ def ds2(*args: str) -> subprocess.CompletedProcess:
 
 
 def sherpa_transcripts(folder: Path, wavs: list[Path]) -> list:
-    recognizer = sherpa_onnx.OfflineRecognizer.from_wenet_ctc(model=str(folder / "model.onnx"),
+    recognizer = sherpa_onnx.OfflineRecognizer.from_zipformer_ctc(model=str(folder / "model.onnx"),
                                                              tokens=str(folder / "tokens.txt"), num_threads=1)
     results = []
     for wav in wavs:
@@ -75,6 +77,13 @@ def sherpa_transcripts(folder: Path, wavs: list[Path]) -> list:
         recognizer.decode_stream(stream)
         results.append((stream.result.text, list(stream.result.timestamps), len(samples) / rate))
     return results
+
+
+def emission_frames(exp: Path, wav: Path) -> list[int]:
+    """The output frames where ds2's greedy path (torch) emits each token."""
+    model = TorchAcousticModel(exp)
+    best = model.log_probs([model.front_end(sf.read(str(wav), dtype="float32")[0])])[0].argmax(1)
+    return [i for i, k in enumerate(best) if k != model.tokenizer.blank_id and (i == 0 or k != best[i - 1])]
 
 
 @pytest.mark.parametrize("quantize", [None, "int8"])
@@ -99,11 +108,14 @@ def test_sherpa_onnx_transcribes_as_ds2_transcribe(memorised_model, tmp_path, qu
 
     theirs = sherpa_transcripts(out, wavs)
     # sherpa-onnx writes the BPE pieces' leading U+2581 as a space, so a sentence starts with one
-    assert [text.strip() for text, _, _ in theirs] == ours_text
+    assert [" ".join(text.split()) for text, _, _ in theirs] == ours_text
     if kind == "char":
         assert all(" " in text and "\u2581" not in text for text, _, _ in theirs)
-    for text, stamps, seconds in theirs:  # a time a token, in seconds: its subsampling_factor is our stride
+    for (text, stamps, seconds), wav in zip(theirs, wavs):
         assert kind == "bpe" or len(stamps) == len(text)  # a character a token
+        if not quantize:  # each token on the frame where ds2's best path emits it: the same features
+            assert [round(t / 0.04) for t in stamps] == emission_frames(exp, wav)  # 4 frames of 10 ms, it assumes
+        stamps = sherpa_timestamps(stamps, 3)  # seconds, at our stride of 3
         assert stamps == sorted(stamps) and 0.5 * seconds < stamps[-1] < seconds, (stamps, seconds)
 
 

@@ -13,7 +13,7 @@ import click
               show_default=True,
               help="onnx: model.onnx for onnxruntime (`--backend onnxruntime`, no torch needed); "
                    "sherpa-onnx: model.onnx and tokens.txt for sherpa-onnx's offline CTC recogniser "
-                   "(OfflineRecognizer.from_wenet_ctc), which computes the features itself: only models of "
+                   "(OfflineRecognizer.from_zipformer_ctc), which computes the features itself: only models of "
                    "25 ms fbank without pitch; torchscript: model.pt for torch.jit.load.")
 @click.option("--quantize", type=click.Choice(["int8"]), default=None,
               help="ONNX graphs with int8 weights (onnxruntime's dynamic quantization of the matrix "
@@ -32,7 +32,7 @@ def command(model, format_, quantize, output_dir):
     feature settings and the model config, so the folder needs nothing else to transcribe.
 
     --format sherpa-onnx writes model.onnx (fbank as sherpa-onnx computes it in, CTC log-probs
-    out, with the metadata of its WeNet CTC family), tokens.txt and a README.md with the lines
+    out: its icefall Zipformer CTC family), tokens.txt and a README.md with the lines
     that run it. A model sherpa-onnx cannot feed (spectrogram or pitch features, windows other
     than 25 ms) is refused, and nothing is written.
 

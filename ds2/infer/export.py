@@ -33,7 +33,7 @@ from ds2.infer.acoustic import checkpoint_features
 from ds2.infer import ModelError
 from ds2.infer.onnx_model import MANIFEST
 from ds2.infer.quantize import quantize_int8, set_metadata
-from ds2.infer.sherpa_export import INPUTS as SHERPA_INPUTS, OUTPUTS as SHERPA_OUTPUTS, SherpaOnnxModel
+from ds2.infer.sherpa_export import INPUTS as SHERPA_INPUTS, OUTPUTS as SHERPA_OUTPUTS
 from ds2.infer.sherpa_export import metadata as sherpa_metadata, readme as sherpa_readme, sherpa_problem, tokens_txt
 from ds2.infer.stream import NOT_FINAL, StreamGeometry, state_batch_dim
 from ds2.infer.streaming_step import StreamingStep, streaming_problem
@@ -228,13 +228,13 @@ def export_model(model: str | Path, out_dir: str | Path | None = None, format: s
 
 def _export_sherpa_onnx(net: DeepSpeech2, tokenizer, cfg, features: dict, checkpoint: Path, out_dir: Path,
                         quantize: str | None) -> None:
-    """model.onnx (sherpa-onnx's WeNet CTC contract), tokens.txt and README.md into `out_dir`."""
+    """model.onnx (the contract of sherpa-onnx's Zipformer CTC family: the offline model with its
+    inputs and outputs renamed, the vocabulary fixed), tokens.txt and README.md into `out_dir`."""
     comment = f"DeepSpeech2 by ds2 {__version__} from {checkpoint.name}" + (f", {quantize} weights" if quantize else "")
     with torch.no_grad():
-        model = SherpaOnnxModel(OfflineModel(net)).eval()
-        _export_graph(model, _example_batch(net), out_dir / "model.onnx", "onnx", SHERPA_INPUTS, SHERPA_OUTPUTS,
-                      {"x": {0: "N", 1: "T"}, "x_lens": {0: "N"}, "log_probs": {0: "N", 1: "T_out"},
-                       "log_probs_lens": {0: "N"}}, quantize,
+        _export_graph(OfflineModel(net).eval(), _example_batch(net), out_dir / "model.onnx", "onnx", SHERPA_INPUTS,
+                      SHERPA_OUTPUTS, {"x": {0: "N", 1: "T"}, "x_lens": {0: "N"}, "log_probs": {0: "N", 1: "T_out"},
+                                       "log_probs_lens": {0: "N"}}, quantize,
                       sherpa_metadata(int(net.vocab_size), cfg.model.time_stride, comment))
     write_text_atomic(out_dir / "tokens.txt", tokens_txt(tokenizer.symbols))
-    write_text_atomic(out_dir / "README.md", sherpa_readme(features, quantize is not None))
+    write_text_atomic(out_dir / "README.md", sherpa_readme(features, quantize is not None, cfg.model.time_stride))
