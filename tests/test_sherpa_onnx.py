@@ -106,6 +106,12 @@ def test_sherpa_onnx_transcribes_as_ds2_transcribe(memorised_model, tmp_path, qu
         ops = {n.op_type for n in onnx.load(str(out / "model.onnx")).graph.node}
         assert "MatMulInteger" in ops or "DynamicQuantizeMatMul" in ops, ops
 
+    if quantize:  # our own int8 export, run by `ds2 transcribe --backend onnxruntime`, spells them too
+        proc = ds2("export", exp, "--quantize", quantize, "-o", tmp_path / "onnx_int8")
+        assert proc.returncode == 0, proc.stderr
+        int8 = ds2("transcribe", tmp_path / "onnx_int8", *wavs, "--backend", "onnxruntime")
+        assert [line.split("\t", 1)[1] for line in int8.stdout.splitlines()] == ours_text, int8.stderr
+
     theirs = sherpa_transcripts(out, wavs)
     # sherpa-onnx writes the BPE pieces' leading U+2581 as a space, so a sentence starts with one
     assert [" ".join(text.split()) for text, _, _ in theirs] == ours_text
