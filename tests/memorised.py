@@ -75,24 +75,63 @@ def memorise(root: Path) -> tuple[Path, Path]:
     model = DeepSpeech2(cfg, 80, tokenizer.vocab_size)
     model.set_normalization(feats[0].mean(0), feats[0].std(0))
     target = torch.tensor(tokenizer.encode(TEXT))
-    opt = torch.optim.Adam(model.parameters(), 3e-3)
-    for step in range(400):
-        batch = [feats[0]] + [feats[i] for i in rng.choice(np.arange(1, len(feats)), 3, replace=False)]
-        lengths = torch.tensor([len(f) for f in batch])
-        padded = torch.nn.utils.rnn.pad_sequence(batch, batch_first=True)
+
+    def batch():
+        chosen = [feats[0]] + [feats[i] for i in rng.choice(np.arange(1, len(feats)), 3, replace=False)]
+        return chosen, [target] * len(chosen)
+
+    fit(model, batch, steps=400)
+    exp = save_experiment(root / "exp" / "memo", model, cfg, tokenizer, settings)  # a recipe's layout: RECIPE/exp/TAG
+    return exp, audio
+
+
+def fit(model: DeepSpeech2, batch, steps: int, lr: float = 3e-3, stop_loss: float = 0.02) -> float:
+    """Train `model` with CTC on `batch()`'s (feature matrices, target id tensors) for up to `steps`
+    Adam steps, stopping after 100 once the loss is below `stop_loss`; returns the last loss."""
+    opt = torch.optim.Adam(model.parameters(), lr)
+    for step in range(steps):
+        feats, targets = batch()
+        lengths = torch.tensor([len(f) for f in feats])
+        padded = torch.nn.utils.rnn.pad_sequence(feats, batch_first=True)
         model.train()
         log_probs, out_lens = model(padded, lengths)
-        loss = torch.nn.functional.ctc_loss(log_probs.transpose(0, 1), target.repeat(len(batch), 1), out_lens,
-                                            torch.full((len(batch),), len(target)))
+        loss = torch.nn.functional.ctc_loss(log_probs.transpose(0, 1), torch.nn.utils.rnn.pad_sequence(
+            targets, batch_first=True), out_lens, torch.tensor([len(t) for t in targets]))
         opt.zero_grad()
         loss.backward()
         opt.step()
-        if step >= 100 and loss.item() < 0.02:
+        if step >= 100 and loss.item() < stop_loss:
             break
-    exp = root / "exp" / "memo"  # a recipe's layout: RECIPE/exp/TAG
+    return loss.item()
+
+
+def save_experiment(exp: Path, model: DeepSpeech2, cfg: ModelConfig, tokenizer, settings: dict) -> Path:
+    """`model` as `ds2 train` leaves an experiment folder: config.yaml and checkpoints/best.pt."""
     (exp / "checkpoints").mkdir(parents=True)
     ecfg = ExperimentConfig(model=cfg)
     (exp / "config.yaml").write_text(json.dumps(config_to_dict(ecfg)))
     torch.save({"model": model.state_dict(), "config": config_to_dict(ecfg), "tokenizer": tokenizer.to_dict(),
-                "num_features": 80, "frame_shift": 0.01, "features": settings}, exp / "checkpoints" / "best.pt")
-    return exp, audio
+                "num_features": model.num_features, "frame_shift": settings["frame_shift"], "features": settings},
+               exp / "checkpoints" / "best.pt")
+    return exp
+
+
+def memorise_sentences(exp: Path, sentences: list[tuple[str, Path]], tokenizer, cfg: ModelConfig,
+                       settings: dict, steps: int = 600, seed: int = 0) -> Path:
+    """An experiment folder `exp` of a `cfg` model that has memorised each (text, 16 kHz audio file) of
+    `sentences` through features of `settings` (each also 0.6 as loud, after 0.2 s of silence)."""
+    front_end = FeatureFrontEnd(settings)
+    feats, targets = [], []
+    for text, path in sentences:
+        x, rate = sf.read(str(path), dtype="float32")
+        assert rate == 16000, path
+        for variant in (x, np.concatenate([np.zeros(3200, np.float32), 0.6 * x])):
+            feats.append(torch.from_numpy(front_end(variant)))
+            targets.append(torch.tensor(tokenizer.encode(text)))
+    torch.manual_seed(seed)
+    model = DeepSpeech2(cfg, front_end.num_features, tokenizer.vocab_size)
+    everything = torch.cat(feats)
+    model.set_normalization(everything.mean(0), everything.std(0))
+    loss = fit(model, lambda: (feats, targets), steps, stop_loss=0.01)
+    assert loss < 0.1, f"the model did not memorise its {len(sentences)} sentences (CTC loss {loss:.3f})"
+    return save_experiment(exp, model, cfg, tokenizer, settings)

@@ -313,3 +313,39 @@ def test_a_model_with_an_aux_head_exports_and_decodes_without_it(exported, wavs,
         main_lp, _, aux = ref_model.model(torch.from_numpy(batch), torch.from_numpy(lengths), aux=True)
     assert torch.equal(main_lp, plain) and aux.shape[-1] == 215
     assert max_diff(want, [plain[i, :n].numpy() for i, n in enumerate(plain_lens.tolist())]) == 0.0
+
+
+@pytest.mark.parametrize("name", ["bigru", "bilstm", "stream_rnn"])
+def test_int8_export_quantizes_what_onnxruntime_can_and_stays_close(name, exported, wavs, tmp_path):
+    """--quantize int8: LSTM nodes and the matrix products run in int8 (DynamicQuantizeLSTM,
+    MatMulInteger); GRU and RNN weights are stored in int8 and restored in float32 (Cast, Mul) when
+    the session loads; the probabilities stay within a few hundredths of float32's."""
+    import onnx
+
+    ckpt, onnx_dir, _ = exported(name)
+    out = CliRunner().invoke(main, ["export", str(ckpt), "--quantize", "int8", "-o", str(tmp_path / "q")])
+    assert out.exit_code == 0, out.output
+    assert "as onnx (int8)" in out.output
+    graphs = ["model.onnx"] + (["stream_step.onnx"] if name in STREAMING_MODELS else [])
+    assert sorted(p.name for p in (tmp_path / "q").iterdir()) == sorted(graphs + [MANIFEST])
+    for graph in graphs:
+        model = onnx.load(str(tmp_path / "q" / graph))
+        ops = {n.op_type for n in model.graph.node}
+        int8 = {t.name for t in model.graph.initializer if t.data_type == onnx.TensorProto.INT8}
+        assert "MatMulInteger" in ops or "DynamicQuantizeMatMul" in ops, ops
+        rnn_inputs = {i for n in model.graph.node if n.op_type in ("GRU", "RNN") for i in n.input[1:3]}
+        if name == "bilstm":
+            assert "DynamicQuantizeLSTM" in ops and "LSTM" not in ops, ops
+        else:  # W and R of every recurrent node come from int8 initializers
+            assert rnn_inputs and all(f"{w}_int8" in int8 for w in rnn_inputs), (rnn_inputs, int8)
+    assert json.loads((tmp_path / "q" / MANIFEST).read_text())["quantize"] == "int8"
+    fp32, q8 = OnnxAcousticModel(onnx_dir), OnnxAcousticModel(tmp_path / "q")
+    feats = features_of(fp32, wavs)
+    diff = max_diff([np.exp(x) for x in q8.log_probs(feats)], [np.exp(x) for x in fp32.log_probs(feats)])
+    assert 0 < diff < 0.01, diff  # (1e-3 and less here)
+    if name in STREAMING_MODELS:  # the int8 streaming step, as the int8 whole-utterance graph
+        for wav, want in zip(wavs, q8.log_probs(feats)):
+            rec, audio = StreamingRecognizer(q8), sf.read(wav, dtype="float32")[0]
+            for i in range(0, len(audio), 1600):
+                rec.accept(audio[i: i + 1600])
+            assert np.abs(np.exp(rec.finish()) - np.exp(want)).max() < 0.05

@@ -1,4 +1,6 @@
-"""`ds2 export`: a checkpoint's model as ONNX (run by onnxruntime, without torch) or TorchScript.
+"""`ds2 export`: a checkpoint's model as ONNX (run by onnxruntime, without torch), as a model of
+sherpa-onnx (`ds2.infer.sherpa_export`), or as TorchScript; ONNX graphs optionally with int8
+weights (`ds2.infer.quantize`).
 
 Writes into the output folder:
 
@@ -28,14 +30,19 @@ from ds2.atomic import write_atomic, write_text_atomic
 from ds2.checkpoint import find_checkpoint, load_checkpoint, model_from_checkpoint
 from ds2.config import config_to_dict
 from ds2.infer.acoustic import checkpoint_features
+from ds2.infer import ModelError
 from ds2.infer.onnx_model import MANIFEST
+from ds2.infer.quantize import quantize_int8, set_metadata
+from ds2.infer.sherpa_export import INPUTS as SHERPA_INPUTS, OUTPUTS as SHERPA_OUTPUTS
+from ds2.infer.sherpa_export import metadata as sherpa_metadata, readme as sherpa_readme, sherpa_problem, tokens_txt
 from ds2.infer.stream import NOT_FINAL, StreamGeometry, state_batch_dim
 from ds2.infer.streaming_step import StreamingStep, streaming_problem
 from ds2.model import DeepSpeech2
 from ds2.model.layers import time_mask, valid_frames_batch_norm
 
-FORMATS = ("onnx", "torchscript")
-SUFFIX = {"onnx": ".onnx", "torchscript": ".pt"}
+FORMATS = ("onnx", "sherpa-onnx", "torchscript")
+SUFFIX = {"onnx": ".onnx", "sherpa-onnx": ".onnx", "torchscript": ".pt"}
+QUANTIZE = ("int8",)
 OPSET = 17
 OFFLINE_INPUTS = ["feats", "lengths"]
 OFFLINE_OUTPUTS = ["log_probs", "out_lengths"]
@@ -104,10 +111,10 @@ def _dtype_name(t: torch.Tensor) -> str:
     return str(t.dtype).removeprefix("torch.")
 
 
-def default_output_dir(model: str | Path, format: str) -> Path:
-    """EXP/export_<format> for an experiment folder, else export_<format> beside the checkpoint file."""
+def default_output_dir(model: str | Path, format: str, quantize: str | None = None) -> Path:
+    """EXP/export_<format>[_<quantize>] for an experiment folder, else that beside the checkpoint file."""
     p = Path(model)
-    return (p.parent if p.is_file() else p) / f"export_{format}"
+    return (p.parent if p.is_file() else p) / f"export_{format}{'_' + quantize if quantize else ''}"
 
 
 def _example_batch(model: DeepSpeech2, frames: tuple[int, ...] = (40, 23)):
@@ -117,7 +124,9 @@ def _example_batch(model: DeepSpeech2, frames: tuple[int, ...] = (40, 23)):
 
 
 def _export_graph(module: nn.Module, args: tuple, path: Path, format: str, input_names, output_names,
-                  dynamic_axes: dict) -> None:
+                  dynamic_axes: dict, quantize: str | None = None, metadata: dict[str, str] | None = None) -> None:
+    """`module` traced with `args` into `path`: TorchScript, or an ONNX graph (its weights in int8 with
+    `quantize`, and `metadata` in its metadata_props)."""
     with warnings.catch_warnings():
         # nn.RNNBase's input checks (the trace keeps their outcome: sizes the model fixes anyway)
         warnings.filterwarnings("ignore", category=torch.jit.TracerWarning, module=r"torch\.nn\.modules\.rnn")
@@ -129,6 +138,10 @@ def _export_graph(module: nn.Module, args: tuple, path: Path, format: str, input
             # RNN initial states, which does not apply: they are built from the input's batch size
             warnings.filterwarnings("ignore", category=UserWarning, module=r"torch\.onnx")
             _onnx_export(module, args, path, input_names, output_names, dynamic_axes)
+            if quantize:
+                quantize_int8(path)
+            if metadata:
+                set_metadata(path, metadata)
         else:
             traced = torch.jit.trace(module, args, check_trace=False)
             write_atomic(path, lambda tmp: traced.save(str(tmp)))
@@ -141,30 +154,45 @@ def _onnx_export(module, args, path, input_names, output_names, dynamic_axes):
         dynamic_axes=dynamic_axes, opset_version=OPSET, dynamo=False, do_constant_folding=True))
 
 
-def export_model(model: str | Path, out_dir: str | Path | None = None, format: str = "onnx") -> Path:
+def export_model(model: str | Path, out_dir: str | Path | None = None, format: str = "onnx",
+                 quantize: str | None = None) -> Path:
     """Export the checkpoint of `model` (an experiment folder or a checkpoint file, as
-    `ds2.checkpoint.find_checkpoint` takes it) in `format` ("onnx" or "torchscript") into `out_dir`
+    `ds2.checkpoint.find_checkpoint` takes it) in `format` ("onnx", "sherpa-onnx" or "torchscript"),
+    with `quantize` "int8" the ONNX graphs' weights in int8 (`ds2.infer.quantize`), into `out_dir`
     (default: `default_output_dir`); returns `out_dir`. Raises FileNotFoundError,
-    ds2.checkpoint.CheckpointError or ds2.infer.acoustic.ModelError (one line each)."""
+    ds2.checkpoint.CheckpointError or ds2.infer.acoustic.ModelError (one line each), before writing
+    anything when the model cannot be exported as asked."""
     if format not in FORMATS:
         raise ValueError(f"unknown export format {format!r}: choose {' or '.join(FORMATS)}")
+    if quantize not in (None, *QUANTIZE):
+        raise ValueError(f"unknown quantization {quantize!r}: choose {' or '.join(QUANTIZE)}")
+    if quantize and format == "torchscript":
+        raise ModelError(f"--quantize {quantize} is for ONNX graphs (--format onnx or sherpa-onnx), not TorchScript")
     path = find_checkpoint(model)
     ckpt = load_checkpoint(path)
     features = checkpoint_features(ckpt, path)
     net, tokenizer, cfg = model_from_checkpoint(ckpt)
-    out_dir = Path(out_dir) if out_dir is not None else default_output_dir(model, format)
+    if format == "sherpa-onnx":
+        problem = sherpa_problem(features, tokenizer.symbols)
+        if problem:
+            raise ModelError(f"{path} cannot be exported for sherpa-onnx: {problem}")
+    out_dir = Path(out_dir) if out_dir is not None else default_output_dir(model, format, quantize)
     out_dir.mkdir(parents=True, exist_ok=True)
+    if format == "sherpa-onnx":
+        _export_sherpa_onnx(net, tokenizer, cfg, features, path, out_dir, quantize)
+        return out_dir
     suffix = SUFFIX[format]
 
     with torch.no_grad():
         offline = OfflineModel(net).eval()
         _export_graph(offline, _example_batch(net), out_dir / f"model{suffix}", format, OFFLINE_INPUTS,
                       OFFLINE_OUTPUTS, {"feats": {0: "batch", 1: "frames"}, "lengths": {0: "batch"},
-                                        "log_probs": {0: "batch", 1: "out_frames"}, "out_lengths": {0: "batch"}})
+                                        "log_probs": {0: "batch", 1: "out_frames"}, "out_lengths": {0: "batch"}},
+                      quantize)
         problem = streaming_problem(cfg.model)
         manifest = {
             "ds2_version": __version__, "format": format, "checkpoint": str(path),
-            "model_file": f"model{suffix}", "opset": OPSET if format == "onnx" else None,
+            "model_file": f"model{suffix}", "opset": OPSET if format == "onnx" else None, "quantize": quantize,
             "tokenizer": tokenizer.to_dict(), "features": features, "model": config_to_dict(cfg)["model"],
             "num_features": int(net.num_features), "vocab_size": int(net.vocab_size),
             "inputs": OFFLINE_INPUTS, "outputs": OFFLINE_OUTPUTS,
@@ -187,7 +215,7 @@ def export_model(model: str | Path, out_dir: str | Path | None = None, format: s
                 dynamic[name] = axes
                 dynamic[f"{name}_out"] = {k: (v if k != 2 else f"{name}_out_frames") for k, v in axes.items()}
             _export_graph(step, args, out_dir / f"stream_step{suffix}", format, STREAM_INPUTS + names,
-                          STREAM_OUTPUTS + [f"{n}_out" for n in names], dynamic)
+                          STREAM_OUTPUTS + [f"{n}_out" for n in names], dynamic, quantize)
             manifest["stream"] = {
                 "model_file": f"stream_step{suffix}", "inputs": STREAM_INPUTS, "outputs": STREAM_OUTPUTS,
                 "not_final": NOT_FINAL, "batched": True,  # streams stacked along each state's batch dimension
@@ -196,3 +224,17 @@ def export_model(model: str | Path, out_dir: str | Path | None = None, format: s
             }
     write_text_atomic(out_dir / MANIFEST, json.dumps(manifest, indent=1) + "\n")
     return out_dir
+
+
+def _export_sherpa_onnx(net: DeepSpeech2, tokenizer, cfg, features: dict, checkpoint: Path, out_dir: Path,
+                        quantize: str | None) -> None:
+    """model.onnx (the contract of sherpa-onnx's Zipformer CTC family: the offline model with its
+    inputs and outputs renamed, the vocabulary fixed), tokens.txt and README.md into `out_dir`."""
+    comment = f"DeepSpeech2 by ds2 {__version__} from {checkpoint.name}" + (f", {quantize} weights" if quantize else "")
+    with torch.no_grad():
+        _export_graph(OfflineModel(net).eval(), _example_batch(net), out_dir / "model.onnx", "onnx", SHERPA_INPUTS,
+                      SHERPA_OUTPUTS, {"x": {0: "N", 1: "T"}, "x_lens": {0: "N"}, "log_probs": {0: "N", 1: "T_out"},
+                                       "log_probs_lens": {0: "N"}}, quantize,
+                      sherpa_metadata(int(net.vocab_size), cfg.model.time_stride, comment))
+    write_text_atomic(out_dir / "tokens.txt", tokens_txt(tokenizer.symbols))
+    write_text_atomic(out_dir / "README.md", sherpa_readme(features, quantize is not None, cfg.model.time_stride))
