@@ -79,7 +79,7 @@ def readme(features: dict, quantized: bool, stride: int) -> str:
     rate, bins = int(features["sampling_rate"]), int(features["num_mel_bins"])
     return f"""# A ds2 model for sherpa-onnx
 
-Written by `ds2 export --format sherpa-onnx`{' --quantize int8' if quantized else ''}: `model.onnx`
+Written by `ds2 export --format sherpa-onnx{' --quantize int8' if quantized else ''}`: `model.onnx`
 ({'int8 weights, ' if quantized else ''}the contract of sherpa-onnx's icefall Zipformer CTC models) and `tokens.txt`. sherpa-onnx
 computes the features itself: {bins} log-mel bins of 25 ms windows every 10 ms at {rate} Hz, as the
 model was trained.
