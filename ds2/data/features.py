@@ -1,10 +1,12 @@
 """Acoustic features through Lhotse extractors, stored with Lilcom.
 
 Two kinds: DS2's log spectrogram (161 bins of a 20 ms window, 10 ms hop) and the log-mel
-filterbank (25 ms windows as Kaldi's, icefall's and sherpa-onnx's, so that `ds2 export --format
-sherpa-onnx` can hand a model to sherpa-onnx's own feature extractor), which may carry pitch features (`ds2.data.pitch`, for tonal languages) after its bins. The training sets may get speed-perturbed copies (Lhotse `perturb_speed`), and
-sets of noise recordings without supervisions (MUSAN) get features for mixing into training
-batches (`ds2.data.augment.NoiseMix`). Entry point: `ds2 features data/manifests data/fbank --prefix synth`.
+filterbank (25 ms windows, as Kaldi's, icefall's and sherpa-onnx's, so that `ds2 export --format
+sherpa-onnx` can hand a model to sherpa-onnx's own feature extractor), which may carry pitch
+features (`ds2.data.pitch`, for tonal languages) after its bins. The training sets may get
+speed-perturbed copies (Lhotse `perturb_speed`), and sets of noise recordings without supervisions
+(MUSAN) get features for mixing into training batches (`ds2.data.augment.NoiseMix`). Entry point:
+`ds2 features data/manifests data/fbank --prefix synth`.
 """
 
 from __future__ import annotations
