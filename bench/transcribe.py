@@ -72,18 +72,13 @@ def load_audio(audio_dir: str | None, num: int, rate: int, tmp: Path) -> list[np
     return [load(p, rate) for p in paths]
 
 
-def rtf(model, feats: list[np.ndarray], seconds: float, repeats: int = 2) -> float:
-    best = float("inf")
-    for _ in range(repeats):
-        start = time.perf_counter()
-        for f in feats:
-            model.log_probs([f])
-        best = min(best, time.perf_counter() - start)
-    return best / seconds
+def rtf(model, feats: list[np.ndarray], seconds: float) -> float:
+    """RTF of `model`'s log-probs alone (features given), one utterance at a time."""
+    return transcribe_all(lambda f: model.log_probs([f]), feats, seconds)[0]
 
 
-def transcribe_all(transcribe, audio: list[np.ndarray], seconds: float, repeats: int = 2) -> tuple[float, list[str]]:
-    """(RTF, texts) of `transcribe` (audio -> greedy text) over every utterance, the best of `repeats` passes."""
+def transcribe_all(transcribe, audio: list, seconds: float, repeats: int = 2) -> tuple[float, list]:
+    """(RTF, outputs) of `transcribe` (e.g. audio -> greedy text) over every input, the best of `repeats` passes."""
     best, texts = float("inf"), []
     for _ in range(repeats):
         start = time.perf_counter()
@@ -115,19 +110,19 @@ def sherpa(folder: Path, rate: int):
     return transcribe
 
 
-def deployment_rows(path: str, am, audio: list[np.ndarray], refs: list[str] | None, seconds: float, tmp: Path):
-    """The table of audio-to-text rows of the model `path` (torch backend `am`)."""
+def deployment_rows(path: str, am, onnx, audio: list[np.ndarray], refs: list[str] | None, seconds: float, tmp: Path):
+    """The table of audio-to-text rows of the model `path` (torch backend `am`, ONNX Runtime float32 `onnx`,
+    the export main() already made)."""
     from ds2.infer.export import export_model
     from ds2.infer.onnx_model import OnnxAcousticModel
     from ds2.infer.sherpa_export import sherpa_problem
     from ds2.score import score
 
     rate = am.front_end.sampling_rate
+    int8 = OnnxAcousticModel(export_model(path, tmp / "onnx_int8", "onnx", "int8"), threads=1)
     rows = [("torch", "float32", sum(p.numel() for p in am.model.parameters()) * 4, ours(am))]
-    for quantize in (None, "int8"):
-        folder = export_model(path, tmp / f"onnx_{quantize}", "onnx", quantize)
-        rows.append(("ONNX Runtime", quantize or "float32", (folder / "model.onnx").stat().st_size,
-                     ours(OnnxAcousticModel(folder, threads=1))))
+    for weights, model in (("float32", onnx), ("int8", int8)):
+        rows.append(("ONNX Runtime", weights, (model.path / "model.onnx").stat().st_size, ours(model)))
     problem = sherpa_problem(am.features, am.tokenizer.symbols)
     if problem is None:
         for quantize in (None, "int8"):
@@ -211,7 +206,7 @@ def main():
             params = sum(p.numel() for p in am.model.parameters()) / 1e6
             print(f"| {label} ({Path(path).name}) | {params:.2f}M | {t:.4f} | {o:.4f} | **{t / o:.2f}x** |")
         print(f"\nAudio to greedy text, {Path(args.model).name}:\n")
-        deployment_rows(args.model, backends["model"][0], audio, refs, seconds, tmp)
+        deployment_rows(args.model, *backends["model"], audio, refs, seconds, tmp)
         if args.streaming_model:
             am, onnx = backends["streaming model"]
             g = am.geometry

@@ -1,7 +1,8 @@
 """`ds2 export --format sherpa-onnx`: sherpa-onnx's own recogniser (PyPI `sherpa_onnx`, its
-kaldi-native-fbank features and greedy CTC search, the Zipformer CTC family's loader) transcribes real espeak-ng audio as `ds2
-transcribe` does, for English characters, BPE pieces and Mandarin characters, in float32 and int8;
-a model sherpa-onnx cannot feed is refused in one line, and nothing is written."""
+kaldi-native-fbank features and greedy CTC search, the Zipformer CTC family's loader) transcribes
+real espeak-ng audio as `ds2 transcribe` does, for English characters, BPE pieces and Mandarin
+characters, in float32 and int8; a model sherpa-onnx cannot feed is refused in one line, and
+nothing is written."""
 
 from __future__ import annotations
 
@@ -79,9 +80,8 @@ def sherpa_transcripts(folder: Path, wavs: list[Path]) -> list:
     return results
 
 
-def emission_frames(exp: Path, wav: Path) -> list[int]:
-    """The output frames where ds2's greedy path (torch) emits each token."""
-    model = TorchAcousticModel(exp)
+def emission_frames(model: TorchAcousticModel, wav: Path) -> list[int]:
+    """The output frames where ds2's greedy path (`model`, the torch backend) emits each token."""
     best = model.log_probs([model.front_end(sf.read(str(wav), dtype="float32")[0])])[0].argmax(1)
     return [i for i, k in enumerate(best) if k != model.tokenizer.blank_id and (i == 0 or k != best[i - 1])]
 
@@ -117,10 +117,12 @@ def test_sherpa_onnx_transcribes_as_ds2_transcribe(memorised_model, tmp_path, qu
     assert [" ".join(text.split()) for text, _, _ in theirs] == ours_text
     if kind == "char":
         assert all(" " in text and "\u2581" not in text for text, _, _ in theirs)
+    torch_model = None if quantize else TorchAcousticModel(exp)
     for (text, stamps, seconds), wav in zip(theirs, wavs):
         assert kind == "bpe" or len(stamps) == len(text)  # a character a token
         if not quantize:  # each token on the frame where ds2's best path emits it: the same features
-            assert [round(t / 0.04) for t in stamps] == emission_frames(exp, wav)  # 4 frames of 10 ms, it assumes
+            # (sherpa-onnx counts 4 frames of 10 ms an output frame)
+            assert [round(t / 0.04) for t in stamps] == emission_frames(torch_model, wav)
         stamps = sherpa_timestamps(stamps, 3)  # seconds, at our stride of 3
         assert stamps == sorted(stamps) and 0.5 * seconds < stamps[-1] < seconds, (stamps, seconds)
 
